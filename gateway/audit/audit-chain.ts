@@ -1,0 +1,35 @@
+import { createHash } from 'node:crypto';
+import type { AuditEntry } from '../store/store.js';
+import { canonicalJson } from './canonical-json.js';
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** The part of an entry the hash covers: everything but the hashes themselves. */
+export function hashedBody(e: Omit<AuditEntry, 'hash' | 'prevHash'>): Record<string, unknown> {
+  return { seq: e.seq, ts: e.ts, type: e.type, actor: e.actor, outcome: e.outcome, code: e.code, data: e.data };
+}
+
+/** hash = SHA-256(prev_hash ‖ canonical JSON of the entry), hex. */
+export function chainHash(prevHash: string, body: Record<string, unknown>): string {
+  return createHash('sha256').update(prevHash).update(canonicalJson(body)).digest('hex');
+}
+
+export type ChainProblem = { seq: number; reason: string };
+
+/** Walks entries in order; returns the first break, or null when the chain holds. */
+export class ChainVerifier {
+  private prev = GENESIS_HASH;
+  private expectedSeq = 1;
+  count = 0;
+
+  check(e: AuditEntry): ChainProblem | null {
+    if (e.seq !== this.expectedSeq) return { seq: e.seq, reason: `sequence gap: expected entry ${this.expectedSeq}` };
+    if (e.prevHash !== this.prev) return { seq: e.seq, reason: 'prev_hash does not match the previous entry (an entry was removed or reordered)' };
+    const h = chainHash(e.prevHash, hashedBody(e));
+    if (h !== e.hash) return { seq: e.seq, reason: 'content does not match its hash (the entry was edited)' };
+    this.prev = e.hash;
+    this.expectedSeq += 1;
+    this.count += 1;
+    return null;
+  }
+}

@@ -1,0 +1,293 @@
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import type { Client, ServerChannel } from 'ssh2';
+import { describeCode, type ErrorCode } from '../../policy/error-codes.js';
+import { authorizeSession, grantedNow, warningsDue } from '../../policy/grant-check.js';
+import type { DeviceFacts, GrantFacts, Protocol } from '../../policy/types.js';
+import { RecordingWriter } from '../../recordings/recording-writer.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { GatewayConfig } from '../config/load.js';
+import { formatDuration } from '../config/duration.js';
+import { connectSsh, ConnectorError, openUpstreamChannel, type UpstreamRequest } from '../connectors/ssh-connector.js';
+import { principalFacts } from '../identity/authenticator.js';
+import type { Logger } from '../log/logger.js';
+import type { DeviceRecord, GrantRecord, SessionEndReason, SessionRecord, Store, UserRecord } from '../store/store.js';
+import type { Vault } from '../vault/vault.js';
+import { SshRelay, type RelayEnd } from './ssh-relay.js';
+
+export interface BrokerDeps {
+  config: GatewayConfig;
+  store: Store;
+  audit: AuditLog;
+  vault: Vault;
+  log: Logger;
+  node: string;
+  clock?: () => number;
+}
+
+export interface SshOpenRequest extends UpstreamRequest {
+  user: UserRecord;
+  deviceName: string;
+  /** `ssh` (user#device or the picker) or `proxyjump`. */
+  via: string;
+  clientAddress: string;
+  /** The client asked for SFTP or SCP. */
+  fileTransfer: boolean;
+}
+
+export type OpenResult =
+  | { ok: true; session: LiveSession }
+  | { ok: false; code: ErrorCode; message: string };
+
+const deviceFacts = (d: DeviceRecord): DeviceFacts => ({ name: d.name, state: d.state, protocols: d.protocols });
+const grantFacts = (g: GrantRecord): GrantFacts => ({
+  id: g.id, user: g.user, device: g.device, protocol: g.protocol, notBefore: g.notBefore, notAfter: g.notAfter, revokedAt: g.revokedAt,
+});
+
+/** Codes whose detail (times, grant ids) helps the user and reveals nothing of the device. */
+const DETAIL_SHOWN: ReadonlySet<ErrorCode> = new Set(['GRANT_NOT_STARTED', 'GRANT_EXPIRED', 'GRANT_REVOKED', 'ACCOUNT_LOCKED', 'ACCOUNT_EXPIRED', 'DEVICE_NOT_ACTIVE', 'NO_GRANT', 'DEVICE_UNKNOWN']);
+
+export class LiveSession {
+  readonly warned = new Set<number>();
+  private closing: Promise<void> | null = null;
+
+  constructor(
+    readonly record: SessionRecord,
+    readonly relay: SshRelay,
+    readonly recorder: RecordingWriter,
+    readonly upstreamConnection: Client,
+    public grantEnd: number,
+    private readonly finalize: (s: LiveSession, reason: SessionEndReason, notice: string | null) => Promise<void>,
+  ) {}
+
+  get id(): string {
+    return this.record.id;
+  }
+
+  /** Ends the session once, whoever asks first; later calls wait for the same ending. */
+  close(reason: SessionEndReason, notice: string | null = null): Promise<void> {
+    this.closing ??= this.finalize(this, reason, notice);
+    return this.closing;
+  }
+
+  get isClosing(): boolean {
+    return this.closing !== null;
+  }
+}
+
+/**
+ * The one place that decides, records and ends sessions. Front doors translate their protocol
+ * into calls here; policy/ answers the questions; the broker acts on the answers.
+ */
+export class SessionBroker {
+  private readonly live = new Map<string, LiveSession>();
+  private readonly ticker: NodeJS.Timeout;
+  private enforcing = false;
+  private readonly clock: () => number;
+
+  constructor(private readonly deps: BrokerDeps) {
+    this.clock = deps.clock ?? Date.now;
+    // Re-decide every live session twice a second from fresh state: a grant that ends, is revoked
+    // or narrowed, or an account that is disabled or locked, ends the session within a second.
+    this.ticker = setInterval(() => void this.enforce(), 500);
+    this.ticker.unref();
+  }
+
+  liveSessions(): LiveSession[] {
+    return [...this.live.values()];
+  }
+
+  /** Devices this user could open a session to right now (the interactive picker). */
+  async grantedDevices(user: UserRecord, protocol: Protocol): Promise<DeviceRecord[]> {
+    const [devices, grants] = await Promise.all([this.deps.store.listDevices(), this.deps.store.listGrants({ user: user.name })]);
+    const ok = new Set(grantedNow(principalFacts(user), devices.map(deviceFacts), grants.map(grantFacts), protocol, this.clock()).map((d) => d.name));
+    return devices.filter((d) => ok.has(d.name));
+  }
+
+  /** Always from fresh state: the account, device and grants as the store holds them now. */
+  private async decide(userName: string, deviceName: string, protocol: Protocol) {
+    const { store } = this.deps;
+    const [device, grants, user] = await Promise.all([
+      store.getDevice(deviceName),
+      store.listGrants({ user: userName, device: deviceName }),
+      store.getUser(userName),
+    ]);
+    const decision = authorizeSession({
+      // An account deleted under a live session decides like a disabled one.
+      user: user ? principalFacts(user) : { name: userName, roles: [], disabled: true, expiresAt: null, lockedUntil: null },
+      device: device ? deviceFacts(device) : null,
+      deviceName,
+      protocol,
+      grants: grants.map(grantFacts),
+      now: this.clock(),
+    });
+    return { decision, device, grants };
+  }
+
+  private async refuse(req: SshOpenRequest, code: ErrorCode, detail: string): Promise<OpenResult> {
+    await this.deps.audit.record('session.refused', {
+      actor: req.user.name,
+      outcome: 'denied',
+      code,
+      data: { device: req.deviceName, protocol: 'ssh', via: req.via, client: req.clientAddress, kind: req.kind, command: req.command, detail },
+    });
+    const message = DETAIL_SHOWN.has(code) ? `${describeCode(code)} (${detail})` : describeCode(code);
+    return { ok: false, code, message };
+  }
+
+  async openSsh(req: SshOpenRequest, client: ServerChannel): Promise<OpenResult> {
+    const { store, vault, audit, config, log } = this.deps;
+    const { decision, device, grants } = await this.decide(req.user.name, req.deviceName, 'ssh');
+    if (!decision.allow) return this.refuse(req, decision.code, decision.detail);
+    if (!device) return this.refuse(req, 'DEVICE_UNKNOWN', `no device named ${req.deviceName}`);
+    const grant = grants.find((g) => g.id === decision.value.id) as GrantRecord;
+    if (req.fileTransfer && !grant.allowFileTransfer) {
+      return this.refuse(req, 'FILE_TRANSFER_NOT_GRANTED', `grant ${grant.id} does not allow file transfer (R-6.3e)`);
+    }
+    if (!device.hostKeyAlgo || !device.hostKeyBlob) return this.refuse(req, 'HOST_KEY_NOT_PINNED', `device ${device.name} has no pinned host key`);
+    const secret = await vault.deviceSecret(device.name);
+    if (!secret) return this.refuse(req, 'CREDENTIAL_MISSING', `device ${device.name} has no stored credential`);
+
+    let conn: Client;
+    try {
+      conn = await connectSsh(
+        { host: device.host, port: device.port, hostKeyAlgo: device.hostKeyAlgo, hostKeyBlob: device.hostKeyBlob },
+        secret,
+        config.ssh.upstream_timeout,
+      );
+    } catch (err) {
+      if (err instanceof ConnectorError) return this.refuse(req, err.code, err.detail);
+      throw err;
+    }
+
+    const now = this.clock();
+    const id = randomUUID();
+    const day = new Date(now).toISOString().slice(0, 10).replaceAll('-', '/');
+    const relPath = path.join(day, `${id}.pcrec`);
+    let recorder: RecordingWriter;
+    try {
+      // No recorder, no session: the file exists before the device sends its first byte.
+      recorder = await RecordingWriter.create(
+        path.join(config.paths.recordings, relPath),
+        {
+          format: 'pcrec', version: 1, recordingId: id, sessionId: id, user: req.user.name, device: device.name, protocol: 'ssh',
+          kind: req.kind, command: req.command, startedAt: now, term: req.pty?.term ?? null, cols: req.pty?.cols ?? 80, rows: req.pty?.rows ?? 24,
+        },
+        { flushIntervalMs: config.recordings.flush_interval, compression: config.recordings.compression },
+      );
+    } catch (err) {
+      conn.end();
+      log.error('recording could not be opened', { error: (err as Error).message });
+      return this.refuse(req, 'RECORDING_FAILED', (err as Error).message);
+    }
+
+    const record: SessionRecord = {
+      id, user: req.user.name, device: device.name, protocol: 'ssh', grantId: grant.id, via: req.via, kind: req.kind, command: req.command,
+      clientAddress: req.clientAddress, node: this.deps.node, startedAt: now, endedAt: null, endReason: null, exitStatus: null,
+      bytesIn: 0, bytesOut: 0, recordingId: id,
+    };
+    await store.createRecording({ id, sessionId: id, path: relPath, format: 'pcrec', startedAt: now, sealedAt: null, size: null, sha256: null });
+    await store.createSession(record);
+    await audit.record('session.start', {
+      actor: req.user.name,
+      outcome: 'ok',
+      data: {
+        session: id, device: device.name, protocol: 'ssh', via: req.via, kind: req.kind, command: req.command, grant: grant.id,
+        grantEnds: new Date(grant.notAfter).toISOString(), client: req.clientAddress, recording: id, node: this.deps.node,
+      },
+    });
+
+    let upstream;
+    try {
+      upstream = await openUpstreamChannel(conn, req);
+    } catch (err) {
+      conn.end();
+      await recorder.close().catch(() => undefined);
+      await this.endRecord(record, 'error', null, 0, 0, (err as Error).message);
+      return { ok: false, code: 'DEVICE_UNREACHABLE', message: describeCode('DEVICE_UNREACHABLE') };
+    }
+
+    let live: LiveSession | null = null;
+    const relay = new SshRelay(client, upstream, recorder, (why: RelayEnd) => {
+      void live?.close(why, why === 'recording_failed' ? 'The recording failed, so the session was ended (fail closed).' : null);
+    });
+    live = new LiveSession(record, relay, recorder, conn, grant.notAfter, (s, reason, notice) => this.finalize(s, reason, notice));
+    this.live.set(id, live);
+    conn.on('close', () => void live?.close('device_closed'));
+    relay.start();
+    return { ok: true, session: live };
+  }
+
+  private async finalize(s: LiveSession, reason: SessionEndReason, notice: string | null): Promise<void> {
+    const { log } = this.deps;
+    if (notice) s.relay.notice(notice);
+    if (reason !== 'client_closed' && reason !== 'device_closed') s.relay.terminate(255);
+    s.upstreamConnection.end();
+    this.live.delete(s.id);
+    const exit = s.relay.exit;
+    s.recorder.event({ end: reason, exitStatus: exit?.code ?? null, exitSignal: exit?.signal ?? null });
+    let sealError: string | null = null;
+    try {
+      const sealed = await s.recorder.close();
+      const sealedAt = this.clock();
+      await this.deps.store.sealRecording(s.record.recordingId, { sealedAt, size: sealed.size, sha256: sealed.sha256 });
+      await this.deps.audit.record('recording.sealed', {
+        actor: 'portcullis',
+        data: { recording: s.record.recordingId, session: s.id, sha256: sealed.sha256, size: sealed.size, bytesRecorded: sealed.rawBytes },
+      });
+    } catch (err) {
+      sealError = (err as Error).message;
+      log.error('recording could not be sealed', { session: s.id, error: sealError });
+    }
+    await this.endRecord(s.record, sealError && reason !== 'recording_failed' ? 'recording_failed' : reason, exit?.code ?? null, s.relay.bytesIn, s.relay.bytesOut, sealError);
+  }
+
+  private async endRecord(record: SessionRecord, reason: SessionEndReason, exitStatus: number | null, bytesIn: number, bytesOut: number, error: string | null): Promise<void> {
+    const endedAt = this.clock();
+    await this.deps.store.updateSession(record.id, { endedAt, endReason: reason, exitStatus, bytesIn, bytesOut });
+    await this.deps.audit.record('session.end', {
+      actor: record.user,
+      outcome: 'info',
+      data: {
+        session: record.id, device: record.device, reason, exitStatus, bytesIn, bytesOut,
+        durationMs: endedAt - record.startedAt, recording: record.recordingId, ...(error ? { error } : {}),
+      },
+    });
+  }
+
+  /** The enforcement tick: re-decide, warn before the grant ends, end what must end. */
+  private async enforce(): Promise<void> {
+    if (this.enforcing || this.live.size === 0) return;
+    this.enforcing = true;
+    try {
+      const now = this.clock();
+      const { config } = this.deps;
+      for (const s of this.live.values()) {
+        if (s.isClosing) continue;
+        const { decision } = await this.decide(s.record.user, s.record.device, 'ssh');
+        if (!decision.allow) {
+          const ended = decision.code === 'GRANT_EXPIRED' || decision.code === 'NO_GRANT';
+          await s.close(ended ? 'grant_ended' : 'access_revoked', `Session closed: ${describeCode(decision.code)} [${decision.code}]`);
+          continue;
+        }
+        s.grantEnd = decision.value.notAfter;
+        for (const off of warningsDue(s.grantEnd, config.ssh.grant_warnings, s.warned, now)) {
+          s.warned.add(off);
+          s.relay.notice(`Your access grant for ${s.record.device} ends in ${formatDuration(off)} (at ${new Date(s.grantEnd).toISOString()}); the session will be closed then.`);
+        }
+        if (now - s.relay.lastInputAt >= config.ssh.idle_timeout) {
+          await s.close('idle_timeout', `Session closed after ${formatDuration(config.ssh.idle_timeout)} without input [IDLE_TIMEOUT].`);
+        }
+      }
+    } catch (err) {
+      this.deps.log.error('enforcement tick failed', { error: (err as Error).message });
+    } finally {
+      this.enforcing = false;
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    clearInterval(this.ticker);
+    await Promise.all([...this.live.values()].map((s) => s.close('gateway_shutdown', 'The gateway is shutting down; the session was closed.')));
+  }
+}

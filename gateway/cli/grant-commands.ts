@@ -1,0 +1,85 @@
+import { randomUUID } from 'node:crypto';
+import { checkGrantWindow } from '../../policy/grant-check.js';
+import { can } from '../../policy/roles.js';
+import { PROTOCOLS, type Protocol } from '../../policy/types.js';
+import { parseTimeSpec } from '../config/duration.js';
+import { InputError } from '../identity/users.js';
+import type { GrantRecord } from '../store/store.js';
+import { parse, required, UsageError } from './cli-io.js';
+import type { CliContext } from './main.js';
+
+const view = (g: GrantRecord): Record<string, unknown> => ({
+  id: g.id, user: g.user, device: g.device, protocol: g.protocol, from: new Date(g.notBefore).toISOString(), until: new Date(g.notAfter).toISOString(),
+  createdBy: g.createdBy, revokedAt: g.revokedAt ? new Date(g.revokedAt).toISOString() : null, allowFileTransfer: g.allowFileTransfer,
+});
+
+export async function grantCommand(ctx: CliContext, args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  switch (sub) {
+    case 'add': {
+      const { values } = parse(rest, { user: { type: 'string' }, device: { type: 'string' }, protocol: { type: 'string' }, from: { type: 'string' }, until: { type: 'string' } });
+      const user = required(values.user, 'user');
+      const device = required(values.device, 'device');
+      const protocol = required(values.protocol, 'protocol');
+      if (!(PROTOCOLS as readonly string[]).includes(protocol)) throw new UsageError(`unknown protocol ${JSON.stringify(protocol)}`);
+      return ctx.withRuntime(async (rt) => {
+        const now = rt.clock();
+        let notBefore: number;
+        let notAfter: number;
+        try {
+          notBefore = parseTimeSpec(required(values.from, 'from'), now);
+          notAfter = parseTimeSpec(required(values.until, 'until'), now);
+        } catch (err) {
+          if (err instanceof UsageError) throw err;
+          throw new UsageError((err as Error).message);
+        }
+        const window = checkGrantWindow(notBefore, notAfter, now);
+        if (!window.allow) throw new InputError('GRANT_INVALID', window.detail);
+        // A named actor must hold a role that may grant, and may not grant to themselves (S-1.3).
+        const actorUser = await rt.store.getUser(ctx.actor);
+        if (actorUser) {
+          const may = can(actorUser.roles, 'grant.create');
+          if (!may.allow || actorUser.name === user) {
+            const detail = may.allow ? 'nobody grants access to themselves' : may.detail;
+            await rt.audit.record('grant.refused', { actor: ctx.actor, outcome: 'denied', code: 'FORBIDDEN', data: { user, device, protocol, detail } });
+            throw new InputError('FORBIDDEN', `${ctx.actor} may not create this grant: ${detail}`);
+          }
+        }
+        if (!(await rt.store.getUser(user))) throw new InputError('NOT_FOUND', `no user named ${user}`);
+        const d = await rt.store.getDevice(device);
+        if (!d) throw new InputError('NOT_FOUND', `no device named ${device}`);
+        if (!d.protocols.includes(protocol as Protocol)) throw new InputError('GRANT_INVALID', `device ${device} does not offer ${protocol}`);
+        const g: GrantRecord = {
+          id: `g-${randomUUID().slice(0, 8)}`, user, device, protocol: protocol as Protocol, notBefore, notAfter, createdBy: ctx.actor, createdAt: now,
+          revokedAt: null, revokedBy: null, requestId: null, profile: null, allowFileTransfer: false,
+        };
+        await rt.store.createGrant(g);
+        await rt.audit.record('grant.created', { actor: ctx.actor, outcome: 'ok', data: view(g) });
+        ctx.out.result(view(g), [`Granted ${user} ${protocol} access to ${device} from ${view(g).from} until ${view(g).until} (grant ${g.id}).`]);
+        return 0;
+      });
+    }
+    case 'list': {
+      const { values } = parse(rest, { user: { type: 'string' }, device: { type: 'string' } });
+      return ctx.withRuntime(async (rt) => {
+        const grants = (await rt.store.listGrants({ ...(values.user ? { user: values.user } : {}), ...(values.device ? { device: values.device } : {}) })).map(view);
+        ctx.out.result(grants, grants.map((g) => `${String(g.id)}  ${String(g.user)} → ${String(g.device)} (${String(g.protocol)})  ${String(g.from)} – ${String(g.until)}${g.revokedAt ? '  REVOKED' : ''}`));
+        return 0;
+      });
+    }
+    case 'revoke': {
+      const { positionals } = parse(rest, {}, 1);
+      const id = required(positionals[0], 'ID (positional)');
+      return ctx.withRuntime(async (rt) => {
+        const g = await rt.store.getGrant(id);
+        if (!g) throw new InputError('NOT_FOUND', `no grant ${id}`);
+        await rt.store.revokeGrant(id, rt.clock(), ctx.actor);
+        await rt.audit.record('grant.revoked', { actor: ctx.actor, outcome: 'ok', data: { grant: id, user: g.user, device: g.device } });
+        ctx.out.result({ id, revoked: true }, [`Revoked grant ${id}; live sessions on it end within a second.`]);
+        return 0;
+      });
+    }
+    default:
+      throw new UsageError('grant: expected add, list or revoke');
+  }
+}

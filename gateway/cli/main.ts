@@ -1,0 +1,172 @@
+import os from 'node:os';
+import path from 'node:path';
+import { ERROR_CATALOGUE } from '../../policy/error-codes.js';
+import { ConfigError, defaultConfigPath, loadConfig, type GatewayConfig } from '../config/load.js';
+import { InputError } from '../identity/users.js';
+import { createLogger } from '../log/logger.js';
+import { initialize, isInitialized } from '../init.js';
+import { openRuntime, type Runtime } from '../runtime.js';
+import { Output, parse, UsageError } from './cli-io.js';
+import { deviceCommand } from './device-commands.js';
+import { grantCommand } from './grant-commands.js';
+import { auditCommand, recordingCommand, sessionsCommand, verifyCommand } from './record-commands.js';
+import { userCommand } from './user-commands.js';
+
+const USAGE = `portcullis — remote-maintenance gateway for medical devices
+
+Usage: portcullis <command> [options]        (every command takes --config FILE and --json)
+
+  init [--admin NAME] [--password-stdin]     create keys, certificate, database and the first admin
+  serve [--init-if-needed]                   run the gateway
+  user add NAME --role ROLE [--role ROLE] [--org ORG] [--expires T] --password-stdin
+  user key NAME --key-file FILE              add an SSH public key (sign-in still needs TOTP)
+  user list | user unlock NAME
+  device add NAME --host H --port P --protocol ssh [--udi U] [--ip IP] [--mac MAC]
+  device credential NAME --username U (--password-stdin | --key-file FILE)
+  device trust NAME [--expect SHA256:…]      fetch and pin the device's SSH host key
+  device list
+  grant add --user U --device D --protocol ssh --from T --until T     (T: ISO 8601, now, +2h)
+  grant list [--user U] | grant revoke ID
+  sessions [--limit N]                       recent sessions with their recording ids
+  recording export ID --format asciicast -o FILE
+  audit [--after SEQ] [--limit N]            print audit entries
+  verify                                     check the audit chain and every sealed recording
+
+Configuration: --config FILE, else $PORTCULLIS_CONFIG, else ./gateway.config.toml.
+Actor recorded in the audit log for CLI changes: --actor NAME, else $PORTCULLIS_ACTOR, else local:<os user>.`;
+
+export interface CliContext {
+  config: GatewayConfig;
+  out: Output;
+  actor: string;
+  withRuntime<T>(fn: (rt: Runtime) => Promise<T>): Promise<T>;
+}
+
+function configPathFrom(args: string[]): string {
+  const i = args.findIndex((a) => a === '--config' || a.startsWith('--config='));
+  if (i < 0) return defaultConfigPath();
+  const a = args[i] as string;
+  const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : args[i + 1];
+  if (!v) throw new UsageError('--config needs a file');
+  return path.resolve(v);
+}
+
+function actorFrom(args: string[]): { actor: string; rest: string[] } {
+  const rest = [...args];
+  const i = rest.findIndex((a) => a === '--actor');
+  let actor = process.env.PORTCULLIS_ACTOR ?? `local:${os.userInfo().username}`;
+  if (i >= 0) {
+    const v = rest[i + 1];
+    if (!v) throw new UsageError('--actor needs a name');
+    actor = v;
+    rest.splice(i, 2);
+  }
+  return { actor, rest };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest0] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return command ? 0 : 2;
+  }
+  const json = rest0.includes('--json');
+  try {
+    const { actor, rest } = actorFrom(rest0);
+    const config = loadConfig(configPathFrom(rest));
+    const out = new Output(json);
+    const ctx: CliContext = {
+      config, out, actor,
+      withRuntime: async (fn) => {
+        if (!isInitialized(config)) throw new UsageError(`the gateway is not initialised (no keys or database under ${config.dataDir}); run \`portcullis init\``);
+        // The CLI's audit entries are its output; the log mirror is for the server.
+        const rt = openRuntime(config, { log: createLogger('warn') });
+        try {
+          return await fn(rt);
+        } finally {
+          await rt.store.close();
+        }
+      },
+    };
+    switch (command) {
+      case 'init': return await initCommand(ctx, rest);
+      case 'serve': return await serveCommand(ctx, rest);
+      case 'user': return await userCommand(ctx, rest);
+      case 'device': return await deviceCommand(ctx, rest);
+      case 'grant': return await grantCommand(ctx, rest);
+      case 'sessions': return await sessionsCommand(ctx, rest);
+      case 'recording': return await recordingCommand(ctx, rest);
+      case 'audit': return await auditCommand(ctx, rest);
+      case 'verify': return await verifyCommand(ctx, rest);
+      default: throw new UsageError(`unknown command ${JSON.stringify(command)}; see portcullis --help`);
+    }
+  } catch (err) {
+    return report(err, json);
+  }
+}
+
+function report(err: unknown, json: boolean): number {
+  let code: string;
+  let message: string;
+  let exit = 1;
+  if (err instanceof UsageError) {
+    code = 'USAGE';
+    message = err.message;
+    exit = 2;
+  } else if (err instanceof ConfigError) {
+    code = 'CONFIG_INVALID';
+    message = `invalid configuration: ${err.message}`;
+    exit = 78; // EX_CONFIG
+  } else if (err instanceof InputError) {
+    code = err.code;
+    message = err.message;
+  } else {
+    code = (err as { code?: string }).code && (err as { code: string }).code in ERROR_CATALOGUE ? (err as { code: string }).code : 'ERROR';
+    message = (err as Error).message ?? String(err);
+  }
+  if (json) process.stdout.write(`${JSON.stringify({ error: { code, message } })}\n`);
+  process.stderr.write(`portcullis: ${message}\n`);
+  return exit;
+}
+
+async function initCommand(ctx: CliContext, args: string[]): Promise<number> {
+  const { values } = parse(args, { admin: { type: 'string' }, 'password-stdin': { type: 'boolean', default: false } });
+  const { readStdinSecret } = await import('./cli-io.js');
+  const adminPassword = values['password-stdin'] ? readStdinSecret('admin password') : undefined;
+  const r = await initialize(ctx.config, { ...(values.admin ? { adminName: values.admin } : {}), ...(adminPassword ? { adminPassword } : {}) });
+  ctx.out.result(r, initLines(ctx.config, r));
+  return 0;
+}
+
+function initLines(config: GatewayConfig, r: Awaited<ReturnType<typeof initialize>>): string[] {
+  const lines = r.created.length ? [`Initialised ${config.dataDir}:`, ...r.created.map((c) => `  created ${c}`)] : [`${config.dataDir} is already initialised.`];
+  if (r.admin) {
+    lines.push('', `First admin: ${r.admin.name}`);
+    if (r.admin.password) lines.push(`  password: ${r.admin.password}   (shown once; change it after first sign-in)`);
+    lines.push(`  TOTP enrolment (shown once; scan as a QR code or paste into an authenticator):`, `  ${r.admin.otpauthUri}`);
+  }
+  return lines;
+}
+
+async function serveCommand(ctx: CliContext, args: string[]): Promise<number> {
+  const { values } = parse(args, { 'init-if-needed': { type: 'boolean', default: false } });
+  if (!isInitialized(ctx.config)) {
+    if (!values['init-if-needed']) throw new UsageError(`the gateway is not initialised; run \`portcullis init\` (or serve --init-if-needed)`);
+    const r = await initialize(ctx.config);
+    process.stdout.write(`${initLines(ctx.config, r).join('\n')}\n\n`);
+  }
+  const { startGateway } = await import('../server.js');
+  const gw = await startGateway(ctx.config);
+  process.stdout.write(`Portcullis is serving: ssh on ${gw.ssh.address}:${gw.ssh.port}, web on https://${gw.web.address}:${gw.web.port}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await gw.stop();
+  return 0;
+}

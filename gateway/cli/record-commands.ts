@@ -1,0 +1,63 @@
+import path from 'node:path';
+import { exportAsciicast } from '../../recordings/asciicast-export.js';
+import { InputError } from '../identity/users.js';
+import { verifyAll } from '../verify.js';
+import { parse, required, UsageError } from './cli-io.js';
+import type { CliContext } from './main.js';
+
+const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
+
+export async function sessionsCommand(ctx: CliContext, args: string[]): Promise<number> {
+  const { values } = parse(args, { limit: { type: 'string', default: '50' } });
+  const limit = Number(values.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10000) throw new UsageError('--limit must be 1-10000');
+  return ctx.withRuntime(async (rt) => {
+    const sessions = (await rt.store.listSessions(limit)).map((s) => ({
+      id: s.id, user: s.user, device: s.device, protocol: s.protocol, via: s.via, kind: s.kind, command: s.command, client: s.clientAddress,
+      startedAt: iso(s.startedAt), endedAt: iso(s.endedAt), endReason: s.endReason, exitStatus: s.exitStatus, bytesIn: s.bytesIn, bytesOut: s.bytesOut,
+      recordingId: s.recordingId, grant: s.grantId,
+    }));
+    ctx.out.result(sessions, sessions.map((s) => `${s.id}  ${s.startedAt}  ${s.user} → ${s.device} (${s.via}, ${s.kind}${s.command ? `: ${s.command}` : ''})  ${s.endedAt ? `ended ${s.endReason}` : 'LIVE'}  recording ${s.recordingId}`));
+    return 0;
+  });
+}
+
+export async function recordingCommand(ctx: CliContext, args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub !== 'export') throw new UsageError('recording: expected export');
+  const { values, positionals } = parse(rest, { format: { type: 'string', default: 'asciicast' }, output: { type: 'string', short: 'o' }, 'with-input': { type: 'boolean', default: true } }, 1);
+  const id = required(positionals[0], 'ID (positional)');
+  if (values.format !== 'asciicast') throw new UsageError(`unknown format ${JSON.stringify(values.format)} (asciicast)`);
+  const out = path.resolve(required(values.output, 'output (-o FILE)'));
+  return ctx.withRuntime(async (rt) => {
+    const rec = await rt.store.getRecording(id);
+    if (!rec) throw new InputError('NOT_FOUND', `no recording ${id}`);
+    const { events } = await exportAsciicast(path.join(rt.config.paths.recordings, rec.path), out, { includeInput: values['with-input'] });
+    await rt.audit.record('recording.exported', { actor: ctx.actor, outcome: 'ok', data: { recording: id, format: 'asciicast', file: out } });
+    ctx.out.result({ recording: id, format: 'asciicast', file: out, events, sealed: rec.sealedAt !== null }, [`Wrote ${out} (${events} events); play it with: asciinema play ${out}`]);
+    return 0;
+  });
+}
+
+export async function auditCommand(ctx: CliContext, args: string[]): Promise<number> {
+  const { values } = parse(args, { after: { type: 'string', default: '0' }, limit: { type: 'string', default: '1000' }, type: { type: 'string' } });
+  return ctx.withRuntime(async (rt) => {
+    const entries = await rt.store.listAudit({ afterSeq: Number(values.after), limit: Number(values.limit), ...(values.type ? { type: values.type } : {}) });
+    ctx.out.result(entries, entries.map((e) => `${String(e.seq).padStart(6)} ${e.ts} ${e.type.padEnd(18)} ${e.actor.padEnd(14)} ${e.outcome}${e.code ? ` ${e.code}` : ''} ${JSON.stringify(e.data)}`));
+    return 0;
+  });
+}
+
+export async function verifyCommand(ctx: CliContext, args: string[]): Promise<number> {
+  parse(args, {});
+  return ctx.withRuntime(async (rt) => {
+    const r = await verifyAll(rt.config, rt.store);
+    ctx.out.result(r, [
+      ...r.problems.map((p) => `FAIL ${p}`),
+      `audit chain: ${r.auditEntries} entries verified${r.ok ? '' : ' before the first problem'}`,
+      `recordings: ${r.recordingsVerified} sealed and verified, ${r.recordingsUnsealed.length} not sealed (live or interrupted)`,
+      r.ok ? 'OK' : 'FAILED',
+    ]);
+    return r.ok ? 0 : 1;
+  });
+}

@@ -1,0 +1,101 @@
+import { describeCode, type ErrorCode } from '../../policy/error-codes.js';
+import { lockAfterFailure, loginAllowed, type LockoutRule } from '../../policy/lockout.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { Store, UserRecord } from '../store/store.js';
+import type { Vault } from '../vault/vault.js';
+import { dummyPasswordHash, verifyPassword } from './password.js';
+import { matchTotp } from './totp.js';
+
+export interface SignInAttempt {
+  username: string;
+  /** null when the first factor was a public key the front door already verified. */
+  password: string | null;
+  totp: string;
+  /** e.g. "ssh 127.0.0.1:53422" — for the audit entry. */
+  source: string;
+  method: string;
+}
+
+export type SignInResult =
+  | { ok: true; user: UserRecord }
+  | { ok: false; code: ErrorCode; message: string };
+
+export interface AuthenticatorOptions {
+  lockout: LockoutRule;
+  totpWindowSteps: number;
+}
+
+export function principalFacts(u: UserRecord): { name: string; roles: UserRecord['roles']; disabled: boolean; expiresAt: number | null; lockedUntil: number | null } {
+  return { name: u.name, roles: u.roles, disabled: u.disabled, expiresAt: u.expiresAt, lockedUntil: u.lockedUntil };
+}
+
+/**
+ * Password (or verified public key) + TOTP, with replay refusal and lockout (R-A.4d). Every
+ * outcome is audited. The user learns only what does not help a guesser: a wrong password and a
+ * wrong code read the same; a replayed code is named only to someone whose first factor passed.
+ */
+export class Authenticator {
+  constructor(
+    private readonly store: Store,
+    private readonly vault: Vault,
+    private readonly audit: AuditLog,
+    private readonly opts: AuthenticatorOptions,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  /**
+   * Is the account usable at all (not locked, disabled or expired)? Asked before prompting, so a
+   * locked user is told so instead of typing a code for nothing. A refusal is audited.
+   */
+  async precheck(username: string, source: string): Promise<SignInResult | null> {
+    const user = await this.store.getUser(username);
+    if (!user) return null;
+    const allowed = loginAllowed(principalFacts(user), this.clock());
+    if (allowed.allow) return null;
+    await this.audit.record('login.refused', { actor: user.name, outcome: 'denied', code: allowed.code, data: { user: user.name, source, detail: allowed.detail } });
+    return { ok: false, code: allowed.code, message: `${describeCode(allowed.code)} (${allowed.detail})` };
+  }
+
+  async signIn(a: SignInAttempt): Promise<SignInResult> {
+    const now = this.clock();
+    const base = { user: a.username, source: a.source, method: a.method };
+    const user = await this.store.getUser(a.username);
+    if (!user) {
+      await verifyPassword(a.password ?? '', await dummyPasswordHash());
+      await this.audit.record('login.failed', { actor: a.username, outcome: 'denied', code: 'AUTH_FAILED', data: { ...base, reason: 'unknown user' } });
+      return { ok: false, code: 'AUTH_FAILED', message: describeCode('AUTH_FAILED') };
+    }
+    const allowed = loginAllowed(principalFacts(user), now);
+    if (!allowed.allow) {
+      await this.audit.record('login.refused', { actor: user.name, outcome: 'denied', code: allowed.code, data: { ...base, detail: allowed.detail } });
+      return { ok: false, code: allowed.code, message: `${describeCode(allowed.code)} (${allowed.detail})` };
+    }
+    const firstFactor = a.password === null ? true : await verifyPassword(a.password, user.passwordHash);
+    if (!user.totpSealed) return this.fail(user, base, 'TOTP_NOT_ENROLLED', 'no TOTP enrolment', firstFactor, now);
+    const step = matchTotp(this.vault.openTotp(user.name, user.totpSealed), a.totp.trim(), now, this.opts.totpWindowSteps);
+    if (!firstFactor) return this.fail(user, base, 'AUTH_FAILED', 'wrong password', false, now);
+    if (step === null) return this.fail(user, base, 'AUTH_FAILED', 'wrong TOTP code', true, now);
+    if (!(await this.store.consumeTotpStep(user.name, step))) {
+      return this.fail(user, base, 'TOTP_REPLAYED', 'TOTP code already used', true, now);
+    }
+    await this.store.updateUser(user.name, { failedLogins: 0, lockedUntil: null });
+    await this.audit.record('login.ok', { actor: user.name, outcome: 'ok', data: base });
+    return { ok: true, user };
+  }
+
+  private async fail(user: UserRecord, base: Record<string, unknown>, code: ErrorCode, reason: string, firstFactorOk: boolean, now: number): Promise<SignInResult> {
+    const failures = await this.store.incrementLoginFailures(user.name);
+    await this.audit.record('login.failed', { actor: user.name, outcome: 'denied', code, data: { ...base, reason, consecutiveFailures: failures } });
+    const lock = lockAfterFailure(failures, this.opts.lockout, now);
+    if (lock.lock && lock.until !== null) {
+      await this.store.updateUser(user.name, { lockedUntil: lock.until, failedLogins: 0 });
+      await this.audit.record('account.locked', {
+        actor: 'portcullis', outcome: 'denied', code: 'ACCOUNT_LOCKED',
+        data: { user: user.name, failures, until: new Date(lock.until).toISOString() },
+      });
+      return { ok: false, code: 'ACCOUNT_LOCKED', message: `${describeCode('ACCOUNT_LOCKED')} (until ${new Date(lock.until).toISOString()})` };
+    }
+    const shown: ErrorCode = firstFactorOk && code !== 'AUTH_FAILED' ? code : 'AUTH_FAILED';
+    return { ok: false, code: shown, message: describeCode(shown) };
+  }
+}

@@ -1,0 +1,53 @@
+import type { AddressInfo } from 'node:net';
+import { buildWebApp } from '../web-console/server/app.js';
+import { SessionBroker } from './broker/session-broker.js';
+import { splitListen, type GatewayConfig } from './config/load.js';
+import type { Logger } from './log/logger.js';
+import { openRuntime, type Runtime } from './runtime.js';
+import { SshFrontDoor } from './ssh/ssh-front-door.js';
+
+export interface RunningGateway {
+  runtime: Runtime;
+  broker: SessionBroker;
+  ssh: AddressInfo;
+  web: AddressInfo;
+  stop(): Promise<void>;
+}
+
+/** Starts the gateway: store, broker, SSH front door and web server. */
+export async function startGateway(config: GatewayConfig, opts: { log?: Logger; clock?: () => number } = {}): Promise<RunningGateway> {
+  const runtime = openRuntime(config, opts);
+  const { store, audit, vault, log, authenticator, node } = runtime;
+  const broker = new SessionBroker({ config, store, audit, vault, log, node, ...(opts.clock ? { clock: opts.clock } : {}) });
+  const sshDoor = new SshFrontDoor({ config, store, audit, authenticator, broker, log });
+  const web = await buildWebApp(runtime);
+  const sshListen = splitListen(config.ssh.listen);
+  const webListen = splitListen(config.web.listen);
+  let ssh: AddressInfo;
+  try {
+    ssh = await sshDoor.listen(sshListen.host, sshListen.port);
+    await web.listen({ host: webListen.host, port: webListen.port });
+  } catch (err) {
+    await sshDoor.close().catch(() => undefined);
+    await web.close().catch(() => undefined);
+    await store.close();
+    throw err;
+  }
+  const webAddr = web.server.address() as AddressInfo;
+  await audit.record('gateway.started', { actor: 'portcullis', data: { node, ssh: `${ssh.address}:${ssh.port}`, web: `${webAddr.address}:${webAddr.port}` } });
+  log.info('gateway listening', { ssh: `${ssh.address}:${ssh.port}`, web: `https://${webAddr.address}:${webAddr.port}` });
+  let stopping: Promise<void> | null = null;
+  return {
+    runtime, broker, ssh, web: webAddr,
+    stop: () => {
+      stopping ??= (async () => {
+        await broker.shutdown();
+        await sshDoor.close();
+        await web.close();
+        await audit.record('gateway.stopped', { actor: 'portcullis', data: { node } });
+        await store.close();
+      })();
+      return stopping;
+    },
+  };
+}

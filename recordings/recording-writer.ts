@@ -1,0 +1,187 @@
+import { createHash, type Hash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { deflateRaw } from 'node:zlib';
+import {
+  BLOCK_HEADER_BYTES, CODEC_DEFLATE, CODEC_STORED, FRAME, frameHeader, MAGIC, type FrameType, type RecordingHeader,
+} from './pcrec-format.js';
+
+export interface RecordingWriterOptions {
+  flushIntervalMs: number;
+  compression: 'deflate' | 'none';
+  /** A block is cut when this many raw bytes are pending, whatever the timer says. */
+  blockBytes?: number;
+  /** write() returns false above this many bytes not yet on disk; 'drain' fires below half. */
+  highWaterBytes?: number;
+}
+
+export interface SealedRecording {
+  size: number;
+  sha256: string;
+  rawBytes: number;
+}
+
+function deflateAsync(buf: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => deflateRaw(buf, { level: 1 }, (err, out) => (err ? reject(err) : resolve(out))));
+}
+
+/**
+ * Writes one session's recording. On the relay's path it only appends the chunk and a few header
+ * bytes to a list; compression (on libuv's thread pool), hashing and file writes happen per
+ * block. write() returns false while too much is pending, and the relay then pauses its source:
+ * recording is never skipped to keep up. Any I/O error is sticky and reported through 'error',
+ * so the broker can end the session (fail closed).
+ */
+export class RecordingWriter extends EventEmitter {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** Bytes accepted but not yet on disk (pending + in flight). */
+  private unwritten = 0;
+  private lastMicros = 0;
+  private readonly startHr: bigint;
+  private chain: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | null = null;
+  private readonly hash: Hash = createHash('sha256');
+  private size = 0;
+  private rawBytes = 0;
+  private failed: Error | null = null;
+  private closed = false;
+  private needDrain = false;
+  /** After a block does not compress, store the next ones as they are for a while. */
+  private skipCompression = 0;
+  private readonly blockBytes: number;
+  private readonly highWater: number;
+
+  private constructor(private readonly fh: FileHandle, readonly file: string, private readonly opts: RecordingWriterOptions) {
+    super();
+    this.startHr = process.hrtime.bigint();
+    this.blockBytes = opts.blockBytes ?? 512 * 1024;
+    this.highWater = opts.highWaterBytes ?? 8 * 1024 * 1024;
+  }
+
+  /** Creates the file and writes the header; throws if the recording cannot be opened. */
+  static async create(file: string, header: RecordingHeader, opts: RecordingWriterOptions): Promise<RecordingWriter> {
+    await mkdir(path.dirname(file), { recursive: true, mode: 0o750 });
+    const fh = await open(file, 'wx', 0o640);
+    const w = new RecordingWriter(fh, file, opts);
+    const json = Buffer.from(JSON.stringify(header), 'utf8');
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(json.length);
+    await w.writeRaw(Buffer.concat([MAGIC, len, json]));
+    w.timer = setInterval(() => w.flush(), opts.flushIntervalMs);
+    w.timer.unref();
+    return w;
+  }
+
+  get error(): Error | null {
+    return this.failed;
+  }
+
+  private now(): number {
+    return Number((process.hrtime.bigint() - this.startHr) / 1000n);
+  }
+
+  /** Microseconds since the recording started. */
+  elapsedMicros(): number {
+    return this.now();
+  }
+
+  private append(type: FrameType, payload: Buffer): boolean {
+    if (this.closed) return false;
+    const t = this.now();
+    const delta = Math.max(0, t - this.lastMicros);
+    this.lastMicros = Math.max(t, this.lastMicros);
+    const head = frameHeader(type, delta, payload.length);
+    this.pending.push(head, payload);
+    const n = head.length + payload.length;
+    this.pendingBytes += n;
+    this.unwritten += n;
+    this.rawBytes += payload.length;
+    if (this.pendingBytes >= this.blockBytes) this.flush();
+    if (this.unwritten >= this.highWater) {
+      this.needDrain = true;
+      return false;
+    }
+    return this.failed === null;
+  }
+
+  output(chunk: Buffer): boolean {
+    return this.append(FRAME.output, chunk);
+  }
+
+  input(chunk: Buffer): boolean {
+    return this.append(FRAME.input, chunk);
+  }
+
+  resize(cols: number, rows: number): boolean {
+    const b = Buffer.alloc(4);
+    b.writeUInt16BE(Math.min(cols, 0xffff), 0);
+    b.writeUInt16BE(Math.min(rows, 0xffff), 2);
+    return this.append(FRAME.resize, b);
+  }
+
+  event(data: Record<string, unknown>): boolean {
+    return this.append(FRAME.event, Buffer.from(JSON.stringify(data), 'utf8'));
+  }
+
+  /** Cuts the pending frames into a block and queues it for compression and writing. */
+  flush(): void {
+    if (this.pendingBytes === 0 || this.failed) return;
+    const raw = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending, this.pendingBytes);
+    const rawLen = this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    const compress = this.opts.compression === 'deflate' && this.skipCompression === 0;
+    if (this.skipCompression > 0) this.skipCompression -= 1;
+    const packed = compress ? deflateAsync(raw) : Promise.resolve(raw);
+    this.chain = this.chain.then(async () => {
+      if (this.failed) return;
+      let stored = await packed;
+      let codec = compress ? CODEC_DEFLATE : CODEC_STORED;
+      if (compress && stored.length >= raw.length * 0.9) {
+        // Incompressible data (already compressed or random): store it, and stop trying for a while.
+        stored = raw;
+        codec = CODEC_STORED;
+        this.skipCompression = 16;
+      }
+      const head = Buffer.alloc(BLOCK_HEADER_BYTES);
+      head.writeUInt8(codec, 0);
+      head.writeUInt32BE(rawLen, 1);
+      head.writeUInt32BE(stored.length, 5);
+      await this.writeRaw(head, stored);
+      this.unwritten -= rawLen;
+      if (this.needDrain && this.unwritten < this.highWater / 2) {
+        this.needDrain = false;
+        this.emit('drain');
+      }
+    }).catch((err: unknown) => this.fail(err));
+  }
+
+  private async writeRaw(...bufs: Buffer[]): Promise<void> {
+    for (const b of bufs) this.hash.update(b);
+    const total = bufs.reduce((n, b) => n + b.length, 0);
+    await this.fh.writev(bufs);
+    this.size += total;
+  }
+
+  private fail(err: unknown): void {
+    if (this.failed) return;
+    this.failed = err instanceof Error ? err : new Error(String(err));
+    this.emit('error', this.failed);
+  }
+
+  /** Writes what is pending, closes the file, and returns its size and SHA-256 (the seal). */
+  async close(): Promise<SealedRecording> {
+    if (!this.closed) {
+      this.flush();
+      this.closed = true;
+      if (this.timer) clearInterval(this.timer);
+    }
+    await this.chain;
+    await this.fh.sync().catch(() => undefined);
+    await this.fh.close().catch(() => undefined);
+    if (this.failed) throw this.failed;
+    return { size: this.size, sha256: this.hash.digest('hex'), rawBytes: this.rawBytes };
+  }
+}
