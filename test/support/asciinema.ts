@@ -1,0 +1,6 @@
+import { execFileSync } from 'node:child_process';
+
+/** Debian's `asciinema cat` insists on a terminal (/dev/tty): give it one with script(1). */
+export function asciinemaCat(file: string): string {
+  return execFileSync('script', ['-qec', `asciinema cat '${file}'`, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+}

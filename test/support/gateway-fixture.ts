@@ -1,0 +1,104 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig, type GatewayConfig } from '../../gateway/config/load.js';
+import { createUser } from '../../gateway/identity/users.js';
+import { initialize } from '../../gateway/init.js';
+import { createLogger } from '../../gateway/log/logger.js';
+import { startGateway, type RunningGateway } from '../../gateway/server.js';
+import type { AuditEntry } from '../../gateway/store/store.js';
+import type { Role } from '../../policy/types.js';
+import type { DeviceSshd } from './device-sshd.js';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const CLI = path.join(REPO, 'bin/portcullis.js');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], opts: { config?: string; stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args, ...(opts.config ? ['--config', opts.config] : [])], {
+      env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(opts.stdin ?? '');
+  });
+}
+
+export interface TestUser {
+  name: string;
+  password: string;
+  totpSecret: string;
+}
+
+export interface GatewayFixture {
+  dir: string;
+  configFile: string;
+  config: GatewayConfig;
+  gw: RunningGateway;
+  sshPort: number;
+  logs: string[];
+  cli(args: string[], stdin?: string): Promise<CliResult>;
+  addUser(name: string, roles?: Role[]): Promise<TestUser>;
+  /** Registers the sshd as a device, stores its key credential and pins its host key, all through the CLI. */
+  addDevice(name: string, device: DeviceSshd): Promise<void>;
+  grant(user: string, device: string, from: string, until: string): Promise<string>;
+  audit(type?: string): Promise<AuditEntry[]>;
+  stop(): Promise<void>;
+}
+
+/** A gateway on loopback ports in its own temporary data directory, started in this process. */
+export async function startGatewayFixture(extraToml = ''): Promise<GatewayFixture> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pc-gw-'));
+  const configFile = path.join(dir, 'gateway.config.toml');
+  writeFileSync(configFile, `data_dir = "./data"\n[ssh]\nlisten = "127.0.0.1:0"\n${extraToml}\n[web]\nlisten = "127.0.0.1:0"\n`);
+  const config = loadConfig(configFile);
+  const logs: string[] = [];
+  const log = createLogger('debug', (line) => logs.push(line));
+  await initialize(config, { adminPassword: 'initial-admin-password', log });
+  const gw = await startGateway(config, { log });
+  const cli = (args: string[], stdin?: string): Promise<CliResult> => runCli(args, { config: configFile, ...(stdin !== undefined ? { stdin } : {}) });
+  return {
+    dir, configFile, config, gw, sshPort: gw.ssh.port, logs, cli,
+    async addUser(name, roles = ['vendor']) {
+      const password = `pw-${name}-correct-horse`;
+      const { otpauthUri } = await createUser(gw.runtime, { name, roles, org: 'Test Vendor', password, expiresAt: null }, 'test');
+      const totpSecret = new URL(otpauthUri).searchParams.get('secret') as string;
+      return { name, password, totpSecret };
+    },
+    async addDevice(name, device) {
+      const steps: Array<[string[], string?]> = [
+        [['device', 'add', name, '--host', '127.0.0.1', '--port', String(device.port), '--protocol', 'ssh', '--udi', `UDI-${name}`]],
+        [['device', 'credential', name, '--username', 'root', '--key-file', device.clientKeyFile]],
+        [['device', 'trust', name]],
+      ];
+      for (const [args] of steps) {
+        const r = await cli(args);
+        if (r.code !== 0) throw new Error(`portcullis ${args.join(' ')} failed: ${r.stderr}`);
+      }
+    },
+    async grant(user, device, from, until) {
+      const r = await cli(['grant', 'add', '--user', user, '--device', device, '--protocol', 'ssh', '--from', from, '--until', until, '--json']);
+      if (r.code !== 0) throw new Error(`grant add failed: ${r.stderr}`);
+      return (JSON.parse(r.stdout) as { id: string }).id;
+    },
+    async audit(type) {
+      return gw.runtime.store.listAudit({ limit: 100000, ...(type ? { type } : {}) });
+    },
+    async stop() {
+      await gw.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

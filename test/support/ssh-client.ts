@@ -1,0 +1,82 @@
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface SshRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface SshOptions {
+  port: number;
+  /** The whole SSH user name, e.g. "alice#ct-01". */
+  login: string;
+  password: string;
+  /** The code comes from oathtool, an implementation independent of the gateway's. */
+  totpSecret?: string;
+  /** A fixed code instead (wrong or replayed codes). */
+  totpCode?: string;
+  command?: string;
+  /** Extra ssh arguments, before the destination. */
+  args?: string[];
+  stdin?: string;
+  /** Keep stdin open and write these chunks with pauses (interactive use). */
+  typed?: Array<{ text: string; afterMs: number }>;
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+  onStdout?: (chunk: string) => void;
+}
+
+/** Writes the SSH_ASKPASS program that answers the gateway's Password and TOTP prompts. */
+export function askpassScript(password: string, totp: { secret?: string; code?: string }): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pc-askpass-'));
+  const file = path.join(dir, 'askpass.sh');
+  const code = totp.code !== undefined ? `echo '${totp.code}'` : `oathtool --totp -b '${totp.secret ?? ''}'`;
+  writeFileSync(file, `#!/bin/sh\ncase "$1" in\n  *Password*) echo '${password}' ;;\n  *TOTP*) ${code} ;;\n  *) echo unexpected-prompt ;;\nesac\n`);
+  chmodSync(file, 0o700);
+  return file;
+}
+
+export const SSH_BASE_ARGS = [
+  '-F', '/dev/null',
+  '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'GlobalKnownHostsFile=/dev/null',
+  '-o', 'PreferredAuthentications=keyboard-interactive', '-o', 'NumberOfPasswordPrompts=1', '-o', 'ConnectTimeout=10',
+  '-o', 'IdentitiesOnly=yes', '-o', 'IdentityFile=/dev/null', '-o', 'LogLevel=INFO',
+];
+
+/** Runs the real OpenSSH client against the gateway, answering its prompts through SSH_ASKPASS. */
+export function runSsh(o: SshOptions): Promise<SshRun> {
+  const askpass = askpassScript(o.password, { ...(o.totpSecret ? { secret: o.totpSecret } : {}), ...(o.totpCode ? { code: o.totpCode } : {}) });
+  const args = [...SSH_BASE_ARGS, '-p', String(o.port), ...(o.args ?? []), `${o.login}@127.0.0.1`, ...(o.command !== undefined ? [o.command] : [])];
+  return new Promise((resolve, reject) => {
+    const child = spawn('ssh', args, {
+      env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0', ...o.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true, // no controlling terminal: ssh must use the askpass program
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      o.onStdout?.(d.toString());
+    });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 30_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+    if (o.typed) {
+      let t = 0;
+      for (const step of o.typed) {
+        t += step.afterMs;
+        setTimeout(() => { if (child.stdin.writable) child.stdin.write(step.text); }, t);
+      }
+    } else {
+      child.stdin.end(o.stdin ?? '');
+    }
+  });
+}
