@@ -100,6 +100,8 @@ export class RecordingWriter extends EventEmitter {
     this.rawBytes += payload.length;
     if (this.pendingBytes >= this.blockBytes) this.flush();
     if (this.unwritten >= this.highWater) {
+      // Push out what is pending now, so 'drain' follows as soon as the disk catches up.
+      this.flush();
       this.needDrain = true;
       return false;
     }

@@ -219,11 +219,19 @@ export class SessionBroker {
   }
 
   private async finalize(s: LiveSession, reason: SessionEndReason, notice: string | null): Promise<void> {
-    const { log } = this.deps;
     if (notice) s.relay.notice(notice);
     if (reason !== 'client_closed' && reason !== 'device_closed') s.relay.terminate(255);
     s.upstreamConnection.end();
-    this.live.delete(s.id);
+    try {
+      await this.seal(s, reason);
+    } finally {
+      // Only now: shutdown() waits for sessions still in this map, so the store outlives their sealing.
+      this.live.delete(s.id);
+    }
+  }
+
+  private async seal(s: LiveSession, reason: SessionEndReason): Promise<void> {
+    const { log } = this.deps;
     const exit = s.relay.exit;
     s.recorder.event({ end: reason, exitStatus: exit?.code ?? null, exitSignal: exit?.signal ?? null });
     let sealError: string | null = null;

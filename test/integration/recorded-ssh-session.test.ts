@@ -65,6 +65,29 @@ describe('a recorded, approved SSH session with the real OpenSSH client', () => 
     expect([...times].sort((a, b) => a - b)).toEqual(times);
   });
 
+  it('shows a picker of granted devices when no device is named', async () => {
+    const dave = await fx.addUser('dave');
+    await fx.grant('dave', 'ct-01', 'now', '+1h');
+    const r = await runSsh({
+      port: fx.sshPort, login: 'dave', password: dave.password, totpSecret: dave.totpSecret, args: ['-tt'],
+      typed: [{ text: '1\r', afterMs: 1500 }, { text: 'echo picked-$((40+2))\r', afterMs: 1500 }, { text: 'exit\r', afterMs: 800 }],
+    });
+    expect(r.stdout).toContain('1) ct-01');
+    expect(r.stdout).toContain('picked-42');
+    const session = (await fx.gw.runtime.store.listSessions(20)).find((s) => s.user === 'dave');
+    expect(session?.device).toBe('ct-01');
+  });
+
+  it('never writes a secret to the log or the audit trail', async () => {
+    const erin = await fx.addUser('erin');
+    await fx.grant('erin', 'ct-01', 'now', '+1h');
+    await runSsh({ port: fx.sshPort, login: 'erin#ct-01', password: erin.password, totpSecret: erin.totpSecret, command: 'true' });
+    const everything = fx.logs.join('') + JSON.stringify(await fx.audit());
+    const deviceKey = readFileSync(device.clientKeyFile, 'utf8').split('\n')[2] ?? 'unreachable';
+    expect(deviceKey.length).toBeGreaterThan(20);
+    for (const secret of [erin.password, erin.totpSecret, deviceKey]) expect(everything).not.toContain(secret);
+  });
+
   it('seals every recording into the audit chain, and `portcullis verify` passes', async () => {
     const r = await fx.cli(['verify', '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
