@@ -20,6 +20,7 @@ Usage: portcullis <command> [options]        (every command takes --config FILE 
   serve [--init-if-needed]                   run the gateway
   user add NAME --role ROLE [--role ROLE] [--org ORG] [--expires T] --password-stdin
   user key NAME --key-file FILE              add an SSH public key (sign-in still needs TOTP)
+  user password NAME --password-stdin          set a new password
   user list | user unlock NAME
   device add NAME --host H --port P --protocol ssh [--udi U] [--ip IP] [--mac MAC]
   device credential NAME --username U (--password-stdin | --key-file FILE)
@@ -142,7 +143,7 @@ function initLines(config: GatewayConfig, r: Awaited<ReturnType<typeof initializ
   const lines = r.created.length ? [`Initialised ${config.dataDir}:`, ...r.created.map((c) => `  created ${c}`)] : [`${config.dataDir} is already initialised.`];
   if (r.admin) {
     lines.push('', `First admin: ${r.admin.name}`);
-    if (r.admin.password) lines.push(`  password: ${r.admin.password}   (shown once; change it after first sign-in)`);
+    if (r.admin.password) lines.push(`  password: ${r.admin.password}   (shown once; change it with: portcullis user password NAME --password-stdin)`);
     lines.push(`  TOTP enrolment (shown once; scan as a QR code or paste into an authenticator):`, `  ${r.admin.otpauthUri}`);
   }
   return lines;

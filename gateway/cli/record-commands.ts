@@ -25,14 +25,14 @@ export async function sessionsCommand(ctx: CliContext, args: string[]): Promise<
 export async function recordingCommand(ctx: CliContext, args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   if (sub !== 'export') throw new UsageError('recording: expected export');
-  const { values, positionals } = parse(rest, { format: { type: 'string', default: 'asciicast' }, output: { type: 'string', short: 'o' }, 'with-input': { type: 'boolean', default: true } }, 1);
+  const { values, positionals } = parse(rest, { format: { type: 'string', default: 'asciicast' }, output: { type: 'string', short: 'o' }, 'no-input': { type: 'boolean', default: false } }, 1);
   const id = required(positionals[0], 'ID (positional)');
   if (values.format !== 'asciicast') throw new UsageError(`unknown format ${JSON.stringify(values.format)} (asciicast)`);
   const out = path.resolve(required(values.output, 'output (-o FILE)'));
   return ctx.withRuntime(async (rt) => {
     const rec = await rt.store.getRecording(id);
     if (!rec) throw new InputError('NOT_FOUND', `no recording ${id}`);
-    const { events } = await exportAsciicast(path.join(rt.config.paths.recordings, rec.path), out, { includeInput: values['with-input'] });
+    const { events } = await exportAsciicast(path.join(rt.config.paths.recordings, rec.path), out, { includeInput: !values['no-input'] });
     await rt.audit.record('recording.exported', { actor: ctx.actor, outcome: 'ok', data: { recording: id, format: 'asciicast', file: out } });
     ctx.out.result({ recording: id, format: 'asciicast', file: out, events, sealed: rec.sealedAt !== null }, [`Wrote ${out} (${events} events); play it with: asciinema play ${out}`]);
     return 0;

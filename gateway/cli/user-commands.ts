@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { ROLES, type Role } from '../../policy/types.js';
 import { parseTimeSpec } from '../config/duration.js';
+import { checkPasswordStrength, hashPassword } from '../identity/password.js';
 import { addPublicKey, createUser, InputError } from '../identity/users.js';
 import { parse, readStdinSecret, required, UsageError } from './cli-io.js';
 import type { CliContext } from './main.js';
@@ -52,6 +53,21 @@ export async function userCommand(ctx: CliContext, args: string[]): Promise<numb
         return 0;
       });
     }
+    case 'password': {
+      const { values, positionals } = parse(rest, { 'password-stdin': { type: 'boolean', default: false } }, 1);
+      const name = required(positionals[0], 'NAME (positional)');
+      if (!values['password-stdin']) throw new UsageError('--password-stdin is required: the new password is read from standard input');
+      const password = readStdinSecret('password');
+      const weak = checkPasswordStrength(password);
+      if (weak) throw new UsageError(weak);
+      return ctx.withRuntime(async (rt) => {
+        if (!(await rt.store.getUser(name))) throw new InputError('NOT_FOUND', `no user named ${name}`);
+        await rt.store.updateUser(name, { passwordHash: await hashPassword(password) });
+        await rt.audit.record('user.password_set', { actor: ctx.actor, outcome: 'ok', data: { user: name } });
+        ctx.out.result({ name, passwordSet: true }, [`Set a new password for ${name}.`]);
+        return 0;
+      });
+    }
     case 'unlock': {
       const { positionals } = parse(rest, {}, 1);
       const name = required(positionals[0], 'NAME (positional)');
@@ -64,6 +80,6 @@ export async function userCommand(ctx: CliContext, args: string[]): Promise<numb
       });
     }
     default:
-      throw new UsageError('user: expected add, key, list or unlock');
+      throw new UsageError('user: expected add, key, password, list or unlock');
   }
 }

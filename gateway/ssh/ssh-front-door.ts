@@ -145,7 +145,8 @@ export class SshFrontDoor {
       });
       client.on('request', (_accept, reject, name, info) => {
         reject?.();
-        void this.refused(user, state, 'FORWARDING_REFUSED', { request: name, ...(info as unknown as Record<string, unknown>) });
+        // Only forwarding requests are worth an audit entry; keepalives and the like are just declined.
+        if (/forward/.test(name)) void this.refused(user, state, 'FORWARDING_REFUSED', { request: name, ...(info as unknown as Record<string, unknown>) });
       });
     });
   }

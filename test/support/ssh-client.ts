@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -7,6 +7,8 @@ export interface SshRun {
   code: number;
   stdout: string;
   stderr: string;
+  /** The prompts ssh handed to the askpass program, in order (what the user was asked). */
+  prompts: string[];
 }
 
 export interface SshOptions {
@@ -21,6 +23,13 @@ export interface SshOptions {
   command?: string;
   /** Extra ssh arguments, before the destination. */
   args?: string[];
+  /**
+   * Replaces the base `PreferredAuthentications=keyboard-interactive`. OpenSSH keeps the first
+   * `-o` of a kind, so this cannot be done through `args`.
+   */
+  preferredAuthentications?: string;
+  /** Offers this private key (the base offers none); same first-wins reason as above. */
+  identityFile?: string;
   stdin?: string;
   /** Keep stdin open and write these chunks with pauses (interactive use). */
   typed?: Array<{ text: string; afterMs: number }>;
@@ -29,12 +38,15 @@ export interface SshOptions {
   onStdout?: (chunk: string) => void;
 }
 
-/** Writes the SSH_ASKPASS program that answers the gateway's Password and TOTP prompts. */
+/**
+ * Writes the SSH_ASKPASS program that answers the gateway's Password and TOTP prompts. It also
+ * appends each prompt to `prompts` beside itself, so a test can tell what was asked.
+ */
 export function askpassScript(password: string, totp: { secret?: string; code?: string }): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pc-askpass-'));
   const file = path.join(dir, 'askpass.sh');
   const code = totp.code !== undefined ? `echo '${totp.code}'` : `oathtool --totp -b '${totp.secret ?? ''}'`;
-  writeFileSync(file, `#!/bin/sh\ncase "$1" in\n  *Password*) echo '${password}' ;;\n  *TOTP*) ${code} ;;\n  *) echo unexpected-prompt ;;\nesac\n`);
+  writeFileSync(file, `#!/bin/sh\nprintf '%s\\n' "$1" >> "$(dirname "$0")/prompts"\ncase "$1" in\n  *Password*) echo '${password}' ;;\n  *TOTP*) ${code} ;;\n  *) echo unexpected-prompt ;;\nesac\n`);
   chmodSync(file, 0o700);
   return file;
 }
@@ -46,10 +58,24 @@ export const SSH_BASE_ARGS = [
   '-o', 'IdentitiesOnly=yes', '-o', 'IdentityFile=/dev/null', '-o', 'LogLevel=INFO',
 ];
 
+/** The base arguments with another PreferredAuthentications and/or IdentityFile. */
+export function sshBaseArgs(o: { preferredAuthentications?: string; identityFile?: string } = {}): string[] {
+  return SSH_BASE_ARGS.map((a) => {
+    if (o.preferredAuthentications !== undefined && a.startsWith('PreferredAuthentications=')) return `PreferredAuthentications=${o.preferredAuthentications}`;
+    if (o.identityFile !== undefined && a.startsWith('IdentityFile=')) return `IdentityFile=${o.identityFile}`;
+    return a;
+  });
+}
+
 /** Runs the real OpenSSH client against the gateway, answering its prompts through SSH_ASKPASS. */
 export function runSsh(o: SshOptions): Promise<SshRun> {
   const askpass = askpassScript(o.password, { ...(o.totpSecret ? { secret: o.totpSecret } : {}), ...(o.totpCode ? { code: o.totpCode } : {}) });
-  const args = [...SSH_BASE_ARGS, '-p', String(o.port), ...(o.args ?? []), `${o.login}@127.0.0.1`, ...(o.command !== undefined ? [o.command] : [])];
+  const promptsFile = path.join(path.dirname(askpass), 'prompts');
+  const base = sshBaseArgs({
+    ...(o.preferredAuthentications !== undefined ? { preferredAuthentications: o.preferredAuthentications } : {}),
+    ...(o.identityFile !== undefined ? { identityFile: o.identityFile } : {}),
+  });
+  const args = [...base, '-p', String(o.port), ...(o.args ?? []), `${o.login}@127.0.0.1`, ...(o.command !== undefined ? [o.command] : [])];
   return new Promise((resolve, reject) => {
     const child = spawn('ssh', args, {
       env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0', ...o.env },
@@ -67,7 +93,9 @@ export function runSsh(o: SshOptions): Promise<SshRun> {
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
+      const prompts = existsSync(promptsFile) ? readFileSync(promptsFile, 'utf8').split('\n').filter((l) => l !== '') : [];
+      rmSync(path.dirname(askpass), { recursive: true, force: true });
+      resolve({ code: code ?? -1, stdout, stderr, prompts });
     });
     if (o.typed) {
       let t = 0;
