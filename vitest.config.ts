@@ -8,6 +8,6 @@ export default defineConfig({
     // Integration files each start an sshd and a gateway; two at a time fits two cores.
     maxWorkers: 2,
     pool: 'forks',
-    reporters: ['default'],
+    reporters: ['default', './test/support/summary-reporter.ts'],
   },
 });
