@@ -2,7 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { deflateRaw } from 'node:zlib';
+import { deflateRaw, deflateRawSync } from 'node:zlib';
 import {
   BLOCK_HEADER_BYTES, CODEC_DEFLATE, CODEC_STORED, FRAME, frameHeader, MAGIC, type FrameType, type RecordingHeader,
 } from './pcrec-format.js';
@@ -22,8 +22,30 @@ export interface SealedRecording {
   rawBytes: number;
 }
 
+// One thread-pool round trip per block: zlib's default 16 KiB output chunk would make it dozens.
+const ZLIB_CHUNK = 1 << 20;
+
 function deflateAsync(buf: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => deflateRaw(buf, { level: 1 }, (err, out) => (err ? reject(err) : resolve(out))));
+  return new Promise((resolve, reject) => deflateRaw(buf, { level: 1, chunkSize: ZLIB_CHUNK }, (err, out) => (err ? reject(err) : resolve(out))));
+}
+
+const SAMPLE_BYTES = 4096;
+
+/**
+ * Whether a block is worth compressing, judged from a 4 KiB sample in about 20 µs: random or
+ * already-compressed data (firmware images, archives) is stored as it is instead of costing a
+ * full DEFLATE pass for nothing.
+ */
+function looksCompressible(chunks: readonly Buffer[]): boolean {
+  let sample: Buffer | undefined;
+  for (const c of chunks) {
+    if (c.length >= SAMPLE_BYTES) {
+      sample = c.subarray(0, SAMPLE_BYTES);
+      break;
+    }
+  }
+  if (!sample) return true; // small interactive blocks: text, compress
+  return deflateRawSync(sample, { level: 1 }).length < sample.length * 0.9;
 }
 
 /**
@@ -48,8 +70,6 @@ export class RecordingWriter extends EventEmitter {
   private failed: Error | null = null;
   private closed = false;
   private needDrain = false;
-  /** After a block does not compress, store the next ones as they are for a while. */
-  private skipCompression = 0;
   private readonly blockBytes: number;
   private readonly highWater: number;
 
@@ -130,28 +150,27 @@ export class RecordingWriter extends EventEmitter {
   /** Cuts the pending frames into a block and queues it for compression and writing. */
   flush(): void {
     if (this.pendingBytes === 0 || this.failed) return;
-    const raw = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending, this.pendingBytes);
+    const chunks = this.pending;
     const rawLen = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
-    const compress = this.opts.compression === 'deflate' && this.skipCompression === 0;
-    if (this.skipCompression > 0) this.skipCompression -= 1;
-    const packed = compress ? deflateAsync(raw) : Promise.resolve(raw);
+    const compress = this.opts.compression === 'deflate' && looksCompressible(chunks);
+    // Stored blocks go to disk as the chunks they are (writev), with no copy.
+    const packed: Promise<Buffer[]> = compress ? deflateAsync(Buffer.concat(chunks, rawLen)).then((b) => [b]) : Promise.resolve(chunks);
     this.chain = this.chain.then(async () => {
       if (this.failed) return;
       let stored = await packed;
       let codec = compress ? CODEC_DEFLATE : CODEC_STORED;
-      if (compress && stored.length >= raw.length * 0.9) {
-        // Incompressible data (already compressed or random): store it, and stop trying for a while.
-        stored = raw;
+      if (compress && (stored[0] as Buffer).length >= rawLen) {
+        stored = chunks; // the sample misjudged: never store more than the raw bytes
         codec = CODEC_STORED;
-        this.skipCompression = 16;
       }
+      const storedLen = stored.reduce((n, b) => n + b.length, 0);
       const head = Buffer.alloc(BLOCK_HEADER_BYTES);
       head.writeUInt8(codec, 0);
       head.writeUInt32BE(rawLen, 1);
-      head.writeUInt32BE(stored.length, 5);
-      await this.writeRaw(head, stored);
+      head.writeUInt32BE(storedLen, 5);
+      await this.writeRaw(head, ...stored);
       this.unwritten -= rawLen;
       if (this.needDrain && this.unwritten < this.highWater / 2) {
         this.needDrain = false;

@@ -1,6 +1,9 @@
 import type { ClientChannel, ServerChannel } from 'ssh2';
 import type { RecordingWriter } from '../../recordings/recording-writer.js';
 
+type ClientStream = 'stdout' | 'stderr';
+const other = (s: ClientStream): ClientStream => (s === 'stdout' ? 'stderr' : 'stdout');
+
 export type RelayEnd = 'client_closed' | 'device_closed' | 'recording_failed';
 
 export interface ExitInfo {
@@ -22,6 +25,11 @@ export class SshRelay {
   private readonly downBlockers = new Set<string>();
   private readonly upBlockers = new Set<string>();
   private finished = false;
+  /** Writes to the client whose callback has not run yet, per stream; the exit status waits for them. */
+  private readonly inFlight = { stdout: 0, stderr: 0 };
+  /** Output held back so that stdout and stderr never wait for the client's window at once. */
+  private readonly held: Array<{ stream: ClientStream; chunk: Buffer }> = [];
+  private onClientWritesDone: (() => void) | null = null;
 
   constructor(
     private readonly client: ServerChannel,
@@ -43,16 +51,13 @@ export class SshRelay {
     client.on('close', () => this.finish('client_closed'));
     upstream.on('drain', () => this.unblock(this.upBlockers, 'device-window'));
 
-    const down = (chunk: Buffer, sink: NodeJS.WritableStream, label: string): void => {
+    const down = (chunk: Buffer, stream: ClientStream): void => {
       this.bytesOut += chunk.length;
       if (!recorder.output(chunk)) this.block(this.downBlockers, 'recorder');
-      if (!sink.write(chunk)) {
-        this.block(this.downBlockers, label);
-        sink.once('drain', () => this.unblock(this.downBlockers, label));
-      }
+      this.toClient(stream, chunk);
     };
-    upstream.on('data', (chunk: Buffer) => down(chunk, client, 'client-window'));
-    upstream.stderr.on('data', (chunk: Buffer) => down(chunk, client.stderr, 'client-stderr'));
+    upstream.on('data', (chunk: Buffer) => down(chunk, 'stdout'));
+    upstream.stderr.on('data', (chunk: Buffer) => down(chunk, 'stderr'));
     upstream.on('exit', (code: number | null, signal?: string) => {
       this.exit = { code: code ?? null, signal: signal ?? null };
     });
@@ -87,17 +92,63 @@ export class SshRelay {
     }
   }
 
-  /** The device's side is done: pass on its exit status after the last byte, then close. */
+  /**
+   * ssh2 keeps one "waiting for window" flag per channel: if stdout and stderr both wait for the
+   * client's window, the window adjustment resumes only stdout and stderr hangs for good (and
+   * the exit status with it). So a chunk for one stream waits while the other has writes in
+   * flight; order between the two is kept, and the device is paused meanwhile.
+   */
+  private toClient(stream: ClientStream, chunk: Buffer): void {
+    if (this.held.length > 0 || this.inFlight[other(stream)] > 0) {
+      this.held.push({ stream, chunk });
+      this.block(this.downBlockers, 'interleave');
+      return;
+    }
+    this.writeNow(stream, chunk);
+  }
+
+  private writeNow(stream: ClientStream, chunk: Buffer): void {
+    const sink = stream === 'stdout' ? this.client : this.client.stderr;
+    this.inFlight[stream] += 1;
+    if (!sink.write(chunk, () => this.written(stream))) {
+      const label = `client-${stream}`;
+      this.block(this.downBlockers, label);
+      sink.once('drain', () => this.unblock(this.downBlockers, label));
+    }
+  }
+
+  private written(stream: ClientStream): void {
+    this.inFlight[stream] -= 1;
+    while (this.held.length > 0) {
+      const next = this.held[0] as { stream: ClientStream; chunk: Buffer };
+      if (this.inFlight[other(next.stream)] > 0) break;
+      this.held.shift();
+      this.writeNow(next.stream, next.chunk);
+    }
+    if (this.held.length === 0) this.unblock(this.downBlockers, 'interleave');
+    if (this.inFlight.stdout + this.inFlight.stderr + this.held.length === 0 && this.onClientWritesDone) {
+      const done = this.onClientWritesDone;
+      this.onClientWritesDone = null;
+      done();
+    }
+  }
+
+  /**
+   * The device's side is done: pass on its exit status after the last byte, then close. "After"
+   * means every write's callback has run (stdout and stderr alike); 'drain' would not do, as it
+   * fires only after a write() that returned false.
+   */
   private deviceClosed(): void {
     if (this.finished) return;
     const send = (): void => {
+      if (this.finished) return;
       const exit = this.exit;
       if (exit?.code !== null && exit?.code !== undefined) this.client.exit(exit.code);
       else if (exit?.signal) this.client.exit(exit.signal.replace(/^SIG/, ''), false, '');
       this.client.end();
       this.finish('device_closed');
     };
-    if (this.client.writableLength > 0) this.client.once('drain', send);
+    if (this.inFlight.stdout + this.inFlight.stderr + this.held.length > 0) this.onClientWritesDone = send;
     else send();
   }
 
@@ -106,7 +157,7 @@ export class SshRelay {
     const bytes = Buffer.from(`\r\n[portcullis] ${text}\r\n`, 'utf8');
     this.recorder.output(bytes);
     this.recorder.event({ notice: text });
-    if (this.client.writable) this.client.stderr.write(bytes);
+    if (this.client.writable) this.toClient('stderr', bytes);
   }
 
   resize(cols: number, rows: number, height: number, width: number): void {
@@ -121,12 +172,19 @@ export class SshRelay {
 
   /** Ends the session from the gateway's side (grant ended, idle, killed). */
   terminate(exitCode: number): void {
-    if (!this.finished) this.finished = true;
+    this.finished = true;
     this.upstream.close();
-    if (this.client.writable) {
+    const close = (): void => {
+      clearTimeout(timer);
+      if (!this.client.writable) return;
       this.client.exit(exitCode);
       this.client.end();
-    }
+    };
+    // Let the last output and the closing notice reach the user, but not wait on a client that
+    // stopped reading: a second at most.
+    const timer = setTimeout(close, 1000);
+    if (this.inFlight.stdout + this.inFlight.stderr + this.held.length > 0) this.onClientWritesDone = close;
+    else close();
   }
 
   private finish(why: RelayEnd): void {

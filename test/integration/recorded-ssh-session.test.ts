@@ -35,6 +35,15 @@ describe('a recorded, approved SSH session with the real OpenSSH client', () => 
     await expect.poll(async () => (await fx.audit('session.end')).length).toBeGreaterThan(ends.length - 1);
   });
 
+  it('hands over the exit status only after the last byte of a bulk download, and then lets the client go', async () => {
+    const fay = await fx.addUser('fay');
+    await fx.grant('fay', 'ct-01', 'now', '+1h');
+    const r = await runSsh({ port: fx.sshPort, login: 'fay#ct-01', password: fay.password, totpSecret: fay.totpSecret, command: 'head -c 33554432 /dev/zero; echo tail >&2; exit 3', timeoutMs: 60_000 });
+    expect(r.stdout.length).toBe(33554432);
+    expect(r.stderr).toContain('tail');
+    expect(r.code).toBe(3);
+  });
+
   it('records an interactive shell: what the user typed and what they saw, readable by asciinema', async () => {
     const bob = await fx.addUser('bob');
     await fx.grant('bob', 'ct-01', 'now', '+1h');
