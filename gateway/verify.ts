@@ -49,7 +49,13 @@ export async function verifyAll(config: GatewayConfig, store: Store): Promise<Ve
 
   let verified = 0;
   const unsealed: string[] = [];
-  for (const rec of await store.listRecordings()) {
+  const recordings = await store.listRecordings();
+  const indexed = new Set(recordings.map((r) => r.id));
+  // A seal in the chain whose recording vanished from the index is evidence removed.
+  for (const id of sealed.keys()) {
+    if (!indexed.has(id)) problems.push(`recording ${id}: sealed in the audit chain but missing from the recordings index`);
+  }
+  for (const rec of recordings) {
     const file = path.join(config.paths.recordings, rec.path);
     const seal = sealed.get(rec.id);
     if (!seal) {

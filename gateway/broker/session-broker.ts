@@ -148,6 +148,10 @@ export class SessionBroker {
     const secret = await vault.deviceSecret(device.name);
     if (!secret) return this.refuse(req, 'CREDENTIAL_MISSING', `device ${device.name} has no stored credential`);
 
+    // The client may hang up while the device is being reached: remember it, and end there.
+    let clientGone = false;
+    client.once('close', () => { clientGone = true; });
+
     let conn: Client;
     try {
       conn = await connectSsh(
@@ -186,18 +190,24 @@ export class SessionBroker {
       clientAddress: req.clientAddress, node: this.deps.node, startedAt: now, endedAt: null, endReason: null, exitStatus: null,
       bytesIn: 0, bytesOut: 0, recordingId: id,
     };
-    await store.createRecording({ id, sessionId: id, path: relPath, format: 'pcrec', startedAt: now, sealedAt: null, size: null, sha256: null });
-    await store.createSession(record);
-    await audit.record('session.start', {
-      actor: req.user.name,
-      outcome: 'ok',
-      data: {
-        session: id, device: device.name, protocol: 'ssh', via: req.via, kind: req.kind, command: req.command, grant: grant.id,
-        grantEnds: new Date(grant.notAfter).toISOString(), client: req.clientAddress, recording: id, node: this.deps.node,
-      },
-    });
-
     let upstream;
+    try {
+      await store.createRecording({ id, sessionId: id, path: relPath, format: 'pcrec', startedAt: now, sealedAt: null, size: null, sha256: null });
+      await store.createSession(record);
+      await audit.record('session.start', {
+        actor: req.user.name,
+        outcome: 'ok',
+        data: {
+          session: id, device: device.name, protocol: 'ssh', via: req.via, kind: req.kind, command: req.command, grant: grant.id,
+          grantEnds: new Date(grant.notAfter).toISOString(), client: req.clientAddress, recording: id, node: this.deps.node,
+        },
+      });
+    } catch (err) {
+      // Not recorded as started, so not started: release the device and the file.
+      conn.end();
+      await recorder.close().catch(() => undefined);
+      throw err;
+    }
     try {
       upstream = await openUpstreamChannel(conn, req);
     } catch (err) {
@@ -209,12 +219,14 @@ export class SessionBroker {
 
     let live: LiveSession | null = null;
     const relay = new SshRelay(client, upstream, recorder, (why: RelayEnd) => {
-      void live?.close(why, why === 'recording_failed' ? 'The recording failed, so the session was ended (fail closed).' : null);
+      this.background(live?.close(why, why === 'recording_failed' ? 'The recording failed, so the session was ended (fail closed).' : null));
     });
     live = new LiveSession(record, relay, recorder, conn, grant.notAfter, (s, reason, notice) => this.finalize(s, reason, notice));
     this.live.set(id, live);
-    conn.on('close', () => void live?.close('device_closed'));
+    conn.on('close', () => this.background(live?.close('device_closed')));
+    conn.on('error', (err) => log.warn('device connection error', { session: id, error: err.message }));
     relay.start();
+    if (clientGone) this.background(live.close('client_closed'));
     return { ok: true, session: live };
   }
 
@@ -247,7 +259,12 @@ export class SessionBroker {
       sealError = (err as Error).message;
       log.error('recording could not be sealed', { session: s.id, error: sealError });
     }
-    await this.endRecord(s.record, sealError && reason !== 'recording_failed' ? 'recording_failed' : reason, exit?.code ?? null, s.relay.bytesIn, s.relay.bytesOut, sealError);
+    try {
+      await this.endRecord(s.record, sealError && reason !== 'recording_failed' ? 'recording_failed' : reason, exit?.code ?? null, s.relay.bytesIn, s.relay.bytesOut, sealError);
+    } catch (err) {
+      // The session is over either way; a store that cannot take its end is logged for the operator.
+      log.error('session end could not be stored', { session: s.id, error: (err as Error).message });
+    }
   }
 
   private async endRecord(record: SessionRecord, reason: SessionEndReason, exitStatus: number | null, bytesIn: number, bytesOut: number, error: string | null): Promise<void> {
@@ -263,6 +280,10 @@ export class SessionBroker {
     });
   }
 
+  private background(p: Promise<unknown> | undefined): void {
+    p?.catch((err: unknown) => this.deps.log.error('session task failed', { error: (err as Error).message }));
+  }
+
   /** The enforcement tick: re-decide, warn before the grant ends, end what must end. */
   private async enforce(): Promise<void> {
     if (this.enforcing || this.live.size === 0) return;
@@ -275,7 +296,8 @@ export class SessionBroker {
         const { decision } = await this.decide(s.record.user, s.record.device, 'ssh');
         if (!decision.allow) {
           const ended = decision.code === 'GRANT_EXPIRED' || decision.code === 'NO_GRANT';
-          await s.close(ended ? 'grant_ended' : 'access_revoked', `Session closed: ${describeCode(decision.code)} [${decision.code}]`);
+          // Not awaited: one slow seal must not hold up ending the other sessions.
+          this.background(s.close(ended ? 'grant_ended' : 'access_revoked', `Session closed: ${describeCode(decision.code)} [${decision.code}]`));
           continue;
         }
         s.grantEnd = decision.value.notAfter;
@@ -284,7 +306,7 @@ export class SessionBroker {
           s.relay.notice(`Your access grant for ${s.record.device} ends in ${formatDuration(off)} (at ${new Date(s.grantEnd).toISOString()}); the session will be closed then.`);
         }
         if (now - s.relay.lastInputAt >= config.ssh.idle_timeout) {
-          await s.close('idle_timeout', `Session closed after ${formatDuration(config.ssh.idle_timeout)} without input [IDLE_TIMEOUT].`);
+          this.background(s.close('idle_timeout', `Session closed after ${formatDuration(config.ssh.idle_timeout)} without input [IDLE_TIMEOUT].`));
         }
       }
     } catch (err) {

@@ -37,6 +37,9 @@ export async function grantCommand(ctx: CliContext, args: string[]): Promise<num
         if (!window.allow) throw new InputError('GRANT_INVALID', window.detail);
         // A named actor must hold a role that may grant, and may not grant to themselves (S-1.3).
         const actorUser = await rt.store.getUser(ctx.actor);
+        if (!actorUser && !ctx.actor.startsWith('local:')) {
+          throw new InputError('FORBIDDEN', `--actor ${ctx.actor} is not a known user; name an admin or approver, or leave it out to act as the host operator`);
+        }
         if (actorUser) {
           const may = can(actorUser.roles, 'grant.create');
           if (!may.allow || actorUser.name === user) {

@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ERROR_CATALOGUE } from '../../policy/error-codes.js';
@@ -154,8 +155,20 @@ async function serveCommand(ctx: CliContext, args: string[]): Promise<number> {
   if (!isInitialized(ctx.config)) {
     if (!values['init-if-needed']) throw new UsageError(`the gateway is not initialised; run \`portcullis init\` (or serve --init-if-needed)`);
     const r = await initialize(ctx.config);
-    process.stdout.write(`${initLines(ctx.config, r).join('\n')}\n\n`);
+    // A service's stdout ends up in journald or container logs: the first admin's password and
+    // TOTP seed go to a 0600 file instead, to be read once and deleted.
+    const lines = initLines(ctx.config, { ...r, admin: null });
+    if (r.admin) {
+      const file = path.join(ctx.config.dataDir, 'first-admin.txt');
+      writeFileSync(file, `${initLines(ctx.config, { created: [], admin: r.admin }).slice(1).join('\n')}\n`, { mode: 0o600 });
+      lines.push('', `The first admin account (${r.admin.name}) was created; its password and TOTP enrolment are in ${file} (mode 0600). Read it, enrol, and delete it.`);
+    }
+    process.stdout.write(`${lines.join('\n')}\n\n`);
   }
+  // Last line of defence: a stray rejection is logged, not allowed to end every live session.
+  process.on('unhandledRejection', (err) => {
+    process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), level: 'error', msg: 'unhandled rejection', error: String((err as Error)?.message ?? err) })}\n`);
+  });
   const { startGateway } = await import('../server.js');
   const gw = await startGateway(ctx.config);
   process.stdout.write(`Portcullis is serving: ssh on ${gw.ssh.address}:${gw.ssh.port}, web on https://${gw.web.address}:${gw.web.port}\n`);

@@ -17,7 +17,8 @@ export async function sessionsCommand(ctx: CliContext, args: string[]): Promise<
       startedAt: iso(s.startedAt), endedAt: iso(s.endedAt), endReason: s.endReason, exitStatus: s.exitStatus, bytesIn: s.bytesIn, bytesOut: s.bytesOut,
       recordingId: s.recordingId, grant: s.grantId,
     }));
-    ctx.out.result(sessions, sessions.map((s) => `${s.id}  ${s.startedAt}  ${s.user} → ${s.device} (${s.via}, ${s.kind}${s.command ? `: ${s.command}` : ''})  ${s.endedAt ? `ended ${s.endReason}` : 'LIVE'}  recording ${s.recordingId}`));
+    // Commands are what the client sent: quoted, so control characters cannot drive the operator's terminal.
+    ctx.out.result(sessions, sessions.map((s) => `${s.id}  ${s.startedAt}  ${s.user} → ${s.device} (${s.via}, ${s.kind}${s.command ? `: ${JSON.stringify(s.command)}` : ''})  ${s.endedAt ? `ended ${s.endReason}` : 'LIVE'}  recording ${s.recordingId}`));
     return 0;
   });
 }

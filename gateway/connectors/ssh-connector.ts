@@ -54,8 +54,13 @@ export async function connectSsh(ep: SshEndpoint, secret: DeviceSecret, timeoutM
         client.setNoDelay(true);
         resolve(client);
       });
-      client.once('error', (err: Error & { level?: string }) => {
+      let settled = false;
+      client.once('ready', () => { settled = true; });
+      // A listener that stays: ssh2 may emit more than one error, and an unheard one would crash the process.
+      client.on('error', (err: Error & { level?: string }) => {
         client.end();
+        if (settled) return;
+        settled = true;
         if (mismatch !== null) reject(new ConnectorError('HOST_KEY_MISMATCH', mismatch));
         else if (err.level === 'client-authentication') reject(new ConnectorError('DEVICE_AUTH_FAILED', 'the device refused the stored credential'));
         else reject(new ConnectorError('DEVICE_UNREACHABLE', err.message));
@@ -92,7 +97,7 @@ export function fetchHostKey(host: string, port: number, timeoutMs: number): Pro
   return new Promise((resolve, reject) => {
     const client = new SshClient();
     let key: Buffer | null = null;
-    client.once('error', (err) => {
+    client.on('error', (err) => {
       if (key) resolve(key);
       else reject(new ConnectorError('DEVICE_UNREACHABLE', err.message));
     });

@@ -5,6 +5,9 @@ import type { DeviceRecord } from '../store/store.js';
  * Asks the user which granted device to open when they named none. Reads one line from the
  * channel with simple echo and backspace; resolves null when they quit (q, Ctrl-C, Ctrl-D).
  */
+const PICKER_TIMEOUT_MS = 120_000;
+const MAX_WRONG_CHOICES = 5;
+
 export function pickDevice(channel: ServerChannel, user: string, devices: DeviceRecord[]): Promise<DeviceRecord | null> {
   const w = (s: string): void => {
     channel.write(s.replace(/\n/g, '\r\n'));
@@ -20,7 +23,14 @@ export function pickDevice(channel: ServerChannel, user: string, devices: Device
   w(prompt);
   return new Promise((resolve) => {
     let line = '';
+    let wrong = 0;
+    // Bounded: a picker left open, or fed endless wrong answers, ends instead of growing output.
+    const timer = setTimeout(() => {
+      w('\nNo choice made; closing.\n');
+      done(null);
+    }, PICKER_TIMEOUT_MS);
     const done = (d: DeviceRecord | null): void => {
+      clearTimeout(timer);
       channel.removeListener('data', onData);
       channel.pause();
       resolve(d);
@@ -40,6 +50,11 @@ export function pickDevice(channel: ServerChannel, user: string, devices: Device
           const n = Number(choice);
           const picked = byName ?? (Number.isInteger(n) && n >= 1 && n <= devices.length ? devices[n - 1] : undefined);
           if (picked) return done(picked);
+          wrong += 1;
+          if (wrong >= MAX_WRONG_CHOICES) {
+            w('Too many invalid choices; closing.\n');
+            return done(null);
+          }
           w(`No such choice.\n${prompt}`);
         } else if (ch === '\x7f' || ch === '\b') {
           if (line.length > 0) {

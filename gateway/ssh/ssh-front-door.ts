@@ -34,7 +34,15 @@ const ALGORITHMS = {
   compress: ['none'],
 } as const;
 
-const FILE_TRANSFER_COMMAND = /^\s*(scp\s|rsync\s+--server|sftp-server\b|\/usr\/lib\/(openssh|ssh)\/sftp-server)/;
+/**
+ * Exec requests that are file-transfer servers (scp, sftp -s, rsync), wherever they stand in the
+ * command line: `"/usr/lib/openssh/sftp-server"`, `exec sftp-server`, `cd /; scp -f x` alike.
+ * Plain commands that print a file (`cat`, `tar c`) are output, recorded in full; holding those
+ * to a profile is command mediation's job (R-6.3c).
+ */
+const FILE_TRANSFER_COMMAND = /(^|[\s;&|('"`/=])(scp|sftp-server|sftp|rsync)(['"`]?)(\s|$|;|&|\|)/;
+
+const SIGNALS = new Set(['ABRT', 'ALRM', 'FPE', 'HUP', 'ILL', 'INT', 'KILL', 'PIPE', 'QUIT', 'SEGV', 'TERM', 'USR1', 'USR2']);
 
 interface ConnectionState {
   clientAddress: string;
@@ -137,16 +145,16 @@ export class SshFrontDoor {
       }
       client.on('session', (accept) => this.onSession(accept(), state, user, preauth ? 'proxyjump' : 'ssh'));
       client.on('tcpip', (accept, reject, info) => {
-        void this.onDirectTcpip(accept, reject, info, state, user, preauth !== null);
+        this.background(this.onDirectTcpip(accept, reject, info, state, user, preauth !== null));
       });
       client.on('openssh.streamlocal', (_accept, reject, info) => {
         reject();
-        void this.refused(user, state, 'FORWARDING_REFUSED', { request: 'direct-streamlocal', socketPath: info.socketPath });
+        this.background(this.refused(user, state, 'FORWARDING_REFUSED', { request: 'direct-streamlocal', socketPath: info.socketPath }));
       });
       client.on('request', (_accept, reject, name, info) => {
         reject?.();
         // Only forwarding requests are worth an audit entry; keepalives and the like are just declined.
-        if (/forward/.test(name)) void this.refused(user, state, 'FORWARDING_REFUSED', { request: name, ...(info as unknown as Record<string, unknown>) });
+        if (/forward/.test(name)) this.background(this.refused(user, state, 'FORWARDING_REFUSED', { request: name, ...(info as unknown as Record<string, unknown>) }));
       });
     });
   }
@@ -222,6 +230,11 @@ export class SshFrontDoor {
     });
   }
 
+  /** Work started from an event handler: a failure is logged, never an unhandled rejection. */
+  private background(p: Promise<unknown>): void {
+    p.catch((err: unknown) => this.deps.log.error('background task failed', { error: (err as Error).message }));
+  }
+
   private async refused(user: UserRecord, state: ConnectionState, code: ErrorCode, data: Record<string, unknown>): Promise<void> {
     await this.deps.audit.record('forwarding.refused', {
       actor: user.name, outcome: 'denied', code, data: { client: state.clientAddress, device: state.target, ...data },
@@ -251,17 +264,22 @@ export class SshFrontDoor {
         reject?.();
       }
     });
-    session.on('signal', (accept, _reject, info) => {
+    session.on('signal', (accept, reject, info) => {
+      // Only the names RFC 4254 defines: anything else would make ssh2 throw and drop the connection.
+      if (!SIGNALS.has(info.name)) {
+        reject?.();
+        return;
+      }
       live?.relay.signal(info.name);
       accept?.();
     });
     session.on('auth-agent', (_accept, reject) => {
       reject?.();
-      void this.refused(user, state, 'AGENT_FORWARDING_REFUSED', { request: 'auth-agent-req@openssh.com' });
+      this.background(this.refused(user, state, 'AGENT_FORWARDING_REFUSED', { request: 'auth-agent-req@openssh.com' }));
     });
     session.on('x11', (_accept, reject, info) => {
       reject?.();
-      void this.refused(user, state, 'X11_FORWARDING_REFUSED', { request: 'x11-req', screen: info.screen });
+      this.background(this.refused(user, state, 'X11_FORWARDING_REFUSED', { request: 'x11-req', screen: info.screen }));
     });
 
     const start = async (channel: ServerChannel, kind: 'shell' | 'exec', command: string | null, fileTransfer: boolean): Promise<void> => {
@@ -304,25 +322,32 @@ export class SshFrontDoor {
     const run = (p: Promise<void>, channel: ServerChannel): void => {
       p.catch((err: unknown) => {
         this.deps.log.error('session failed to start', { error: (err as Error).message });
-        channel.stderr.write('portcullis: internal error; the session was not opened\n');
-        channel.exit(1);
-        channel.end();
+        try {
+          channel.stderr.write('portcullis: internal error; the session was not opened\n');
+          channel.exit(1);
+          channel.end();
+        } catch {
+          // the channel is already gone; nothing left to tell
+        }
       });
     };
 
+    // accept() returns nothing when this session channel already runs a shell, exec or
+    // subsystem (a second request on one channel): ignore such a request.
     session.on('shell', (accept) => {
-      const ch = accept();
-      run(start(ch, 'shell', null, false), ch);
+      const ch = accept() as ServerChannel | undefined;
+      if (ch) run(start(ch, 'shell', null, false), ch);
     });
     session.on('exec', (accept, _reject, info) => {
-      const ch = accept();
-      run(start(ch, 'exec', info.command, FILE_TRANSFER_COMMAND.test(info.command)), ch);
+      const ch = accept() as ServerChannel | undefined;
+      if (ch) run(start(ch, 'exec', info.command, FILE_TRANSFER_COMMAND.test(info.command)), ch);
     });
     session.on('subsystem', (accept, _reject, info) => {
-      const ch = accept();
+      const ch = accept() as ServerChannel | undefined;
+      if (!ch) return;
       if (info.name === 'sftp') run(start(ch, 'exec', 'sftp', true), ch);
       else {
-        void this.refused(user, state, 'SUBSYSTEM_REFUSED', { subsystem: info.name });
+        this.background(this.refused(user, state, 'SUBSYSTEM_REFUSED', { subsystem: info.name }));
         ch.stderr.write(`portcullis: ${describeCode('SUBSYSTEM_REFUSED')} [SUBSYSTEM_REFUSED]\n`);
         ch.exit(1);
         ch.end();
@@ -344,8 +369,11 @@ export class SshFrontDoor {
     inner: boolean,
   ): Promise<void> {
     const devices = inner ? [] : await this.deps.store.listDevices();
-    const device = devices.find((d) => d.name === info.destIP || d.host === info.destIP || d.ip === info.destIP);
-    if (!device || !device.protocols.includes('ssh') || (info.destPort !== 22 && info.destPort !== device.port)) {
+    // By address and port first (two devices may share a host), then by name on port 22 or the device's port.
+    const sshDevices = devices.filter((d) => d.protocols.includes('ssh'));
+    const device = sshDevices.find((d) => (d.host === info.destIP || d.ip === info.destIP) && d.port === info.destPort)
+      ?? sshDevices.find((d) => (d.name === info.destIP || d.host === info.destIP || d.ip === info.destIP) && (info.destPort === 22 || info.destPort === d.port));
+    if (!device) {
       reject();
       await this.refused(user, state, 'FORWARDING_REFUSED', { request: 'direct-tcpip', destination: `${info.destIP}:${info.destPort}` });
       return;

@@ -24,7 +24,9 @@ export class SecretBox {
     const [version, body] = sealed.split(':', 2);
     if (version !== VERSION || !body) throw new Error('sealed secret has an unknown format');
     const raw = Buffer.from(body, 'base64');
-    const decipher = createDecipheriv('aes-256-gcm', this.key, raw.subarray(0, 12));
+    if (raw.length < 28) throw new Error(`a sealed secret (${context}) is truncated`);
+    // A fixed 16-byte tag: a shortened tag would otherwise be accepted and weaken the check.
+    const decipher = createDecipheriv('aes-256-gcm', this.key, raw.subarray(0, 12), { authTagLength: 16 });
     decipher.setAAD(Buffer.from(context, 'utf8'));
     decipher.setAuthTag(raw.subarray(12, 28));
     try {

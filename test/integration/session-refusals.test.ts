@@ -177,6 +177,19 @@ describe('sessions the gateway refuses, with the real OpenSSH client', () => {
       expect(existsSync(target)).toBe(false);
     });
 
+    it.each([
+      ['a quoted server path', ['-s', '"/usr/lib/openssh/sftp-server"']],
+      ['exec in front of it', ['-s', 'exec /usr/lib/openssh/sftp-server']],
+      ['another distribution\'s path', ['-s', '/usr/libexec/openssh/sftp-server']],
+    ])('refuses sftp with a server command of its own (%s)', async (_name, sArgs) => {
+      const u = await freshUser(`sftps${sArgs[1]?.length ?? 0}`);
+      await fx.grant(u.name, 'ct-01', 'now', '+1h');
+      const target = path.join(dropDir, `via-sftp-s-${u.name}.txt`);
+      const r = await runTransfer('sftp', u, [...sArgs, '-P', String(fx.sshPort), `${u.name}#ct-01@127.0.0.1`], `put /etc/hostname ${target}\nbye\n`);
+      await expectTransferRefused(r, u.name);
+      expect(existsSync(target)).toBe(false);
+    });
+
     it('refuses scp in the legacy protocol (scp -O, an exec of `scp -t`)', async () => {
       const u = await freshUser('scpo');
       await fx.grant(u.name, 'ct-01', 'now', '+1h');
