@@ -6,6 +6,8 @@ import type { Vault } from '../vault/vault.js';
 import { dummyPasswordHash, verifyPassword } from './password.js';
 import { matchTotp } from './totp.js';
 
+const MAX_CONCURRENT_SIGN_INS = 3;
+
 export interface SignInAttempt {
   username: string;
   /** null when the first factor was a public key the front door already verified. */
@@ -56,7 +58,29 @@ export class Authenticator {
     return { ok: false, code: allowed.code, message: `${describeCode(allowed.code)} (${allowed.detail})` };
   }
 
+  /** Sign-ins being evaluated per account: bounds how many guesses can race one lockout. */
+  private readonly inFlight = new Map<string, number>();
+
   async signIn(a: SignInAttempt): Promise<SignInResult> {
+    const n = this.inFlight.get(a.username) ?? 0;
+    if (n >= MAX_CONCURRENT_SIGN_INS) {
+      await this.audit.record('login.failed', {
+        actor: a.username, outcome: 'denied', code: 'AUTH_FAILED',
+        data: { user: a.username, source: a.source, method: a.method, reason: 'too many simultaneous sign-ins for this account' },
+      });
+      return { ok: false, code: 'AUTH_FAILED', message: describeCode('AUTH_FAILED') };
+    }
+    this.inFlight.set(a.username, n + 1);
+    try {
+      return await this.evaluate(a);
+    } finally {
+      const left = (this.inFlight.get(a.username) ?? 1) - 1;
+      if (left === 0) this.inFlight.delete(a.username);
+      else this.inFlight.set(a.username, left);
+    }
+  }
+
+  private async evaluate(a: SignInAttempt): Promise<SignInResult> {
     const now = this.clock();
     const base = { user: a.username, source: a.source, method: a.method };
     const user = await this.store.getUser(a.username);
@@ -77,6 +101,14 @@ export class Authenticator {
     if (step === null) return this.fail(user, base, 'AUTH_FAILED', 'wrong TOTP code', true, now);
     if (!(await this.store.consumeTotpStep(user.name, step))) {
       return this.fail(user, base, 'TOTP_REPLAYED', 'TOTP code already used', true, now);
+    }
+    // A lock set while this attempt was being checked (by failures racing it) still holds.
+    const current = await this.store.getUser(user.name);
+    const still = current ? loginAllowed(principalFacts(current), this.clock()) : null;
+    if (!still || !still.allow) {
+      const code: ErrorCode = still && !still.allow ? still.code : 'AUTH_FAILED';
+      await this.audit.record('login.refused', { actor: user.name, outcome: 'denied', code, data: { ...base, detail: 'account changed during sign-in' } });
+      return { ok: false, code, message: describeCode(code) };
     }
     await this.store.updateUser(user.name, { failedLogins: 0, lockedUntil: null });
     await this.audit.record('login.ok', { actor: user.name, outcome: 'ok', data: base });
