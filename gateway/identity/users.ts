@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import ssh2 from 'ssh2';
 import type { Role } from '../../policy/types.js';
+import { fingerprint } from '../connectors/host-key.js';
 import type { Runtime } from '../runtime.js';
 import type { UserRecord } from '../store/store.js';
 import { checkPasswordStrength, hashPassword } from './password.js';
@@ -53,7 +54,7 @@ export async function addPublicKey(rt: Runtime, name: string, keyText: string, a
   const line = keyText.trim().split('\n')[0] ?? '';
   const parsed = utils.parseKey(line);
   if (parsed instanceof Error || parsed.isPrivateKey()) throw new InputError('INVALID_INPUT', 'expected one OpenSSH public key line (e.g. the contents of id_ed25519.pub)');
-  const fp = `SHA256:${(await import('node:crypto')).createHash('sha256').update(parsed.getPublicSSH()).digest('base64').replace(/=+$/, '')}`;
+  const fp = fingerprint(parsed.getPublicSSH());
   await rt.store.updateUser(name, { publicKeys: [...user.publicKeys, line] });
   await rt.audit.record('user.key_added', { actor, outcome: 'ok', data: { user: name, type: parsed.type, fingerprint: fp } });
   return fp;
