@@ -42,8 +42,15 @@ export interface SshOptions {
  * Writes the SSH_ASKPASS program that answers the gateway's Password and TOTP prompts. It also
  * appends each prompt to `prompts` beside itself, so a test can tell what was asked.
  */
+const askpassDirs = new Set<string>();
+// Whoever forgets to remove theirs, the process does on its way out.
+process.once('exit', () => {
+  for (const d of askpassDirs) rmSync(d, { recursive: true, force: true });
+});
+
 export function askpassScript(password: string, totp: { secret?: string; code?: string }): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pc-askpass-'));
+  askpassDirs.add(dir);
   const file = path.join(dir, 'askpass.sh');
   const code = totp.code !== undefined ? `echo '${totp.code}'` : `oathtool --totp -b '${totp.secret ?? ''}'`;
   writeFileSync(file, `#!/bin/sh\nprintf '%s\\n' "$1" >> "$(dirname "$0")/prompts"\ncase "$1" in\n  *Password*) echo '${password}' ;;\n  *TOTP*) ${code} ;;\n  *) echo unexpected-prompt ;;\nesac\n`);
