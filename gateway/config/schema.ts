@@ -32,6 +32,8 @@ export const configSchema = z.strictObject({
       login_grace: duration.default(parseDurationText('60s')),
       upstream_timeout: duration.default(parseDurationText('10s')),
       banner: z.string().max(2000).optional(),
+      max_connections: z.number().int().min(1).max(100_000).default(1000),
+      max_unauthenticated_per_ip: z.number().int().min(1).max(10_000).default(10),
     })
     .prefault({}),
   web: z

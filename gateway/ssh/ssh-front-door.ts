@@ -65,7 +65,40 @@ export class SshFrontDoor {
 
   constructor(private readonly deps: SshFrontDoorDeps) {
     this.hostKey = readFileSync(deps.config.paths.hostKey);
-    this.server = this.makeServer((client, info) => this.onConnection(client, `${info.ip}:${info.port}`, null));
+    this.server = this.makeServer((client, info) => {
+      if (!this.admitUnauthenticated(client, info.ip)) return;
+      this.onConnection(client, `${info.ip}:${info.port}`, null);
+    });
+    this.server.maxConnections = deps.config.ssh.max_connections;
+  }
+
+  /** Connections per address that have not signed in yet. */
+  private readonly signingIn = new Map<string, number>();
+
+  /**
+   * One address may hold only so many connections that have not signed in: a guesser or a
+   * slow-handshake flood from one host cannot take every socket and scrypt slot.
+   */
+  private admitUnauthenticated(client: Connection, ip: string): boolean {
+    const n = this.signingIn.get(ip) ?? 0;
+    if (n >= this.deps.config.ssh.max_unauthenticated_per_ip) {
+      this.deps.log.warn('ssh connection refused: too many unauthenticated connections from this address', { ip, limit: n });
+      client.on('error', () => undefined);
+      client.end();
+      return false;
+    }
+    this.signingIn.set(ip, n + 1);
+    let counted = true;
+    const release = (): void => {
+      if (!counted) return;
+      counted = false;
+      const left = (this.signingIn.get(ip) ?? 1) - 1;
+      if (left <= 0) this.signingIn.delete(ip);
+      else this.signingIn.set(ip, left);
+    };
+    client.once('ready', release);
+    client.once('close', release);
+    return true;
   }
 
   private makeServer(onConnection: (client: Connection, info: { ip: string; port: number }) => void): Server {
