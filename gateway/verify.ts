@@ -25,10 +25,22 @@ export function sha256File(file: string): Promise<string> {
  * the chain holds for it (S-3.5). The chain is the reference: the recordings table could be
  * edited along with a file, the chain cannot without breaking.
  */
-export async function verifyAll(config: GatewayConfig, store: Store): Promise<VerifyReport> {
+export interface ChainAnchor {
+  seq: number;
+  hash: string;
+}
+
+export function parseAnchor(text: string): ChainAnchor | null {
+  const m = /^(\d+):([0-9a-f]{64})$/.exec(text.trim());
+  return m ? { seq: Number(m[1]), hash: m[2] as string } : null;
+}
+
+export async function verifyAll(config: GatewayConfig, store: Store, anchors: readonly ChainAnchor[] = []): Promise<VerifyReport> {
   const problems: string[] = [];
   const chain = new ChainVerifier();
   const sealed = new Map<string, { sha256: string; size: number }>();
+  const wanted = new Set(anchors.map((a) => a.seq));
+  const seen = new Map<number, string>();
   let after = 0;
   let broken = false;
   for (;;) {
@@ -41,10 +53,21 @@ export async function verifyAll(config: GatewayConfig, store: Store): Promise<Ve
         broken = true;
         break;
       }
+      if (wanted.has(e.seq)) seen.set(e.seq, e.hash);
       if (e.type === 'recording.sealed') sealed.set(String(e.data.recording), { sha256: String(e.data.sha256), size: Number(e.data.size) });
     }
     if (broken) break;
     after = (page[page.length - 1] as { seq: number }).seq;
+  }
+
+  // Anchors kept outside the store (the SIEM's copy of the audit log lines) catch what the
+  // chain alone cannot: a cut-off tail, or a chain re-hashed from an edited entry onwards.
+  if (!broken) {
+    for (const a of anchors) {
+      const h = seen.get(a.seq);
+      if (h === undefined) problems.push(`audit entry ${a.seq}: missing, but anchored outside the store (the chain was cut off)`);
+      else if (h !== a.hash) problems.push(`audit entry ${a.seq}: differs from its anchor (the chain was rewritten)`);
+    }
   }
 
   let verified = 0;

@@ -22,7 +22,9 @@ export class AuditLog {
       { type, actor: f.actor, outcome: f.outcome ?? 'info', code: f.code ?? null, data: f.data ?? {} },
       this.clock(),
     );
-    this.log.info('audit', { audit: { seq: entry.seq, type, actor: f.actor, outcome: entry.outcome, code: entry.code, data: entry.data } });
+    // The hash goes out too: a SIEM that keeps these lines holds anchors that `verify --anchor`
+    // checks, so a truncated or re-hashed chain no longer passes.
+    this.log.info('audit', { audit: { seq: entry.seq, hash: entry.hash, type, actor: f.actor, outcome: entry.outcome, code: entry.code, data: entry.data } });
     return entry;
   }
 }

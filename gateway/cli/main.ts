@@ -32,7 +32,7 @@ Usage: portcullis <command> [options]        (every command takes --config FILE 
   sessions [--limit N]                       recent sessions with their recording ids
   recording export ID --format asciicast -o FILE
   audit [--after SEQ] [--limit N]            print audit entries
-  verify                                     check the audit chain and every sealed recording
+  verify [--anchor SEQ:HASH]…                check the audit chain (against anchors kept elsewhere) and every sealed recording
 
 Configuration: --config FILE, else $PORTCULLIS_CONFIG, else ./gateway.config.toml.
 Actor recorded in the audit log for CLI changes: --actor NAME, else $PORTCULLIS_ACTOR, else local:<os user>.`;

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { exportAsciicast } from '../../recordings/asciicast-export.js';
 import { InputError } from '../identity/users.js';
-import { verifyAll } from '../verify.js';
+import { parseAnchor, verifyAll } from '../verify.js';
 import { parse, required, UsageError } from './cli-io.js';
 import type { CliContext } from './main.js';
 
@@ -50,9 +50,14 @@ export async function auditCommand(ctx: CliContext, args: string[]): Promise<num
 }
 
 export async function verifyCommand(ctx: CliContext, args: string[]): Promise<number> {
-  parse(args, {});
+  const { values } = parse(args, { anchor: { type: 'string', multiple: true } });
+  const anchors = ((values.anchor ?? []) as string[]).map((a) => {
+    const parsed = parseAnchor(a);
+    if (!parsed) throw new UsageError(`--anchor ${JSON.stringify(a)}: expected SEQ:SHA256HEX, as in the "seq" and "hash" of an audit log line`);
+    return parsed;
+  });
   return ctx.withRuntime(async (rt) => {
-    const r = await verifyAll(rt.config, rt.store);
+    const r = await verifyAll(rt.config, rt.store, anchors);
     ctx.out.result(r, [
       ...r.problems.map((p) => `FAIL ${p}`),
       `audit chain: ${r.auditEntries} entries verified${r.ok ? '' : ' before the first problem'}`,

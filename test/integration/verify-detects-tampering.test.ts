@@ -50,6 +50,29 @@ describe('portcullis verify', () => {
     expect((await fx.cli(['verify'])).code).toBe(0);
   });
 
+  it('catches a cut-off tail with an anchor kept outside the store (the log line of a later entry)', async () => {
+    const anchorLine = fx.logs.map((l) => JSON.parse(l) as { audit?: { seq: number; hash: string } }).filter((l) => l.audit).at(-1)?.audit;
+    expect(anchorLine?.hash).toMatch(/^[0-9a-f]{64}$/);
+    const copy = path.join(fx.dir, 'cut.db');
+    const live = new Database(fx.config.paths.database);
+    live.prepare('VACUUM INTO ?').run(copy);
+    live.close();
+    const db = new Database(copy);
+    db.exec('DROP TRIGGER IF EXISTS audit_no_delete');
+    db.prepare('DELETE FROM audit WHERE seq >= ?').run(anchorLine?.seq ?? 0);
+    db.close();
+    const cfg = path.join(fx.dir, 'cut.toml');
+    writeFileSync(cfg, readFileSync(fx.configFile, 'utf8').replace('[ssh]', `[store]\npath = "${copy}"\n[ssh]`));
+    const { runCli } = await import('../support/gateway-fixture.js');
+    const anchor = `${anchorLine?.seq}:${anchorLine?.hash}`;
+    // Without the anchor a cut-off chain still looks whole; with it, the cut shows.
+    expect((await runCli(['verify'], { config: cfg })).code).toBe(0);
+    const r = await runCli(['verify', '--anchor', anchor], { config: cfg });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`audit entry ${anchorLine?.seq}: missing, but anchored outside the store`);
+    expect((await runCli(['verify', '--anchor', 'nonsense'], { config: cfg })).code).toBe(2);
+  });
+
   it('fails on an edited audit row, naming the entry (after someone bypasses the append-only trigger)', async () => {
     const db = new Database(fx.config.paths.database);
     try {
