@@ -10,6 +10,7 @@ import type { GatewayConfig } from '../config/load.js';
 import { formatDuration } from '../config/duration.js';
 import { connectSsh, ConnectorError, openUpstreamChannel, type UpstreamRequest } from '../connectors/ssh-connector.js';
 import { principalFacts } from '../identity/authenticator.js';
+import { inBackground } from '../log/background.js';
 import type { Logger } from '../log/logger.js';
 import type { DeviceRecord, GrantRecord, SessionEndReason, SessionRecord, Store, UserRecord } from '../store/store.js';
 import type { Vault } from '../vault/vault.js';
@@ -281,7 +282,7 @@ export class SessionBroker {
   }
 
   private background(p: Promise<unknown> | undefined): void {
-    p?.catch((err: unknown) => this.deps.log.error('session task failed', { error: (err as Error).message }));
+    inBackground(this.deps.log, 'session task', p);
   }
 
   /** The enforcement tick: re-decide, warn before the grant ends, end what must end. */

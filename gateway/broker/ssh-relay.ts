@@ -107,6 +107,11 @@ export class SshRelay {
     this.writeNow(stream, chunk);
   }
 
+  /** Output to the client not yet handed to ssh2's transport (written or held back). */
+  private get clientOutputPending(): boolean {
+    return this.inFlight.stdout + this.inFlight.stderr + this.held.length > 0;
+  }
+
   private writeNow(stream: ClientStream, chunk: Buffer): void {
     const sink = stream === 'stdout' ? this.client : this.client.stderr;
     this.inFlight[stream] += 1;
@@ -126,7 +131,7 @@ export class SshRelay {
       this.writeNow(next.stream, next.chunk);
     }
     if (this.held.length === 0) this.unblock(this.downBlockers, 'interleave');
-    if (this.inFlight.stdout + this.inFlight.stderr + this.held.length === 0 && this.onClientWritesDone) {
+    if (!this.clientOutputPending && this.onClientWritesDone) {
       const done = this.onClientWritesDone;
       this.onClientWritesDone = null;
       done();
@@ -148,7 +153,7 @@ export class SshRelay {
       this.client.end();
       this.finish('device_closed');
     };
-    if (this.inFlight.stdout + this.inFlight.stderr + this.held.length > 0) this.onClientWritesDone = send;
+    if (this.clientOutputPending) this.onClientWritesDone = send;
     else send();
   }
 
@@ -183,7 +188,7 @@ export class SshRelay {
     // Let the last output and the closing notice reach the user, but not wait on a client that
     // stopped reading: a second at most.
     const timer = setTimeout(close, 1000);
-    if (this.inFlight.stdout + this.inFlight.stderr + this.held.length > 0) this.onClientWritesDone = close;
+    if (this.clientOutputPending) this.onClientWritesDone = close;
     else close();
   }
 

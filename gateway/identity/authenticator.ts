@@ -1,6 +1,7 @@
 import { describeCode, type ErrorCode } from '../../policy/error-codes.js';
 import { lockAfterFailure, loginAllowed, type LockoutRule } from '../../policy/lockout.js';
 import type { AuditLog } from '../audit/audit-log.js';
+import { PerKeyLimit } from '../limits/per-key-limit.js';
 import type { Store, UserRecord } from '../store/store.js';
 import type { Vault } from '../vault/vault.js';
 import { dummyPasswordHash, verifyPassword } from './password.js';
@@ -59,24 +60,21 @@ export class Authenticator {
   }
 
   /** Sign-ins being evaluated per account: bounds how many guesses can race one lockout. */
-  private readonly inFlight = new Map<string, number>();
+  private readonly inFlight = new PerKeyLimit(MAX_CONCURRENT_SIGN_INS);
 
   async signIn(a: SignInAttempt): Promise<SignInResult> {
-    const n = this.inFlight.get(a.username) ?? 0;
-    if (n >= MAX_CONCURRENT_SIGN_INS) {
+    const release = this.inFlight.acquire(a.username);
+    if (!release) {
       await this.audit.record('login.failed', {
         actor: a.username, outcome: 'denied', code: 'AUTH_FAILED',
         data: { user: a.username, source: a.source, method: a.method, reason: 'too many simultaneous sign-ins for this account' },
       });
       return { ok: false, code: 'AUTH_FAILED', message: describeCode('AUTH_FAILED') };
     }
-    this.inFlight.set(a.username, n + 1);
     try {
       return await this.evaluate(a);
     } finally {
-      const left = (this.inFlight.get(a.username) ?? 1) - 1;
-      if (left === 0) this.inFlight.delete(a.username);
-      else this.inFlight.set(a.username, left);
+      release();
     }
   }
 

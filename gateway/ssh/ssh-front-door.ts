@@ -10,7 +10,9 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { LiveSession, SessionBroker } from '../broker/session-broker.js';
 import type { GatewayConfig } from '../config/load.js';
 import type { Authenticator } from '../identity/authenticator.js';
+import { inBackground } from '../log/background.js';
 import type { Logger } from '../log/logger.js';
+import { PerKeyLimit } from '../limits/per-key-limit.js';
 import type { DeviceRecord, Store, UserRecord } from '../store/store.js';
 import { pickDevice } from './device-picker.js';
 import { parseLoginName } from './target-name.js';
@@ -65,6 +67,7 @@ export class SshFrontDoor {
 
   constructor(private readonly deps: SshFrontDoorDeps) {
     this.hostKey = readFileSync(deps.config.paths.hostKey);
+    this.signingIn = new PerKeyLimit(deps.config.ssh.max_unauthenticated_per_ip);
     this.server = this.makeServer((client, info) => {
       if (!this.admitUnauthenticated(client, info.ip)) return;
       this.onConnection(client, `${info.ip}:${info.port}`, null);
@@ -73,29 +76,20 @@ export class SshFrontDoor {
   }
 
   /** Connections per address that have not signed in yet. */
-  private readonly signingIn = new Map<string, number>();
+  private readonly signingIn: PerKeyLimit;
 
   /**
    * One address may hold only so many connections that have not signed in: a guesser or a
    * slow-handshake flood from one host cannot take every socket and scrypt slot.
    */
   private admitUnauthenticated(client: Connection, ip: string): boolean {
-    const n = this.signingIn.get(ip) ?? 0;
-    if (n >= this.deps.config.ssh.max_unauthenticated_per_ip) {
-      this.deps.log.warn('ssh connection refused: too many unauthenticated connections from this address', { ip, limit: n });
+    const release = this.signingIn.acquire(ip);
+    if (!release) {
+      this.deps.log.warn('ssh connection refused: too many unauthenticated connections from this address', { ip, limit: this.deps.config.ssh.max_unauthenticated_per_ip });
       client.on('error', () => undefined);
       client.end();
       return false;
     }
-    this.signingIn.set(ip, n + 1);
-    let counted = true;
-    const release = (): void => {
-      if (!counted) return;
-      counted = false;
-      const left = (this.signingIn.get(ip) ?? 1) - 1;
-      if (left <= 0) this.signingIn.delete(ip);
-      else this.signingIn.set(ip, left);
-    };
     client.once('ready', release);
     client.once('close', release);
     return true;
@@ -263,9 +257,8 @@ export class SshFrontDoor {
     });
   }
 
-  /** Work started from an event handler: a failure is logged, never an unhandled rejection. */
   private background(p: Promise<unknown>): void {
-    p.catch((err: unknown) => this.deps.log.error('background task failed', { error: (err as Error).message }));
+    inBackground(this.deps.log, 'ssh front door task', p);
   }
 
   private async refused(user: UserRecord, state: ConnectionState, code: ErrorCode, data: Record<string, unknown>): Promise<void> {
