@@ -1,7 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
-import { startGatewayFixture, type GatewayFixture } from '../support/gateway-fixture.js';
+import type { DeviceSshd } from '../support/device-sshd.js';
+import { startGatewayWithDevice, type GatewayFixture } from '../support/gateway-fixture.js';
 import { runSsh } from '../support/ssh-client.js';
 
 /** A half-open SSH client: says its version, then never finishes the handshake. */
@@ -27,9 +27,7 @@ describe('connections that have not signed in are limited per address', () => {
   let fx: GatewayFixture;
 
   beforeAll(async () => {
-    device = await startDeviceSshd();
-    fx = await startGatewayFixture('max_unauthenticated_per_ip = 3');
-    await fx.addDevice('ct-01', device);
+    ({ fx, device } = await startGatewayWithDevice('ct-01', 'max_unauthenticated_per_ip = 3'));
   });
   afterAll(async () => {
     await fx?.stop();

@@ -4,8 +4,8 @@ import { connect, createServer, type Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
-import { startGatewayFixture, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
+import { freePort, type DeviceSshd } from '../support/device-sshd.js';
+import { startGatewayWithDevice, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
 import { runSsh } from '../support/ssh-client.js';
 
 /** What a connection to a local port brought back before it closed. */
@@ -38,9 +38,7 @@ describe('forwarding through the gateway is refused and audited', () => {
     (await fx.audit('forwarding.refused')).filter((e) => e.actor === user).map((e) => ({ code: e.code, data: e.data }));
 
   beforeAll(async () => {
-    device = await startDeviceSshd();
-    fx = await startGatewayFixture();
-    await fx.addDevice('ct-01', device);
+    ({ fx, device } = await startGatewayWithDevice('ct-01'));
     work = mkdtempSync(path.join(os.tmpdir(), 'pc-fwd-'));
   });
   afterAll(async () => {

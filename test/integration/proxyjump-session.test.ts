@@ -2,8 +2,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
-import { startGatewayFixture, type GatewayFixture } from '../support/gateway-fixture.js';
+import type { DeviceSshd } from '../support/device-sshd.js';
+import { startGatewayWithDevice, type GatewayFixture } from '../support/gateway-fixture.js';
 import { runSsh } from '../support/ssh-client.js';
 
 // R-6.4a, R-A.3e: `ssh -J gateway device` works as vendors already type it. The jump leg signs in
@@ -16,9 +16,7 @@ describe('a ProxyJump session through the gateway', () => {
   let sshConfig: string;
 
   beforeAll(async () => {
-    device = await startDeviceSshd();
-    fx = await startGatewayFixture();
-    await fx.addDevice('ct-01', device);
+    ({ fx, device } = await startGatewayWithDevice('ct-01'));
     work = mkdtempSync(path.join(os.tmpdir(), 'pc-jump-'));
     // -J runs a second ssh for the jump leg, which takes its options from the config file (-F is
     // passed on to it), not from our -o flags.

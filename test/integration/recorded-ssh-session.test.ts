@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asciinemaCat } from '../support/asciinema.js';
-import { startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
-import { startGatewayFixture, type GatewayFixture } from '../support/gateway-fixture.js';
+import type { DeviceSshd } from '../support/device-sshd.js';
+import { startGatewayWithDevice, type GatewayFixture } from '../support/gateway-fixture.js';
 import { runSsh } from '../support/ssh-client.js';
 
 // R-6.4a, R-A.3e, R-A.4d, R-5.3c: an approved vendor reaches a device with the plain OpenSSH
@@ -13,9 +13,7 @@ describe('a recorded, approved SSH session with the real OpenSSH client', () => 
   let fx: GatewayFixture;
 
   beforeAll(async () => {
-    device = await startDeviceSshd();
-    fx = await startGatewayFixture();
-    await fx.addDevice('ct-01', device);
+    ({ fx, device } = await startGatewayWithDevice('ct-01'));
   });
   afterAll(async () => {
     await fx?.stop();

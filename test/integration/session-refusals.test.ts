@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ErrorCode } from '../../policy/error-codes.js';
 import { startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
-import { startGatewayFixture, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
+import { startGatewayWithDevice, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
 import { askpassScript, runSsh, SSH_BASE_ARGS, type SshRun } from '../support/ssh-client.js';
 
 type Outcome = Pick<SshRun, 'code' | 'stdout' | 'stderr'>;
@@ -57,9 +57,7 @@ describe('sessions the gateway refuses, with the real OpenSSH client', () => {
   };
 
   beforeAll(async () => {
-    device = await startDeviceSshd();
-    fx = await startGatewayFixture();
-    await fx.addDevice('ct-01', device);
+    ({ fx, device } = await startGatewayWithDevice('ct-01'));
   });
   afterAll(async () => {
     await fx?.stop();

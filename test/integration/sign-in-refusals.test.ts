@@ -5,8 +5,8 @@ import path from 'node:path';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeCode } from '../../policy/error-codes.js';
-import { sshKeygen, startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
-import { startGatewayFixture, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
+import { sshKeygen, type DeviceSshd } from '../support/device-sshd.js';
+import { startGatewayWithDevice, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
 import { runSsh, type SshOptions, type SshRun } from '../support/ssh-client.js';
 
 const { Client } = ssh2; // CommonJS module
@@ -62,9 +62,7 @@ describe('sign-in refusals seen by the OpenSSH client', () => {
     work = mkdtempSync(path.join(os.tmpdir(), 'pc-signin-'));
     keyFile = path.join(work, 'vendor_ed25519');
     sshKeygen(keyFile);
-    device = await startDeviceSshd();
-    fx = await startGatewayFixture();
-    await fx.addDevice(DEVICE, device);
+    ({ fx, device } = await startGatewayWithDevice(DEVICE));
   });
   afterAll(async () => {
     await fx?.stop();

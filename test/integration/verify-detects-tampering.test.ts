@@ -2,8 +2,8 @@ import Database from 'better-sqlite3';
 import { appendFileSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
-import { startGatewayFixture, type GatewayFixture } from '../support/gateway-fixture.js';
+import type { DeviceSshd } from '../support/device-sshd.js';
+import { startGatewayWithDevice, type GatewayFixture } from '../support/gateway-fixture.js';
 import { runSsh } from '../support/ssh-client.js';
 
 // S-3.5, R-5.5d: hash-chained audit and sealed recordings; `portcullis verify` names the first bad one.
@@ -14,9 +14,7 @@ describe('portcullis verify', () => {
   let recordingId = '';
 
   beforeAll(async () => {
-    device = await startDeviceSshd();
-    fx = await startGatewayFixture();
-    await fx.addDevice('lab-7', device);
+    ({ fx, device } = await startGatewayWithDevice('lab-7'));
     const u = await fx.addUser('carol');
     await fx.grant('carol', 'lab-7', 'now', '+1h');
     const r = await runSsh({ port: fx.sshPort, login: 'carol#lab-7', password: u.password, totpSecret: u.totpSecret, command: 'echo evidence' });

@@ -10,7 +10,7 @@ import { createLogger } from '../../gateway/log/logger.js';
 import { startGateway, type RunningGateway } from '../../gateway/server.js';
 import type { AuditEntry } from '../../gateway/store/store.js';
 import type { Role } from '../../policy/types.js';
-import type { DeviceSshd } from './device-sshd.js';
+import { startDeviceSshd, type DeviceSshd } from './device-sshd.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(REPO, 'bin/portcullis.js');
@@ -101,4 +101,22 @@ export async function startGatewayFixture(extraToml = ''): Promise<GatewayFixtur
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The usual arrangement: a device sshd, a gateway, and the device registered, credentialed and
+ * pinned on it. Whatever started is stopped again if a later step fails.
+ */
+export async function startGatewayWithDevice(deviceName: string, extraToml = ''): Promise<{ fx: GatewayFixture; device: DeviceSshd }> {
+  const device = await startDeviceSshd();
+  let fx: GatewayFixture | null = null;
+  try {
+    fx = await startGatewayFixture(extraToml);
+    await fx.addDevice(deviceName, device);
+    return { fx, device };
+  } catch (err) {
+    await fx?.stop();
+    await device.stop();
+    throw err;
+  }
 }
