@@ -1,4 +1,5 @@
 import { loginAllowed } from './lockout.js';
+import { can } from './roles.js';
 import { deny, type Decision, type DeviceFacts, type GrantFacts, type PrincipalFacts, type Protocol } from './types.js';
 
 export interface SessionRequest {
@@ -23,7 +24,7 @@ export function authorizeSession(req: SessionRequest): Decision<GrantFacts> {
   const { user, device, now } = req;
   const account = loginAllowed(user, now);
   if (!account.allow) return account;
-  if (!user.roles.some((r) => r === 'vendor' || r === 'admin' || r === 'approver' || r === 'security')) {
+  if (!can(user.roles, 'session.connect').allow) {
     return deny('FORBIDDEN', `user ${user.name} has no role that may connect`);
   }
   if (device === null) return deny('DEVICE_UNKNOWN', `no device named ${req.deviceName}`);

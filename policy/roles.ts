@@ -5,12 +5,12 @@ import { deny, type Decision } from './types.js';
 export const PERMISSIONS = {
   'user.manage': ['admin'],
   'device.manage': ['admin'],
-  'grant.create': ['admin', 'approver'],
-  'grant.revoke': ['admin', 'approver', 'security'],
+  'grant.create': ['admin', 'approver', 'device_manager'],
+  'grant.revoke': ['admin', 'approver', 'device_manager', 'security'],
   'audit.read': ['admin', 'security'],
   'recording.read': ['security'],
   'session.kill': ['security'],
-  'session.connect': ['vendor', 'admin', 'approver', 'security'],
+  'session.connect': ['vendor', 'admin', 'approver', 'device_manager', 'security'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Action = keyof typeof PERMISSIONS;

@@ -1,7 +1,8 @@
 /** Plain facts that policy decides over. Times are epoch milliseconds; `now` is always passed in. */
 import type { ErrorCode } from './error-codes.js';
 
-export const ROLES = ['admin', 'approver', 'security', 'vendor'] as const;
+/** `approver`: any named approver (level 1); `device_manager`: clinical engineering / device management (levels 2-3); `security`: information security. */
+export const ROLES = ['admin', 'approver', 'device_manager', 'security', 'vendor'] as const;
 export type Role = (typeof ROLES)[number];
 
 export const PROTOCOLS = ['ssh', 'vnc', 'rdp'] as const;
