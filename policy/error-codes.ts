@@ -35,6 +35,11 @@ export const ERROR_CATALOGUE = {
   NOT_FOUND: { status: 404, message: 'Not found.' },
   ALREADY_EXISTS: { status: 409, message: 'That name is already taken.' },
   INVALID_INPUT: { status: 400, message: 'The input is not valid.' },
+  STORE_UNAVAILABLE: { status: 503, message: 'The gateway cannot reach its state store, so it admits no new sign-ins or sessions (fail closed); live sessions go on being recorded.' },
+  SESSION_KILLED: { status: 409, message: 'A security officer ended this session.' },
+  UNAUTHENTICATED: { status: 401, message: 'Sign in first.' },
+  CSRF_INVALID: { status: 403, message: 'The request did not carry a valid CSRF token; reload the page and try again.' },
+  RATE_LIMITED: { status: 429, message: 'Too many attempts; wait a minute and try again.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
