@@ -10,6 +10,7 @@ import type { GatewayConfig } from '../config/load.js';
 import { formatDuration } from '../config/duration.js';
 import { connectSsh, ConnectorError, openUpstreamChannel, type UpstreamRequest } from '../connectors/ssh-connector.js';
 import { principalFacts } from '../identity/authenticator.js';
+import { portOf } from '../inventory/device-ports.js';
 import { inBackground } from '../log/background.js';
 import type { Logger } from '../log/logger.js';
 import type { DeviceRecord, GrantRecord, SessionEndReason, SessionRecord, Store, UserRecord } from '../store/store.js';
@@ -156,7 +157,7 @@ export class SessionBroker {
     let conn: Client;
     try {
       conn = await connectSsh(
-        { host: device.host, port: device.port, hostKeyAlgo: device.hostKeyAlgo, hostKeyBlob: device.hostKeyBlob },
+        { host: device.host, port: portOf(device, 'ssh'), hostKeyAlgo: device.hostKeyAlgo, hostKeyBlob: device.hostKeyBlob },
         secret,
         config.ssh.upstream_timeout,
       );
@@ -189,7 +190,7 @@ export class SessionBroker {
     const record: SessionRecord = {
       id, user: req.user.name, device: device.name, protocol: 'ssh', grantId: grant.id, via: req.via, kind: req.kind, command: req.command,
       clientAddress: req.clientAddress, node: this.deps.node, startedAt: now, endedAt: null, endReason: null, exitStatus: null,
-      bytesIn: 0, bytesOut: 0, recordingId: id,
+      bytesIn: 0, bytesOut: 0, recordingId: id, killRequest: null,
     };
     let upstream;
     try {

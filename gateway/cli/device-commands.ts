@@ -4,6 +4,7 @@ import { PROTOCOLS, type Protocol } from '../../policy/types.js';
 import { fetchHostKey, ConnectorError } from '../connectors/ssh-connector.js';
 import { fingerprint, hostKeyAlgorithm } from '../connectors/host-key.js';
 import { InputError, USER_NAME } from '../identity/users.js';
+import { DEFAULT_PORTS, portOf } from '../inventory/device-ports.js';
 import type { DeviceRecord } from '../store/store.js';
 import { parse, readStdinSecret, required, UsageError } from './cli-io.js';
 import type { CliContext } from './main.js';
@@ -17,9 +18,25 @@ const MAC = /^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/;
 function publicView(d: DeviceRecord): Record<string, unknown> {
   const blob = d.hostKeyBlob ? Buffer.from(d.hostKeyBlob, 'base64') : null;
   return {
-    name: d.name, host: d.host, port: d.port, protocols: d.protocols, udi: d.udi, ip: d.ip, mac: d.mac, state: d.state,
+    name: d.name, host: d.host, ports: d.ports, protocols: d.protocols, udi: d.udi, ip: d.ip, mac: d.mac, state: d.state,
     hostKey: blob ? { type: d.hostKeyAlgo, fingerprint: fingerprint(blob) } : null,
   };
+}
+
+/** `--port 22` (the only protocol's port) or `--port ssh=22 --port vnc=5900`; unnamed protocols use their usual port. */
+function parsePorts(specs: string[], protocols: Protocol[]): Partial<Record<Protocol, number>> {
+  const ports: Partial<Record<Protocol, number>> = {};
+  for (const spec of specs) {
+    const m = /^(?:([a-z]+)=)?(\d{1,5})$/.exec(spec);
+    const n = Number(m?.[2]);
+    if (!m || n < 1 || n > 65535) throw new UsageError(`--port ${JSON.stringify(spec)}: expected PORT or PROTOCOL=PORT with a port 1-65535`);
+    const p = (m[1] ?? (protocols.length === 1 ? protocols[0] : undefined)) as Protocol | undefined;
+    if (!p) throw new UsageError('--port: name the protocol (ssh=22) when the device offers several');
+    if (!protocols.includes(p)) throw new UsageError(`--port ${spec}: the device does not offer ${p}`);
+    ports[p] = n;
+  }
+  for (const p of protocols) ports[p] ??= DEFAULT_PORTS[p];
+  return ports;
 }
 
 export async function deviceCommand(ctx: CliContext, args: string[]): Promise<number> {
@@ -27,23 +44,23 @@ export async function deviceCommand(ctx: CliContext, args: string[]): Promise<nu
   switch (sub) {
     case 'add': {
       const { values, positionals } = parse(rest, {
-        host: { type: 'string' }, port: { type: 'string' }, protocol: { type: 'string', multiple: true },
+        host: { type: 'string' }, port: { type: 'string', multiple: true }, protocol: { type: 'string', multiple: true },
         udi: { type: 'string' }, ip: { type: 'string' }, mac: { type: 'string' },
       }, 1);
       const name = required(positionals[0], 'NAME (positional)');
       if (!USER_NAME.test(name)) throw new UsageError(`device name ${JSON.stringify(name)} must be 1-64 letters, digits, '.', '_' or '-'`);
       const host = required(values.host, 'host');
       if (!HOST.test(host)) throw new UsageError(`--host ${JSON.stringify(host)} is not a host name or address`);
-      const port = Number(required(values.port, 'port'));
-      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError('--port must be 1-65535');
       const protocols = (values.protocol ?? []) as string[];
       if (protocols.length === 0) throw new UsageError(`--protocol is required (${PROTOCOLS.join(', ')})`);
       const badP = protocols.find((p) => !(PROTOCOLS as readonly string[]).includes(p));
       if (badP) throw new UsageError(`unknown protocol ${JSON.stringify(badP)} (${PROTOCOLS.join(', ')})`);
+      const ports = parsePorts((values.port ?? []) as string[], protocols as Protocol[]);
       if (values.mac && !MAC.test(values.mac)) throw new UsageError(`--mac ${JSON.stringify(values.mac)} is not a MAC address (aa:bb:cc:dd:ee:ff)`);
       return ctx.withRuntime(async (rt) => {
         const d: DeviceRecord = {
-          name, host, port, protocols: protocols as Protocol[], udi: values.udi ?? null, ip: values.ip ?? null, mac: values.mac?.toLowerCase() ?? null,
+          name, host, ports, protocols: protocols as Protocol[], udi: values.udi ?? null, ip: values.ip ?? null, mac: values.mac?.toLowerCase() ?? null,
+          type: null, manufacturer: null, model: null, department: null, location: null, classification: null, lifecycle: [],
           state: 'active', hostKeyAlgo: null, hostKeyBlob: null, createdAt: rt.clock(),
         };
         try {
@@ -53,7 +70,7 @@ export async function deviceCommand(ctx: CliContext, args: string[]): Promise<nu
           throw err;
         }
         await rt.audit.record('device.created', { actor: ctx.actor, outcome: 'ok', data: publicView(d) });
-        ctx.out.result(publicView(d), [`Registered device ${name} (${host}:${port}, ${protocols.join(', ')}). Next: device credential, device trust.`]);
+        ctx.out.result(publicView(d), [`Registered device ${name} (${host}, ${protocols.map((p) => `${p}:${portOf(d, p as Protocol)}`).join(', ')}). Next: device credential, device trust.`]);
         return 0;
       });
     }
@@ -90,9 +107,9 @@ export async function deviceCommand(ctx: CliContext, args: string[]): Promise<nu
         if (!d) throw new InputError('NOT_FOUND', `no device named ${name}`);
         let blob: Buffer;
         try {
-          blob = await fetchHostKey(d.host, d.port, rt.config.ssh.upstream_timeout);
+          blob = await fetchHostKey(d.host, portOf(d, 'ssh'), rt.config.ssh.upstream_timeout);
         } catch (err) {
-          throw new InputError('NOT_FOUND', `could not fetch the host key of ${name} at ${d.host}:${d.port}: ${err instanceof ConnectorError ? err.detail : (err as Error).message}`);
+          throw new InputError('NOT_FOUND', `could not fetch the host key of ${name} at ${d.host}:${portOf(d, 'ssh')}: ${err instanceof ConnectorError ? err.detail : (err as Error).message}`);
         }
         const fp = fingerprint(blob);
         const type = hostKeyAlgorithm(blob);
@@ -115,7 +132,7 @@ export async function deviceCommand(ctx: CliContext, args: string[]): Promise<nu
       parse(rest, {});
       return ctx.withRuntime(async (rt) => {
         const devices = (await rt.store.listDevices()).map(publicView);
-        ctx.out.result(devices, devices.map((d) => `${String(d.name).padEnd(20)} ${String(d.host)}:${String(d.port)}  ${(d.protocols as string[]).join(',')}  ${String(d.state)}${d.hostKey ? '' : '  (host key not pinned)'}`));
+        ctx.out.result(devices, devices.map((d) => `${String(d.name).padEnd(20)} ${String(d.host)}  ${Object.entries(d.ports as Record<string, number>).map(([p, n]) => `${p}:${n}`).join(',')}  ${String(d.state)}${d.hostKey ? '' : '  (host key not pinned)'}`));
         return 0;
       });
     }

@@ -12,7 +12,7 @@ export async function sessionsCommand(ctx: CliContext, args: string[]): Promise<
   const limit = Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 10000) throw new UsageError('--limit must be 1-10000');
   return ctx.withRuntime(async (rt) => {
-    const sessions = (await rt.store.listSessions(limit)).map((s) => ({
+    const sessions = (await rt.store.listSessions({ limit })).map((s) => ({
       id: s.id, user: s.user, device: s.device, protocol: s.protocol, via: s.via, kind: s.kind, command: s.command, client: s.clientAddress,
       startedAt: iso(s.startedAt), endedAt: iso(s.endedAt), endReason: s.endReason, exitStatus: s.exitStatus, bytesIn: s.bytesIn, bytesOut: s.bytesOut,
       recordingId: s.recordingId, grant: s.grantId,

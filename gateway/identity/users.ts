@@ -41,7 +41,7 @@ export async function createUser(rt: Runtime, u: NewUser, actor: string): Promis
   const secret = newTotpSecret();
   const user: UserRecord = {
     name: u.name, roles: u.roles, org: u.org, passwordHash: await hashPassword(u.password), totpSealed: rt.vault.sealTotp(u.name, secret),
-    totpLastStep: 0, failedLogins: 0, lockedUntil: null, disabled: false, expiresAt: u.expiresAt, publicKeys: [], createdAt: rt.clock(),
+    totpLastStep: 0, failedLogins: 0, lockedUntil: null, disabled: false, expiresAt: u.expiresAt, publicKeys: [], nda: null, locale: null, createdAt: rt.clock(),
   };
   await rt.store.createUser(user);
   await rt.audit.record('user.created', { actor, outcome: 'ok', data: { user: u.name, roles: u.roles, org: u.org, expiresAt: u.expiresAt } });

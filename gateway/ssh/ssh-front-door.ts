@@ -14,6 +14,7 @@ import { inBackground } from '../log/background.js';
 import type { Logger } from '../log/logger.js';
 import { PerKeyLimit } from '../limits/per-key-limit.js';
 import type { DeviceRecord, Store, UserRecord } from '../store/store.js';
+import { portOf } from '../inventory/device-ports.js';
 import { pickDevice } from './device-picker.js';
 import { parseLoginName } from './target-name.js';
 
@@ -397,8 +398,8 @@ export class SshFrontDoor {
     const devices = inner ? [] : await this.deps.store.listDevices();
     // By address and port first (two devices may share a host), then by name on port 22 or the device's port.
     const sshDevices = devices.filter((d) => d.protocols.includes('ssh'));
-    const device = sshDevices.find((d) => (d.host === info.destIP || d.ip === info.destIP) && d.port === info.destPort)
-      ?? sshDevices.find((d) => (d.name === info.destIP || d.host === info.destIP || d.ip === info.destIP) && (info.destPort === 22 || info.destPort === d.port));
+    const device = sshDevices.find((d) => (d.host === info.destIP || d.ip === info.destIP) && portOf(d, 'ssh') === info.destPort)
+      ?? sshDevices.find((d) => (d.name === info.destIP || d.host === info.destIP || d.ip === info.destIP) && (info.destPort === 22 || info.destPort === portOf(d, 'ssh')));
     if (!device) {
       reject();
       await this.refused(user, state, 'FORWARDING_REFUSED', { request: 'direct-tcpip', destination: `${info.destIP}:${info.destPort}` });

@@ -96,4 +96,93 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
   CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
   `,
+  // 2: the access workflow (orgs, NDA, inventory, lifecycle, requests), command log, web
+  // sessions, cluster heartbeats, and idempotent audit appends.
+  `
+  ALTER TABLE users ADD COLUMN nda TEXT;
+  ALTER TABLE users ADD COLUMN locale TEXT;
+  CREATE TABLE orgs (
+    name TEXT PRIMARY KEY,
+    display_name TEXT NOT NULL,
+    contact TEXT,
+    created_at INTEGER NOT NULL
+  );
+  ALTER TABLE devices ADD COLUMN ports TEXT NOT NULL DEFAULT '{}';
+  UPDATE devices SET ports = json_object('ssh', port);
+  ALTER TABLE devices DROP COLUMN port;
+  ALTER TABLE devices ADD COLUMN type TEXT;
+  ALTER TABLE devices ADD COLUMN manufacturer TEXT;
+  ALTER TABLE devices ADD COLUMN model TEXT;
+  ALTER TABLE devices ADD COLUMN department TEXT;
+  ALTER TABLE devices ADD COLUMN location TEXT;
+  ALTER TABLE devices ADD COLUMN classification TEXT;
+  ALTER TABLE devices ADD COLUMN lifecycle TEXT NOT NULL DEFAULT '[]';
+  CREATE INDEX grants_request ON grants(request_id);
+  CREATE TABLE requests (
+    id TEXT PRIMARY KEY,
+    requester TEXT NOT NULL,
+    devices TEXT NOT NULL,
+    protocols TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    work_order TEXT NOT NULL,
+    not_before INTEGER NOT NULL,
+    not_after INTEGER NOT NULL,
+    profile TEXT,
+    file_transfer INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    approvals TEXT NOT NULL,
+    decided_at INTEGER,
+    decided_by TEXT,
+    reason TEXT,
+    grant_ids TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    version INTEGER NOT NULL
+  );
+  CREATE INDEX requests_requester ON requests(requester, created_at);
+  CREATE INDEX requests_status ON requests(status, created_at);
+  ALTER TABLE sessions ADD COLUMN kill_request TEXT;
+  CREATE INDEX sessions_open ON sessions(ended_at) WHERE ended_at IS NULL;
+  CREATE INDEX sessions_user ON sessions(user, started_at);
+  CREATE INDEX sessions_device ON sessions(device, started_at);
+  CREATE TABLE commands (
+    id TEXT PRIMARY KEY,
+    session TEXT NOT NULL,
+    user TEXT NOT NULL,
+    device TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    line TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    rule TEXT,
+    reason TEXT,
+    reviewer TEXT,
+    exit_status INTEGER
+  );
+  CREATE INDEX commands_session ON commands(session, at);
+  CREATE INDEX commands_at ON commands(at);
+  CREATE TABLE web_sessions (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    address TEXT NOT NULL
+  );
+  CREATE INDEX web_sessions_user ON web_sessions(user);
+  CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,
+    instance TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    ssh TEXT NOT NULL,
+    web TEXT NOT NULL
+  );
+  CREATE TABLE audit_dedup (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+  );
+  `,
 ];
+

@@ -1,109 +1,81 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { DeviceState, Protocol, Role } from '../../policy/types.js';
 import { chainHash, GENESIS_HASH, hashedBody } from '../audit/audit-chain.js';
+import {
+  columnName, COMMAND_FIELDS, DEVICE_FIELDS, GRANT_FIELDS, NODE_FIELDS, ORG_FIELDS, RECORDING_FIELDS, REQUEST_FIELDS, SESSION_FIELDS,
+  USER_FIELDS, WEB_SESSION_FIELDS, type Fields,
+} from './record-fields.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
-import type {
-  AuditDraft, AuditEntry, AuditQuery, CredentialRecord, DeviceRecord, GrantRecord, RecordingRecord,
-  SessionRecord, Store, UserRecord,
+import {
+  AlreadyExistsError, type AuditDraft, type AuditEntry, type AuditQuery, type CommandQuery, type CommandRecord, type CredentialRecord,
+  type DeviceRecord, type GrantRecord, type NodeRecord, type OrgRecord, type RecordingRecord, type RequestQuery, type RequestRecord,
+  type SessionEndPatch, type SessionQuery, type SessionRecord, type Store, type UserRecord, type WebSessionRecord,
 } from './store.js';
 
 type Row = Record<string, unknown>;
 
-const USER_COLUMNS: Record<string, string> = {
-  roles: 'roles', org: 'org', passwordHash: 'password_hash', totpSealed: 'totp_sealed', totpLastStep: 'totp_last_step',
-  failedLogins: 'failed_logins', lockedUntil: 'locked_until', disabled: 'disabled', expiresAt: 'expires_at', publicKeys: 'public_keys',
-};
-const DEVICE_COLUMNS: Record<string, string> = {
-  host: 'host', port: 'port', protocols: 'protocols', udi: 'udi', ip: 'ip', mac: 'mac', state: 'state',
-  hostKeyAlgo: 'host_key_algo', hostKeyBlob: 'host_key_blob',
-};
-const SESSION_COLUMNS: Record<string, string> = {
-  endedAt: 'ended_at', endReason: 'end_reason', exitStatus: 'exit_status', bytesIn: 'bytes_in', bytesOut: 'bytes_out',
-};
+/** One table whose columns follow a record's declared fields (record-fields.ts). */
+class Table<T extends object> {
+  private readonly keyColumn: string;
+  private readonly insertStmt: Database.Statement;
+  private readonly getStmt: Database.Statement;
 
-function toDb(v: unknown): unknown {
-  if (typeof v === 'boolean') return v ? 1 : 0;
-  if (Array.isArray(v)) return JSON.stringify(v);
-  return v;
+  constructor(private readonly db: Database.Database, readonly name: string, private readonly fields: Fields<T>, key: keyof T & string) {
+    const cols = Object.keys(fields);
+    this.keyColumn = columnName(key);
+    this.insertStmt = db.prepare(`INSERT INTO ${name} (${cols.map(columnName).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`);
+    this.getStmt = db.prepare(`SELECT * FROM ${name} WHERE ${this.keyColumn} = ?`);
+  }
+
+  private toDb(field: string, v: unknown): unknown {
+    const kind = (this.fields as Record<string, string>)[field];
+    if (kind === undefined) throw new Error(`${this.name}: no field ${field}`);
+    if (v === null || v === undefined) return null;
+    if (kind === 'bool') return v ? 1 : 0;
+    if (kind === 'json' || kind === 'json?') return JSON.stringify(v);
+    return v;
+  }
+
+  fromRow(r: Row): T {
+    const out: Record<string, unknown> = {};
+    for (const [field, kind] of Object.entries(this.fields as Record<string, string>)) {
+      const v = r[columnName(field)];
+      if (v === null || v === undefined) out[field] = null;
+      else if (kind === 'bool') out[field] = v === 1;
+      else if (kind === 'json' || kind === 'json?') out[field] = JSON.parse(v as string);
+      else out[field] = v;
+    }
+    return out as T;
+  }
+
+  insert(rec: T, what: string): void {
+    try {
+      this.insertStmt.run(...Object.keys(this.fields).map((f) => this.toDb(f, (rec as Record<string, unknown>)[f])));
+    } catch (err) {
+      if (err instanceof Error && /UNIQUE|PRIMARY KEY/.test(err.message)) throw new AlreadyExistsError(what);
+      throw err;
+    }
+  }
+
+  get(key: string): T | null {
+    const r = this.getStmt.get(key) as Row | undefined;
+    return r ? this.fromRow(r) : null;
+  }
+
+  select(tail: string, ...args: unknown[]): T[] {
+    return (this.db.prepare(`SELECT * FROM ${this.name} ${tail}`).all(...args) as Row[]).map((r) => this.fromRow(r));
+  }
+
+  /** UPDATE … SET the patched fields WHERE key = ? [AND extra]; returns the rows changed. */
+  patch(key: string, patch: object, extra = '', ...extraArgs: unknown[]): number {
+    const entries = Object.entries(patch).filter(([, v]) => v !== undefined);
+    if (entries.length === 0) return 0;
+    const sets = entries.map(([f]) => `${columnName(f)} = ?`);
+    const values = entries.map(([f, v]) => this.toDb(f, v));
+    return this.db.prepare(`UPDATE ${this.name} SET ${sets.join(', ')} WHERE ${this.keyColumn} = ? ${extra}`).run(...values, key, ...extraArgs).changes;
+  }
 }
-
-const userFromRow = (r: Row): UserRecord => ({
-  name: r.name as string,
-  roles: JSON.parse(r.roles as string) as Role[],
-  org: (r.org as string | null) ?? null,
-  passwordHash: r.password_hash as string,
-  totpSealed: (r.totp_sealed as string | null) ?? null,
-  totpLastStep: r.totp_last_step as number,
-  failedLogins: r.failed_logins as number,
-  lockedUntil: (r.locked_until as number | null) ?? null,
-  disabled: r.disabled === 1,
-  expiresAt: (r.expires_at as number | null) ?? null,
-  publicKeys: JSON.parse(r.public_keys as string) as string[],
-  createdAt: r.created_at as number,
-});
-
-const deviceFromRow = (r: Row): DeviceRecord => ({
-  name: r.name as string,
-  host: r.host as string,
-  port: r.port as number,
-  protocols: JSON.parse(r.protocols as string) as Protocol[],
-  udi: (r.udi as string | null) ?? null,
-  ip: (r.ip as string | null) ?? null,
-  mac: (r.mac as string | null) ?? null,
-  state: r.state as DeviceState,
-  hostKeyAlgo: (r.host_key_algo as string | null) ?? null,
-  hostKeyBlob: (r.host_key_blob as string | null) ?? null,
-  createdAt: r.created_at as number,
-});
-
-const grantFromRow = (r: Row): GrantRecord => ({
-  id: r.id as string,
-  user: r.user as string,
-  device: r.device as string,
-  protocol: r.protocol as Protocol,
-  notBefore: r.not_before as number,
-  notAfter: r.not_after as number,
-  createdBy: r.created_by as string,
-  createdAt: r.created_at as number,
-  revokedAt: (r.revoked_at as number | null) ?? null,
-  revokedBy: (r.revoked_by as string | null) ?? null,
-  requestId: (r.request_id as string | null) ?? null,
-  profile: (r.profile as string | null) ?? null,
-  allowFileTransfer: r.allow_file_transfer === 1,
-});
-
-const sessionFromRow = (r: Row): SessionRecord => ({
-  id: r.id as string,
-  user: r.user as string,
-  device: r.device as string,
-  protocol: r.protocol as Protocol,
-  grantId: r.grant_id as string,
-  via: r.via as string,
-  kind: r.kind as SessionRecord['kind'],
-  command: (r.command as string | null) ?? null,
-  clientAddress: r.client_address as string,
-  node: r.node as string,
-  startedAt: r.started_at as number,
-  endedAt: (r.ended_at as number | null) ?? null,
-  endReason: (r.end_reason as SessionRecord['endReason']) ?? null,
-  exitStatus: (r.exit_status as number | null) ?? null,
-  bytesIn: r.bytes_in as number,
-  bytesOut: r.bytes_out as number,
-  recordingId: r.recording_id as string,
-});
-
-const recordingFromRow = (r: Row): RecordingRecord => ({
-  id: r.id as string,
-  sessionId: r.session_id as string,
-  path: r.path as string,
-  format: r.format as string,
-  startedAt: r.started_at as number,
-  sealedAt: (r.sealed_at as number | null) ?? null,
-  size: (r.size as number | null) ?? null,
-  sha256: (r.sha256 as string | null) ?? null,
-});
 
 const auditFromRow = (r: Row): AuditEntry => ({
   seq: r.seq as number,
@@ -117,19 +89,27 @@ const auditFromRow = (r: Row): AuditEntry => ({
   hash: r.hash as string,
 });
 
-function conflict(err: unknown, what: string): never {
-  if (err instanceof Error && /UNIQUE|PRIMARY KEY/.test(err.message)) {
-    const e = new Error(`${what} already exists`);
-    (e as Error & { code: string }).code = 'ALREADY_EXISTS';
-    throw e;
-  }
-  throw err;
+/** Builds "WHERE a AND b" from the conditions that apply. */
+function where(conds: Array<[boolean, string, unknown]>): { sql: string; args: unknown[] } {
+  const on = conds.filter(([apply]) => apply);
+  return { sql: on.length ? `WHERE ${on.map(([, c]) => c).join(' AND ')}` : '', args: on.map(([, , a]) => a) };
 }
 
 /** The embedded backend: one file, WAL, one gateway node. */
 export class SqliteStore implements Store {
   readonly backend = 'sqlite';
   private readonly db: Database.Database;
+  private readonly users: Table<UserRecord>;
+  private readonly orgs: Table<OrgRecord>;
+  private readonly devices: Table<DeviceRecord>;
+  private readonly grants: Table<GrantRecord>;
+  private readonly requests: Table<RequestRecord>;
+  private readonly sessions: Table<SessionRecord>;
+  private readonly recordings: Table<RecordingRecord>;
+  private readonly commands: Table<CommandRecord>;
+  private readonly webSessions: Table<WebSessionRecord>;
+  private readonly nodes: Table<NodeRecord>;
+  private readonly appendTx: Database.Transaction<(draft: AuditDraft, now: number, dedupId: string | undefined) => AuditEntry>;
 
   constructor(file: string) {
     mkdirSync(path.dirname(file), { recursive: true });
@@ -139,6 +119,17 @@ export class SqliteStore implements Store {
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
+    this.users = new Table(this.db, 'users', USER_FIELDS, 'name');
+    this.orgs = new Table(this.db, 'orgs', ORG_FIELDS, 'name');
+    this.devices = new Table(this.db, 'devices', DEVICE_FIELDS, 'name');
+    this.grants = new Table(this.db, 'grants', GRANT_FIELDS, 'id');
+    this.requests = new Table(this.db, 'requests', REQUEST_FIELDS, 'id');
+    this.sessions = new Table(this.db, 'sessions', SESSION_FIELDS, 'id');
+    this.recordings = new Table(this.db, 'recordings', RECORDING_FIELDS, 'id');
+    this.commands = new Table(this.db, 'commands', COMMAND_FIELDS, 'id');
+    this.webSessions = new Table(this.db, 'web_sessions', WEB_SESSION_FIELDS, 'id');
+    this.nodes = new Table(this.db, 'nodes', NODE_FIELDS, 'id');
+    this.appendTx = this.makeAppendTx();
   }
 
   private migrate(): void {
@@ -154,41 +145,20 @@ export class SqliteStore implements Store {
     }
   }
 
-  private patch(table: string, key: string, keyValue: string, columns: Record<string, string>, patch: object): void {
-    const sets: string[] = [];
-    const values: unknown[] = [];
-    for (const [k, v] of Object.entries(patch)) {
-      const col = columns[k];
-      if (!col) throw new Error(`${table}: cannot update ${k}`);
-      sets.push(`${col} = ?`);
-      values.push(toDb(v));
-    }
-    if (sets.length === 0) return;
-    this.db.prepare(`UPDATE ${table} SET ${sets.join(', ')} WHERE ${key} = ?`).run(...values, keyValue);
-  }
-
   async createUser(u: UserRecord): Promise<void> {
-    try {
-      this.db.prepare(`INSERT INTO users (name, roles, org, password_hash, totp_sealed, totp_last_step, failed_logins, locked_until, disabled, expires_at, public_keys, created_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
-        u.name, JSON.stringify(u.roles), u.org, u.passwordHash, u.totpSealed, u.totpLastStep, u.failedLogins, u.lockedUntil,
-        u.disabled ? 1 : 0, u.expiresAt, JSON.stringify(u.publicKeys), u.createdAt);
-    } catch (err) {
-      conflict(err, `user ${u.name}`);
-    }
+    this.users.insert(u, `user ${u.name}`);
   }
 
   async getUser(name: string): Promise<UserRecord | null> {
-    const r = this.db.prepare('SELECT * FROM users WHERE name = ?').get(name) as Row | undefined;
-    return r ? userFromRow(r) : null;
+    return this.users.get(name);
   }
 
   async listUsers(): Promise<UserRecord[]> {
-    return (this.db.prepare('SELECT * FROM users ORDER BY name').all() as Row[]).map(userFromRow);
+    return this.users.select('ORDER BY name');
   }
 
   async updateUser(name: string, patch: Partial<UserRecord>): Promise<void> {
-    this.patch('users', 'name', name, USER_COLUMNS, patch);
+    this.users.patch(name, patch);
   }
 
   async incrementLoginFailures(name: string): Promise<number> {
@@ -197,31 +167,44 @@ export class SqliteStore implements Store {
   }
 
   async consumeTotpStep(name: string, step: number): Promise<boolean> {
-    const res = this.db.prepare('UPDATE users SET totp_last_step = ? WHERE name = ? AND totp_last_step < ?').run(step, name, step);
-    return res.changes === 1;
+    return this.users.patch(name, { totpLastStep: step }, 'AND totp_last_step < ?', step) === 1;
+  }
+
+  async createOrg(o: OrgRecord): Promise<void> {
+    this.orgs.insert(o, `organisation ${o.name}`);
+  }
+
+  async getOrg(name: string): Promise<OrgRecord | null> {
+    return this.orgs.get(name);
+  }
+
+  async listOrgs(): Promise<OrgRecord[]> {
+    return this.orgs.select('ORDER BY name');
+  }
+
+  async updateOrg(name: string, patch: Partial<OrgRecord>): Promise<void> {
+    this.orgs.patch(name, patch);
   }
 
   async createDevice(d: DeviceRecord): Promise<void> {
-    try {
-      this.db.prepare(`INSERT INTO devices (name, host, port, protocols, udi, ip, mac, state, host_key_algo, host_key_blob, created_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
-        d.name, d.host, d.port, JSON.stringify(d.protocols), d.udi, d.ip, d.mac, d.state, d.hostKeyAlgo, d.hostKeyBlob, d.createdAt);
-    } catch (err) {
-      conflict(err, `device ${d.name} (or its UDI)`);
-    }
+    this.devices.insert(d, `device ${d.name} (or its UDI)`);
   }
 
   async getDevice(name: string): Promise<DeviceRecord | null> {
-    const r = this.db.prepare('SELECT * FROM devices WHERE name = ?').get(name) as Row | undefined;
-    return r ? deviceFromRow(r) : null;
+    return this.devices.get(name);
   }
 
   async listDevices(): Promise<DeviceRecord[]> {
-    return (this.db.prepare('SELECT * FROM devices ORDER BY name').all() as Row[]).map(deviceFromRow);
+    return this.devices.select('ORDER BY name');
   }
 
   async updateDevice(name: string, patch: Partial<DeviceRecord>): Promise<void> {
-    this.patch('devices', 'name', name, DEVICE_COLUMNS, patch);
+    try {
+      this.devices.patch(name, patch);
+    } catch (err) {
+      if (err instanceof Error && /UNIQUE/.test(err.message)) throw new AlreadyExistsError(`a device with UDI ${String(patch.udi)}`);
+      throw err;
+    }
   }
 
   async putCredential(c: CredentialRecord): Promise<void> {
@@ -237,95 +220,179 @@ export class SqliteStore implements Store {
   }
 
   async createGrant(g: GrantRecord): Promise<void> {
-    this.db.prepare(`INSERT INTO grants (id, user, device, protocol, not_before, not_after, created_by, created_at, revoked_at, revoked_by, request_id, profile, allow_file_transfer)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
-      g.id, g.user, g.device, g.protocol, g.notBefore, g.notAfter, g.createdBy, g.createdAt, g.revokedAt, g.revokedBy, g.requestId, g.profile,
-      g.allowFileTransfer ? 1 : 0);
+    this.grants.insert(g, `grant ${g.id}`);
   }
 
   async getGrant(id: string): Promise<GrantRecord | null> {
-    const r = this.db.prepare('SELECT * FROM grants WHERE id = ?').get(id) as Row | undefined;
-    return r ? grantFromRow(r) : null;
+    return this.grants.get(id);
   }
 
-  async listGrants(filter: { user?: string; device?: string }): Promise<GrantRecord[]> {
-    const where: string[] = [];
-    const args: string[] = [];
-    if (filter.user !== undefined) { where.push('user = ?'); args.push(filter.user); }
-    if (filter.device !== undefined) { where.push('device = ?'); args.push(filter.device); }
-    const sql = `SELECT * FROM grants ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at`;
-    return (this.db.prepare(sql).all(...args) as Row[]).map(grantFromRow);
+  async listGrants(filter: { user?: string; device?: string; requestId?: string }): Promise<GrantRecord[]> {
+    const w = where([
+      [filter.user !== undefined, 'user = ?', filter.user],
+      [filter.device !== undefined, 'device = ?', filter.device],
+      [filter.requestId !== undefined, 'request_id = ?', filter.requestId],
+    ]);
+    return this.grants.select(`${w.sql} ORDER BY created_at, rowid`, ...w.args);
   }
 
   async revokeGrant(id: string, at: number, by: string): Promise<void> {
-    this.db.prepare('UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL').run(at, by, id);
+    this.grants.patch(id, { revokedAt: at, revokedBy: by }, 'AND revoked_at IS NULL');
+  }
+
+  async createRequest(r: RequestRecord): Promise<void> {
+    this.requests.insert(r, `request ${r.id}`);
+  }
+
+  async getRequest(id: string): Promise<RequestRecord | null> {
+    return this.requests.get(id);
+  }
+
+  async listRequests(q: RequestQuery): Promise<RequestRecord[]> {
+    const w = where([
+      [q.requester !== undefined, 'requester = ?', q.requester],
+      [q.status !== undefined, 'status = ?', q.status],
+      [q.device !== undefined, 'EXISTS (SELECT 1 FROM json_each(requests.devices) WHERE value = ?)', q.device],
+    ]);
+    return this.requests.select(`${w.sql} ORDER BY created_at DESC, rowid DESC LIMIT ?`, ...w.args, q.limit ?? 1000);
+  }
+
+  async updateRequestIf(id: string, expectedVersion: number, patch: Partial<RequestRecord>): Promise<boolean> {
+    return this.requests.patch(id, { ...patch, version: expectedVersion + 1 }, 'AND version = ?', expectedVersion) === 1;
   }
 
   async createSession(s: SessionRecord): Promise<void> {
-    this.db.prepare(`INSERT INTO sessions (id, user, device, protocol, grant_id, via, kind, command, client_address, node, started_at, ended_at, end_reason, exit_status, bytes_in, bytes_out, recording_id)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
-      s.id, s.user, s.device, s.protocol, s.grantId, s.via, s.kind, s.command, s.clientAddress, s.node, s.startedAt, s.endedAt, s.endReason,
-      s.exitStatus, s.bytesIn, s.bytesOut, s.recordingId);
+    this.sessions.insert(s, `session ${s.id}`);
   }
 
   async updateSession(id: string, patch: Partial<SessionRecord>): Promise<void> {
-    this.patch('sessions', 'id', id, SESSION_COLUMNS, patch);
+    this.sessions.patch(id, patch);
+  }
+
+  async endSessionIfOpen(id: string, patch: SessionEndPatch): Promise<boolean> {
+    return this.sessions.patch(id, patch, 'AND ended_at IS NULL') === 1;
   }
 
   async getSession(id: string): Promise<SessionRecord | null> {
-    const r = this.db.prepare('SELECT * FROM sessions WHERE id = ?').get(id) as Row | undefined;
-    return r ? sessionFromRow(r) : null;
+    return this.sessions.get(id);
   }
 
-  async listSessions(limit: number): Promise<SessionRecord[]> {
-    return (this.db.prepare('SELECT * FROM sessions ORDER BY started_at DESC, rowid DESC LIMIT ?').all(limit) as Row[]).map(sessionFromRow);
+  async listSessions(q: SessionQuery): Promise<SessionRecord[]> {
+    const w = where([
+      [q.user !== undefined, 'user = ?', q.user],
+      [q.device !== undefined, 'device = ?', q.device],
+      [q.from !== undefined, 'started_at >= ?', q.from],
+      [q.to !== undefined, 'started_at < ?', q.to],
+      [q.open === true, 'ended_at IS NULL', undefined],
+    ]);
+    const args = w.args.filter((a) => a !== undefined);
+    return this.sessions.select(`${w.sql} ORDER BY started_at DESC, rowid DESC LIMIT ?`, ...args, q.limit);
   }
 
   async createRecording(r: RecordingRecord): Promise<void> {
-    this.db.prepare('INSERT INTO recordings (id, session_id, path, format, started_at, sealed_at, size, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(r.id, r.sessionId, r.path, r.format, r.startedAt, r.sealedAt, r.size, r.sha256);
+    this.recordings.insert(r, `recording ${r.id}`);
   }
 
   async sealRecording(id: string, seal: { sealedAt: number; size: number; sha256: string }): Promise<void> {
-    this.db.prepare('UPDATE recordings SET sealed_at = ?, size = ?, sha256 = ? WHERE id = ?').run(seal.sealedAt, seal.size, seal.sha256, id);
+    this.recordings.patch(id, seal);
   }
 
   async getRecording(id: string): Promise<RecordingRecord | null> {
-    const r = this.db.prepare('SELECT * FROM recordings WHERE id = ?').get(id) as Row | undefined;
-    return r ? recordingFromRow(r) : null;
+    return this.recordings.get(id);
   }
 
   async listRecordings(): Promise<RecordingRecord[]> {
-    return (this.db.prepare('SELECT * FROM recordings ORDER BY started_at').all() as Row[]).map(recordingFromRow);
+    return this.recordings.select('ORDER BY started_at, rowid');
   }
 
-  private readonly appendTx = (): Database.Transaction<(draft: AuditDraft, now: number) => AuditEntry> => {
+  async createCommand(c: CommandRecord): Promise<void> {
+    this.commands.insert(c, `command ${c.id}`);
+  }
+
+  async updateCommand(id: string, patch: Partial<CommandRecord>): Promise<void> {
+    this.commands.patch(id, patch);
+  }
+
+  async listCommands(q: CommandQuery): Promise<CommandRecord[]> {
+    const w = where([
+      [q.session !== undefined, 'session = ?', q.session],
+      [q.user !== undefined, 'user = ?', q.user],
+      [q.device !== undefined, 'device = ?', q.device],
+      // instr(), not LIKE: the search text is taken literally, % and _ included.
+      [q.text !== undefined, 'instr(line, ?) > 0', q.text],
+    ]);
+    return this.commands.select(`${w.sql} ORDER BY at DESC, rowid DESC LIMIT ?`, ...w.args, q.limit);
+  }
+
+  async createWebSession(s: WebSessionRecord): Promise<void> {
+    this.webSessions.insert(s, 'web session');
+  }
+
+  async getWebSession(id: string, now: number): Promise<WebSessionRecord | null> {
+    const s = this.webSessions.get(id);
+    return s && s.expiresAt > now ? s : null;
+  }
+
+  async touchWebSession(id: string, lastSeenAt: number, expiresAt: number): Promise<void> {
+    this.webSessions.patch(id, { lastSeenAt, expiresAt });
+  }
+
+  async deleteWebSession(id: string): Promise<void> {
+    this.db.prepare('DELETE FROM web_sessions WHERE id = ?').run(id);
+  }
+
+  async deleteWebSessionsOf(user: string): Promise<void> {
+    this.db.prepare('DELETE FROM web_sessions WHERE user = ?').run(user);
+  }
+
+  async heartbeat(n: NodeRecord): Promise<void> {
+    this.db.prepare(`INSERT INTO nodes (id, instance, started_at, last_seen_at, expires_at, ssh, web) VALUES (?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT(id) DO UPDATE SET instance = excluded.instance, started_at = excluded.started_at, last_seen_at = excluded.last_seen_at,
+      expires_at = excluded.expires_at, ssh = excluded.ssh, web = excluded.web`)
+      .run(n.id, n.instance, n.startedAt, n.lastSeenAt, n.expiresAt, n.ssh, n.web);
+  }
+
+  async listNodes(now: number): Promise<NodeRecord[]> {
+    return this.nodes.select('WHERE expires_at > ? ORDER BY id', now);
+  }
+
+  async removeNode(id: string, instance: string): Promise<void> {
+    this.db.prepare('DELETE FROM nodes WHERE id = ? AND instance = ?').run(id, instance);
+  }
+
+  private makeAppendTx(): Database.Transaction<(draft: AuditDraft, now: number, dedupId: string | undefined) => AuditEntry> {
     const last = this.db.prepare('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1');
     const insert = this.db.prepare('INSERT INTO audit (seq, ts, type, actor, outcome, code, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
-    return this.db.transaction((draft: AuditDraft, now: number): AuditEntry => {
+    const seen = this.db.prepare('SELECT a.* FROM audit_dedup d JOIN audit a ON a.seq = d.seq WHERE d.id = ?');
+    const remember = this.db.prepare('INSERT INTO audit_dedup (id, seq) VALUES (?, ?)');
+    return this.db.transaction((draft: AuditDraft, now: number, dedupId: string | undefined): AuditEntry => {
+      if (dedupId !== undefined) {
+        const done = seen.get(dedupId) as Row | undefined;
+        if (done) return auditFromRow(done);
+      }
       const prev = last.get() as { seq: number; hash: string } | undefined;
       const seq = (prev?.seq ?? 0) + 1;
       const prevHash = prev?.hash ?? GENESIS_HASH;
       const body = { ...draft, seq, ts: new Date(now).toISOString() };
       const hash = chainHash(prevHash, hashedBody(body));
       insert.run(seq, body.ts, draft.type, draft.actor, draft.outcome, draft.code, JSON.stringify(draft.data), prevHash, hash);
+      if (dedupId !== undefined) remember.run(dedupId, seq);
       return { ...body, prevHash, hash };
     });
-  };
+  }
 
-  private appendAuditTx: Database.Transaction<(draft: AuditDraft, now: number) => AuditEntry> | null = null;
-
-  async appendAudit(draft: AuditDraft, now: number): Promise<AuditEntry> {
-    this.appendAuditTx ??= this.appendTx();
-    return this.appendAuditTx.immediate(draft, now);
+  async appendAudit(draft: AuditDraft, now: number, dedupId?: string): Promise<AuditEntry> {
+    return this.appendTx.immediate(draft, now, dedupId);
   }
 
   async listAudit(q: AuditQuery): Promise<AuditEntry[]> {
-    const where = ['seq > ?'];
-    const args: unknown[] = [q.afterSeq ?? 0];
-    if (q.type) { where.push('type = ?'); args.push(q.type); }
-    const rows = this.db.prepare(`SELECT * FROM audit WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`).all(...args, q.limit ?? 1000) as Row[];
+    const w = where([[true, 'seq > ?', q.afterSeq ?? 0], [Boolean(q.type), 'type = ?', q.type]]);
+    const rows = this.db.prepare(`SELECT * FROM audit ${w.sql} ORDER BY seq LIMIT ?`).all(...w.args, q.limit ?? 1000) as Row[];
     return rows.map(auditFromRow);
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare('SELECT 1').get();
   }
 
   async close(): Promise<void> {

@@ -4,10 +4,21 @@ import type { DeviceState, Protocol, Role } from '../../policy/types.js';
  * The state store, backend-neutral. Every method is async so that a networked backend (Redis)
  * fits behind the same interface; the SQLite backend answers synchronously underneath.
  * Records hold secrets only in sealed (encrypted) form; times are epoch milliseconds.
+ * Both backends pass one contract suite (test/unit/store-contract.test.ts).
  */
+
+/** A vendor's confidentiality agreement on file (R-5.3a). */
+export interface NdaRecord {
+  signedAt: number;
+  expiresAt: number;
+  /** The hospital's reference for the signed document (contract number, archive id). */
+  reference: string | null;
+}
+
 export interface UserRecord {
   name: string;
   roles: Role[];
+  /** The vendor organisation (OrgRecord.name) for vendor accounts. */
   org: string | null;
   passwordHash: string;
   /** TOTP secret sealed by the vault; null until enrolled. */
@@ -20,18 +31,60 @@ export interface UserRecord {
   expiresAt: number | null;
   /** OpenSSH-format public keys ("ssh-ed25519 AAAA… comment"). */
   publicKeys: string[];
+  nda: NdaRecord | null;
+  /** The console language the user chose (en, zh-CN); null for the browser's. */
+  locale: string | null;
   createdAt: number;
+}
+
+/** A vendor organisation (Siemens Healthineers, Mindray…). */
+export interface OrgRecord {
+  name: string;
+  displayName: string;
+  contact: string | null;
+  createdAt: number;
+}
+
+/** The inputs of appendix B's classification; the level is computed from them by policy/. */
+export interface DeviceClassInputs {
+  usageForm: string;
+  contact: 'body' | 'none';
+  /** Harm if out of control, for devices that touch or enter the body. */
+  severity: string | null;
+  /** Effect on the medical result, for devices that do not. */
+  effect: string | null;
+}
+
+export type LifecycleEventType = 'registered' | 'quarantined' | 'security_checked' | 'decommissioned';
+
+/** One step of a device's life (R-6.4b, R-6.5): who, when, and what was recorded. */
+export interface LifecycleEvent {
+  type: LifecycleEventType;
+  at: number;
+  by: string;
+  /** For decommissioning: the admin who approved the disposal. */
+  approvedBy: string | null;
+  details: Record<string, string | number | boolean | null>;
 }
 
 export interface DeviceRecord {
   name: string;
   host: string;
-  port: number;
+  /** The port of each protocol the device offers. */
+  ports: Partial<Record<Protocol, number>>;
   protocols: Protocol[];
   udi: string | null;
   ip: string | null;
   mac: string | null;
+  type: string | null;
+  manufacturer: string | null;
+  model: string | null;
+  department: string | null;
+  location: string | null;
+  /** null only for devices registered before classification existed: treated as level 3. */
+  classification: DeviceClassInputs | null;
   state: DeviceState;
+  lifecycle: LifecycleEvent[];
   /** Pinned SSH host key: algorithm and base64 blob, as OpenSSH writes them in known_hosts. */
   hostKeyAlgo: string | null;
   hostKeyBlob: string | null;
@@ -58,10 +111,55 @@ export interface GrantRecord {
   createdAt: number;
   revokedAt: number | null;
   revokedBy: string | null;
-  /** Reserved for the request/approval workflow and command profiles. */
+  /** The access request this grant came from (null for grants made directly by an admin). */
   requestId: string | null;
+  /** The command profile (R-6.3c); null means the gateway's default for the device's level. */
   profile: string | null;
   allowFileTransfer: boolean;
+}
+
+export type RequestStatus = 'pending' | 'approved' | 'denied' | 'cancelled' | 'expired' | 'revoked';
+
+export interface ApprovalEntry {
+  by: string;
+  roles: Role[];
+  at: number;
+  /** A narrowing this approver applied, if any. */
+  notBefore: number | null;
+  notAfter: number | null;
+  profile: string | null;
+  comment: string | null;
+}
+
+/** A vendor's application for access (R-5.3c): what, why, when, and who decided. */
+export interface RequestRecord {
+  id: string;
+  requester: string;
+  devices: string[];
+  protocols: Protocol[];
+  purpose: string;
+  workOrder: string;
+  notBefore: number;
+  notAfter: number;
+  profile: string | null;
+  fileTransfer: boolean;
+  status: RequestStatus;
+  approvals: ApprovalEntry[];
+  decidedAt: number | null;
+  decidedBy: string | null;
+  /** Why it was denied, cancelled or revoked. */
+  reason: string | null;
+  grantIds: string[];
+  createdAt: number;
+  /** Bumped by every update: approvals on two nodes at once cannot both win. */
+  version: number;
+}
+
+export interface RequestQuery {
+  requester?: string;
+  status?: RequestStatus;
+  device?: string;
+  limit?: number;
 }
 
 export type SessionEndReason =
@@ -73,7 +171,15 @@ export type SessionEndReason =
   | 'recording_failed'
   | 'gateway_shutdown'
   | 'killed'
+  /** The node that held the session stopped answering (crash, power, network). */
+  | 'interrupted'
   | 'error';
+
+export interface KillRequest {
+  by: string;
+  at: number;
+  reason: string;
+}
 
 export interface SessionRecord {
   id: string;
@@ -81,7 +187,7 @@ export interface SessionRecord {
   device: string;
   protocol: Protocol;
   grantId: string;
-  /** How the client arrived: `ssh` (user#device or picker) or `proxyjump`. */
+  /** How the client arrived: `ssh` (user#device or picker), `proxyjump`, `web`. */
   via: string;
   kind: 'shell' | 'exec';
   command: string | null;
@@ -94,7 +200,22 @@ export interface SessionRecord {
   bytesIn: number;
   bytesOut: number;
   recordingId: string;
+  /** Set when security asked for the session to end; the node holding it acts on it. */
+  killRequest: KillRequest | null;
 }
+
+export interface SessionQuery {
+  limit: number;
+  user?: string;
+  device?: string;
+  /** Sessions that started at or after / before these times. */
+  from?: number;
+  to?: number;
+  /** Only sessions that have not ended. */
+  open?: boolean;
+}
+
+export type SessionEndPatch = Pick<SessionRecord, 'endedAt' | 'endReason' | 'exitStatus' | 'bytesIn' | 'bytesOut'>;
 
 export interface RecordingRecord {
   id: string;
@@ -106,6 +227,55 @@ export interface RecordingRecord {
   sealedAt: number | null;
   size: number | null;
   sha256: string | null;
+}
+
+/** One command line of a session and what the gateway decided about it (R-6.3c, R-6.4c). */
+export interface CommandRecord {
+  id: string;
+  session: string;
+  user: string;
+  device: string;
+  at: number;
+  line: string;
+  mode: 'restricted' | 'inspected' | 'full';
+  decision: 'allow' | 'deny' | 'review' | 'logged';
+  /** The rule that decided, as the profile names it ("ct-diag#2"), or null for the default. */
+  rule: string | null;
+  reason: string | null;
+  reviewer: string | null;
+  exitStatus: number | null;
+}
+
+export interface CommandQuery {
+  session?: string;
+  user?: string;
+  device?: string;
+  /** Case-sensitive substring of the command line. */
+  text?: string;
+  limit: number;
+}
+
+/** A signed-in browser or API client. The id is the SHA-256 of the cookie's token, never the token. */
+export interface WebSessionRecord {
+  id: string;
+  user: string;
+  csrf: string;
+  createdAt: number;
+  lastSeenAt: number;
+  expiresAt: number;
+  address: string;
+}
+
+/** A gateway node's heartbeat: the node is alive while now < expiresAt. */
+export interface NodeRecord {
+  id: string;
+  /** Random per process start: tells a restarted node, or a second process claiming the same id. */
+  instance: string;
+  startedAt: number;
+  lastSeenAt: number;
+  expiresAt: number;
+  ssh: string;
+  web: string;
 }
 
 export interface AuditDraft {
@@ -130,13 +300,15 @@ export interface AuditQuery {
   type?: string;
 }
 
+type Patch<T, K extends keyof T> = Partial<Omit<T, K>>;
+
 export interface Store {
   readonly backend: string;
 
   createUser(user: UserRecord): Promise<void>;
   getUser(name: string): Promise<UserRecord | null>;
   listUsers(): Promise<UserRecord[]>;
-  updateUser(name: string, patch: Partial<Omit<UserRecord, 'name' | 'createdAt'>>): Promise<void>;
+  updateUser(name: string, patch: Patch<UserRecord, 'name' | 'createdAt'>): Promise<void>;
   /** Atomically count one more failed sign-in; returns the new count. */
   incrementLoginFailures(name: string): Promise<number>;
   /**
@@ -145,35 +317,91 @@ export interface Store {
    */
   consumeTotpStep(name: string, step: number): Promise<boolean>;
 
+  createOrg(org: OrgRecord): Promise<void>;
+  getOrg(name: string): Promise<OrgRecord | null>;
+  listOrgs(): Promise<OrgRecord[]>;
+  updateOrg(name: string, patch: Patch<OrgRecord, 'name' | 'createdAt'>): Promise<void>;
+
   createDevice(device: DeviceRecord): Promise<void>;
   getDevice(name: string): Promise<DeviceRecord | null>;
   listDevices(): Promise<DeviceRecord[]>;
-  updateDevice(name: string, patch: Partial<Omit<DeviceRecord, 'name' | 'createdAt'>>): Promise<void>;
+  updateDevice(name: string, patch: Patch<DeviceRecord, 'name' | 'createdAt'>): Promise<void>;
 
   putCredential(credential: CredentialRecord): Promise<void>;
   getCredential(device: string): Promise<CredentialRecord | null>;
 
   createGrant(grant: GrantRecord): Promise<void>;
   getGrant(id: string): Promise<GrantRecord | null>;
-  listGrants(filter: { user?: string; device?: string }): Promise<GrantRecord[]>;
+  listGrants(filter: { user?: string; device?: string; requestId?: string }): Promise<GrantRecord[]>;
+  /** Revokes once: a second revocation keeps the first time and actor. */
   revokeGrant(id: string, at: number, by: string): Promise<void>;
 
+  createRequest(request: RequestRecord): Promise<void>;
+  getRequest(id: string): Promise<RequestRecord | null>;
+  listRequests(query: RequestQuery): Promise<RequestRecord[]>;
+  /**
+   * Applies the patch only if the stored version is still `expectedVersion` (and bumps it);
+   * false when someone else updated the request first.
+   */
+  updateRequestIf(id: string, expectedVersion: number, patch: Patch<RequestRecord, 'id' | 'createdAt' | 'version'>): Promise<boolean>;
+
   createSession(session: SessionRecord): Promise<void>;
-  updateSession(id: string, patch: Partial<Pick<SessionRecord, 'endedAt' | 'endReason' | 'exitStatus' | 'bytesIn' | 'bytesOut'>>): Promise<void>;
+  updateSession(id: string, patch: Partial<Pick<SessionRecord, 'endedAt' | 'endReason' | 'exitStatus' | 'bytesIn' | 'bytesOut' | 'killRequest'>>): Promise<void>;
+  /** Ends a session only if it has not ended yet; false if it already had (someone else ended it). */
+  endSessionIfOpen(id: string, patch: SessionEndPatch): Promise<boolean>;
   getSession(id: string): Promise<SessionRecord | null>;
-  listSessions(limit: number): Promise<SessionRecord[]>;
+  /** Newest first. */
+  listSessions(query: SessionQuery): Promise<SessionRecord[]>;
 
   createRecording(recording: RecordingRecord): Promise<void>;
   sealRecording(id: string, seal: { sealedAt: number; size: number; sha256: string }): Promise<void>;
   getRecording(id: string): Promise<RecordingRecord | null>;
   listRecordings(): Promise<RecordingRecord[]>;
 
+  createCommand(command: CommandRecord): Promise<void>;
+  updateCommand(id: string, patch: Partial<Pick<CommandRecord, 'decision' | 'reviewer' | 'exitStatus' | 'reason' | 'rule'>>): Promise<void>;
+  /** Newest first. */
+  listCommands(query: CommandQuery): Promise<CommandRecord[]>;
+
+  createWebSession(session: WebSessionRecord): Promise<void>;
+  /** null when unknown or expired at `now`. */
+  getWebSession(id: string, now: number): Promise<WebSessionRecord | null>;
+  touchWebSession(id: string, lastSeenAt: number, expiresAt: number): Promise<void>;
+  deleteWebSession(id: string): Promise<void>;
+  deleteWebSessionsOf(user: string): Promise<void>;
+
+  /** Records this node as alive until `node.expiresAt`. */
+  heartbeat(node: NodeRecord): Promise<void>;
+  /** Nodes whose heartbeat has not lapsed at `now`. */
+  listNodes(now: number): Promise<NodeRecord[]>;
+  removeNode(id: string, instance: string): Promise<void>;
+
   /**
-   * Append to the hash chain: the backend assigns the sequence number and time, links the entry
-   * to the previous hash and computes its own, as one atomic step.
+   * Append to the hash chain: the backend assigns the sequence number, links the entry to the
+   * previous hash and computes its own, as one atomic step, even with several nodes appending.
+   * `dedupId` makes a retried append (the reply was lost, the write was not) a no-op that
+   * returns the entry already written.
    */
-  appendAudit(draft: AuditDraft, now: number): Promise<AuditEntry>;
+  appendAudit(draft: AuditDraft, now: number, dedupId?: string): Promise<AuditEntry>;
   listAudit(query: AuditQuery): Promise<AuditEntry[]>;
 
+  /** Does the store answer? (readiness) */
+  ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+export class StoreUnavailableError extends Error {
+  readonly code = 'STORE_UNAVAILABLE';
+  constructor(detail: string) {
+    super(`the state store is unreachable: ${detail}`);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+export class AlreadyExistsError extends Error {
+  readonly code = 'ALREADY_EXISTS';
+  constructor(what: string) {
+    super(`${what} already exists`);
+    this.name = 'AlreadyExistsError';
+  }
 }

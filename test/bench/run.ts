@@ -136,7 +136,7 @@ async function sealedSession(user: string): Promise<{ bytesOut: number; bytesIn:
   const g = fx as GatewayFixture;
   const until = Date.now() + 60_000;
   while (Date.now() < until) {
-    const s = (await g.gw.runtime.store.listSessions(500)).find((x) => x.user === user);
+    const s = (await g.gw.runtime.store.listSessions({ limit: 500 })).find((x) => x.user === user);
     if (s?.endedAt != null) {
       const rec = await g.gw.runtime.store.getRecording(s.recordingId);
       if (rec?.sealedAt != null && rec.size != null) {

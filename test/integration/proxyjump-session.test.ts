@@ -46,8 +46,8 @@ describe('a ProxyJump session through the gateway', () => {
     expect(r.stdout, r.stderr).toBe('via-jump\n');
     expect(r.code, r.stderr).toBe(0);
 
-    await expect.poll(async () => (await fx.gw.runtime.store.listSessions(10)).find((s) => s.user === 'alice')?.endedAt ?? null, { timeout: 5000 }).not.toBeNull();
-    const session = (await fx.gw.runtime.store.listSessions(10)).find((s) => s.user === 'alice');
+    await expect.poll(async () => (await fx.gw.runtime.store.listSessions({ limit: 10 })).find((s) => s.user === 'alice')?.endedAt ?? null, { timeout: 5000 }).not.toBeNull();
+    const session = (await fx.gw.runtime.store.listSessions({ limit: 10 })).find((s) => s.user === 'alice');
     expect(session).toMatchObject({ via: 'proxyjump', device: 'ct-01', kind: 'exec', command: 'echo via-jump', exitStatus: 0, endReason: 'device_closed' });
     const start = (await fx.audit('session.start')).find((e) => e.data.session === session?.id);
     expect(start?.data).toMatchObject({ via: 'proxyjump', device: 'ct-01' });

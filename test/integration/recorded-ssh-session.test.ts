@@ -52,8 +52,8 @@ describe('a recorded, approved SSH session with the real OpenSSH client', () => 
     expect(r.stdout).toContain('typed-42');
     expect(r.code).toBe(0);
 
-    await expect.poll(async () => (await fx.gw.runtime.store.listSessions(10)).find((s) => s.user === 'bob')?.endedAt ?? null, { timeout: 5000 }).not.toBeNull();
-    const session = (await fx.gw.runtime.store.listSessions(10)).find((s) => s.user === 'bob');
+    await expect.poll(async () => (await fx.gw.runtime.store.listSessions({ limit: 10 })).find((s) => s.user === 'bob')?.endedAt ?? null, { timeout: 5000 }).not.toBeNull();
+    const session = (await fx.gw.runtime.store.listSessions({ limit: 10 })).find((s) => s.user === 'bob');
     expect(session?.kind).toBe('shell');
     const out = path.join(fx.dir, 'bob.cast');
     const exp = await fx.cli(['recording', 'export', session?.recordingId ?? '', '--format', 'asciicast', '-o', out]);
@@ -81,7 +81,7 @@ describe('a recorded, approved SSH session with the real OpenSSH client', () => 
     });
     expect(r.stdout).toContain('1) ct-01');
     expect(r.stdout).toContain('picked-42');
-    const session = (await fx.gw.runtime.store.listSessions(20)).find((s) => s.user === 'dave');
+    const session = (await fx.gw.runtime.store.listSessions({ limit: 20 })).find((s) => s.user === 'dave');
     expect(session?.device).toBe('ct-01');
   });
 

@@ -1,0 +1,64 @@
+import type {
+  CommandRecord, DeviceRecord, GrantRecord, NodeRecord, OrgRecord, RecordingRecord, RequestRecord, SessionRecord, UserRecord,
+  WebSessionRecord,
+} from './store.js';
+
+/**
+ * How each record's fields are stored, declared once for both backends: `json` fields are
+ * arrays or objects (a JSON text column in SQLite, a JSON string in a Redis hash), `bool` are
+ * booleans, `num` and `str` are plain. A field that may be null says so with `?`.
+ */
+export type FieldKind = 'str' | 'str?' | 'num' | 'num?' | 'bool' | 'json' | 'json?';
+export type Fields<T> = { readonly [K in keyof T]-?: FieldKind };
+
+export const USER_FIELDS: Fields<UserRecord> = {
+  name: 'str', roles: 'json', org: 'str?', passwordHash: 'str', totpSealed: 'str?', totpLastStep: 'num', failedLogins: 'num',
+  lockedUntil: 'num?', disabled: 'bool', expiresAt: 'num?', publicKeys: 'json', nda: 'json?', locale: 'str?', createdAt: 'num',
+};
+
+export const ORG_FIELDS: Fields<OrgRecord> = { name: 'str', displayName: 'str', contact: 'str?', createdAt: 'num' };
+
+export const DEVICE_FIELDS: Fields<DeviceRecord> = {
+  name: 'str', host: 'str', ports: 'json', protocols: 'json', udi: 'str?', ip: 'str?', mac: 'str?', type: 'str?', manufacturer: 'str?',
+  model: 'str?', department: 'str?', location: 'str?', classification: 'json?', state: 'str', lifecycle: 'json', hostKeyAlgo: 'str?',
+  hostKeyBlob: 'str?', createdAt: 'num',
+};
+
+export const GRANT_FIELDS: Fields<GrantRecord> = {
+  id: 'str', user: 'str', device: 'str', protocol: 'str', notBefore: 'num', notAfter: 'num', createdBy: 'str', createdAt: 'num',
+  revokedAt: 'num?', revokedBy: 'str?', requestId: 'str?', profile: 'str?', allowFileTransfer: 'bool',
+};
+
+export const REQUEST_FIELDS: Fields<RequestRecord> = {
+  id: 'str', requester: 'str', devices: 'json', protocols: 'json', purpose: 'str', workOrder: 'str', notBefore: 'num', notAfter: 'num',
+  profile: 'str?', fileTransfer: 'bool', status: 'str', approvals: 'json', decidedAt: 'num?', decidedBy: 'str?', reason: 'str?',
+  grantIds: 'json', createdAt: 'num', version: 'num',
+};
+
+export const SESSION_FIELDS: Fields<SessionRecord> = {
+  id: 'str', user: 'str', device: 'str', protocol: 'str', grantId: 'str', via: 'str', kind: 'str', command: 'str?', clientAddress: 'str',
+  node: 'str', startedAt: 'num', endedAt: 'num?', endReason: 'str?', exitStatus: 'num?', bytesIn: 'num', bytesOut: 'num',
+  recordingId: 'str', killRequest: 'json?',
+};
+
+export const RECORDING_FIELDS: Fields<RecordingRecord> = {
+  id: 'str', sessionId: 'str', path: 'str', format: 'str', startedAt: 'num', sealedAt: 'num?', size: 'num?', sha256: 'str?',
+};
+
+export const COMMAND_FIELDS: Fields<CommandRecord> = {
+  id: 'str', session: 'str', user: 'str', device: 'str', at: 'num', line: 'str', mode: 'str', decision: 'str', rule: 'str?',
+  reason: 'str?', reviewer: 'str?', exitStatus: 'num?',
+};
+
+export const WEB_SESSION_FIELDS: Fields<WebSessionRecord> = {
+  id: 'str', user: 'str', csrf: 'str', createdAt: 'num', lastSeenAt: 'num', expiresAt: 'num', address: 'str',
+};
+
+export const NODE_FIELDS: Fields<NodeRecord> = {
+  id: 'str', instance: 'str', startedAt: 'num', lastSeenAt: 'num', expiresAt: 'num', ssh: 'str', web: 'str',
+};
+
+/** snake_case column names for SQLite. */
+export function columnName(field: string): string {
+  return field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
