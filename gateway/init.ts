@@ -47,7 +47,7 @@ export async function initialize(config: GatewayConfig, opts: { adminName?: stri
     writeFileSync(config.paths.tlsCert, pems.cert, { mode: 0o644 });
     created.push(config.paths.tlsCert);
   }
-  const rt = openRuntime(config, { log: opts.log ?? createLogger('warn') });
+  const rt = await openRuntime(config, { log: opts.log ?? createLogger('warn') });
   try {
     let admin: InitResult['admin'] = null;
     if ((await rt.store.listUsers()).length === 0) {
@@ -59,11 +59,13 @@ export async function initialize(config: GatewayConfig, opts: { adminName?: stri
     }
     return { created, admin };
   } finally {
-    await rt.store.close();
+    await rt.close();
   }
 }
 
 export function isInitialized(config: GatewayConfig): boolean {
-  return existsSync(config.paths.masterKey) && existsSync(config.paths.hostKey) && existsSync(config.paths.database)
+  // The Redis backend has no local file to look for; its first admin is checked against the store by init itself.
+  const storeReady = config.store.backend !== 'sqlite' || existsSync(config.paths.database);
+  return existsSync(config.paths.masterKey) && existsSync(config.paths.hostKey) && storeReady
     && existsSync(config.paths.tlsCert) && existsSync(config.paths.tlsKey);
 }

@@ -1,10 +1,14 @@
-import { hostname } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { AuditLog } from './audit/audit-log.js';
-import type { GatewayConfig } from './config/load.js';
+import { LocalBus, type ClusterBus } from './cluster/bus.js';
+import { RedisBus } from './cluster/redis-bus.js';
+import { ConfigError, type GatewayConfig } from './config/load.js';
 import { Authenticator } from './identity/authenticator.js';
 import { createLogger, type Logger } from './log/logger.js';
+import { RedisStore } from './store/redis-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Store } from './store/store.js';
+import { WriteSpool } from './store/write-spool.js';
 import { readMasterKey } from './vault/master-key.js';
 import { SecretBox } from './vault/secret-box.js';
 import { Vault } from './vault/vault.js';
@@ -17,27 +21,70 @@ export interface Runtime {
   vault: Vault;
   log: Logger;
   authenticator: Authenticator;
+  bus: ClusterBus;
+  spool: WriteSpool;
   node: string;
   clock: () => number;
+  close(): Promise<void>;
 }
 
-export function openStore(config: GatewayConfig): Store {
+function redisUrl(config: GatewayConfig): string {
+  if (config.store.url) return config.store.url;
+  const file = config.paths.redisUrlFile as string;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new ConfigError(config.file, 'store.url_file', `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (!/^rediss?:\/\/\S+$/.test(text)) throw new ConfigError(config.file, 'store.url_file', `${file} does not hold a redis:// or rediss:// URL`);
+  return text;
+}
+
+export async function openStore(config: GatewayConfig, log: Logger): Promise<Store> {
   switch (config.store.backend) {
     case 'sqlite':
       return new SqliteStore(config.paths.database);
+    case 'redis':
+      return RedisStore.open({
+        url: redisUrl(config), prefix: config.store.prefix, log, commandTimeoutMs: config.store.command_timeout,
+        ...(config.paths.redisTlsCa ? { tlsCa: readFileSync(config.paths.redisTlsCa, 'utf8') } : {}),
+      });
   }
 }
 
-export function openRuntime(config: GatewayConfig, opts: { log?: Logger; clock?: () => number } = {}): Runtime {
+export interface RuntimeOptions {
+  log?: Logger;
+  clock?: () => number;
+  /** The serving gateway keeps a spool of store writes through outages; the CLI does not. */
+  spool?: boolean;
+}
+
+export async function openRuntime(config: GatewayConfig, opts: RuntimeOptions = {}): Promise<Runtime> {
   const log = opts.log ?? createLogger(config.log.level);
   const clock = opts.clock ?? Date.now;
   const box = new SecretBox(readMasterKey(config.paths.masterKey));
-  const store = openStore(config);
-  const audit = new AuditLog(store, log, clock);
+  const store = await openStore(config, log);
+  let bus: ClusterBus;
+  try {
+    bus = store instanceof RedisStore ? await RedisBus.open(store, log) : new LocalBus();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const spool = new WriteSpool(opts.spool ? config.paths.spool : null, config.nodeId, store, log);
+  const audit = new AuditLog(store, log, clock, spool);
   const vault = new Vault(box, store);
   const authenticator = new Authenticator(store, vault, audit, {
     lockout: { threshold: config.auth.lockout_threshold, durationMs: config.auth.lockout_duration },
     totpWindowSteps: config.auth.totp_window_steps,
   }, clock);
-  return { config, store, audit, vault, log, authenticator, node: hostname(), clock };
+  return {
+    config, store, audit, vault, log, authenticator, bus, spool, node: config.nodeId, clock,
+    async close() {
+      await spool.close();
+      await bus.close();
+      await store.close();
+    },
+  };
 }

@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { buildWebApp } from '../web-console/server/app.js';
 import { SessionBroker } from './broker/session-broker.js';
+import { Membership } from './cluster/membership.js';
 import { splitListen, type GatewayConfig } from './config/load.js';
 import type { Logger } from './log/logger.js';
 import { openRuntime, type Runtime } from './runtime.js';
@@ -14,28 +15,38 @@ export interface RunningGateway {
   stop(): Promise<void>;
 }
 
-/** Starts the gateway: store, broker, SSH front door and web server. */
+/** Starts the gateway: store, cluster membership, broker, SSH front door and web server. */
 export async function startGateway(config: GatewayConfig, opts: { log?: Logger; clock?: () => number } = {}): Promise<RunningGateway> {
-  const runtime = openRuntime(config, opts);
-  const { store, audit, vault, log, authenticator, node } = runtime;
-  const broker = new SessionBroker({ config, store, audit, vault, log, node, ...(opts.clock ? { clock: opts.clock } : {}) });
+  const runtime = await openRuntime(config, { ...opts, spool: true });
+  const { store, audit, vault, log, authenticator, node, spool, bus } = runtime;
+  const broker = new SessionBroker({ config, store, audit, vault, log, node, spool, bus, ...(opts.clock ? { clock: opts.clock } : {}) });
   const sshDoor = new SshFrontDoor({ config, store, audit, authenticator, broker, log });
-  const web = await buildWebApp(runtime);
+  const web = await buildWebApp(runtime, broker);
   const sshListen = splitListen(config.ssh.listen);
   const webListen = splitListen(config.web.listen);
   let ssh: AddressInfo;
+  let membership: Membership | null = null;
   try {
     ssh = await sshDoor.listen(sshListen.host, sshListen.port);
     await web.listen({ host: webListen.host, port: webListen.port });
+    const webAddr = web.server.address() as AddressInfo;
+    membership = new Membership(store, audit, log, {
+      node, heartbeatMs: config.cluster.heartbeat_interval, nodeTimeoutMs: config.cluster.node_timeout,
+      ssh: `${ssh.address}:${ssh.port}`, web: `${webAddr.address}:${webAddr.port}`, liveHere: () => broker.liveIds(),
+      ...(opts.clock ? { clock: opts.clock } : {}),
+    });
+    await membership.start();
   } catch (err) {
+    await membership?.stop();
+    await broker.shutdown();
     await sshDoor.close().catch(() => undefined);
     await web.close().catch(() => undefined);
-    await store.close();
+    await runtime.close();
     throw err;
   }
   const webAddr = web.server.address() as AddressInfo;
-  await audit.record('gateway.started', { actor: 'portcullis', data: { node, ssh: `${ssh.address}:${ssh.port}`, web: `${webAddr.address}:${webAddr.port}` } });
-  log.info('gateway listening', { ssh: `${ssh.address}:${ssh.port}`, web: `https://${webAddr.address}:${webAddr.port}` });
+  await audit.record('gateway.started', { actor: 'portcullis', data: { node, backend: store.backend, ssh: `${ssh.address}:${ssh.port}`, web: `${webAddr.address}:${webAddr.port}` } });
+  log.info('gateway listening', { node, ssh: `${ssh.address}:${ssh.port}`, web: `https://${webAddr.address}:${webAddr.port}` });
   let stopping: Promise<void> | null = null;
   return {
     runtime, broker, ssh, web: webAddr,
@@ -44,8 +55,9 @@ export async function startGateway(config: GatewayConfig, opts: { log?: Logger; 
         await broker.shutdown();
         await sshDoor.close();
         await web.close();
-        await audit.record('gateway.stopped', { actor: 'portcullis', data: { node } });
-        await store.close();
+        await membership?.stop();
+        await audit.recordEventually('gateway.stopped', { actor: 'portcullis', data: { node } });
+        await runtime.close();
       })();
       return stopping;
     },

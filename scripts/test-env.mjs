@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // Makes this machine ready for `npm test`: the real peers the tests drive (OpenSSH client and
-// server, oathtool, asciinema, redis) are installed from Debian's archive when missing. Quick
-// when everything is already there: it only checks for the programs.
+// server, oathtool, asciinema, redis) are installed from Debian's archive when missing, and a
+// Redis is started on 127.0.0.1:6379 when none answers there. Quick when everything is already
+// there: it only checks for the programs and pings Redis.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { connect } from 'node:net';
 
 const NEEDS = [
   { bin: '/usr/bin/ssh', pkg: 'openssh-client' },
@@ -11,6 +13,8 @@ const NEEDS = [
   { bin: '/usr/bin/ssh-keygen', pkg: 'openssh-client' },
   { bin: '/usr/bin/oathtool', pkg: 'oathtool' },
   { bin: '/usr/bin/asciinema', pkg: 'asciinema' },
+  { bin: '/usr/bin/redis-server', pkg: 'redis-server' },
+  { bin: '/usr/bin/redis-cli', pkg: 'redis-tools' },
 ];
 
 const missing = [...new Set(NEEDS.filter((n) => !existsSync(n.bin)).map((n) => n.pkg))];
@@ -26,4 +30,32 @@ if (missing.length > 0) {
 }
 // sshd refuses to start without its privilege-separation directory.
 if (!existsSync('/run/sshd')) spawnSync('mkdir', ['-p', '/run/sshd']);
-console.log('test-env: OpenSSH, oathtool and asciinema are present');
+
+const REDIS_PORT = 6379;
+const answers = () => new Promise((resolve) => {
+  const s = connect(REDIS_PORT, '127.0.0.1');
+  s.setTimeout(1000);
+  s.once('connect', () => s.write('PING\r\n'));
+  s.once('data', (d) => { s.destroy(); resolve(d.toString().startsWith('+PONG')); });
+  s.once('error', () => resolve(false));
+  s.once('timeout', () => { s.destroy(); resolve(false); });
+});
+
+if (!(await answers())) {
+  // The suite's shared Redis: loopback only, nothing kept on disk (tests use their own prefixes
+  // and remove their keys; the outage tests start private servers of their own).
+  console.log(`test-env: starting redis-server on 127.0.0.1:${REDIS_PORT}`);
+  mkdirSync('/tmp/portcullis-test-redis', { recursive: true });
+  const r = spawnSync('redis-server', ['--daemonize', 'yes', '--bind', '127.0.0.1', '--port', String(REDIS_PORT), '--save', '', '--appendonly', 'no',
+    '--dir', '/tmp/portcullis-test-redis', '--logfile', '/tmp/portcullis-test-redis/redis.log'], { stdio: 'inherit' });
+  if (r.status !== 0) {
+    console.error('test-env: redis-server did not start');
+    process.exit(1);
+  }
+  for (let i = 0; i < 50 && !(await answers()); i++) await new Promise((res) => setTimeout(res, 100));
+  if (!(await answers())) {
+    console.error(`test-env: redis-server does not answer on 127.0.0.1:${REDIS_PORT}`);
+    process.exit(1);
+  }
+}
+console.log('test-env: OpenSSH, oathtool, asciinema and Redis are ready');

@@ -1,6 +1,7 @@
 import type { ErrorCode } from '../../policy/error-codes.js';
 import type { Logger } from '../log/logger.js';
-import type { AuditEntry, Store } from '../store/store.js';
+import type { AuditDraft, AuditEntry, Store } from '../store/store.js';
+import type { WriteSpool } from '../store/write-spool.js';
 
 export interface AuditFields {
   actor: string;
@@ -11,20 +12,44 @@ export interface AuditFields {
 
 /**
  * Every decision that grants or denies something goes through here (R-A.3d). Entries are also
- * mirrored to the structured log for a SIEM. A failed append is an error for the caller: a
- * decision that cannot be audited is not taken.
+ * mirrored to the structured log for a SIEM.
+ *
+ * Two ways in: `record` for a decision that is only taken if it is audited (it throws when the
+ * store cannot take the entry, and the caller refuses); `recordEventually` for what has already
+ * happened (a refusal, a session's end): that entry waits in the node's spool through a store
+ * outage and is appended, once, when the store is back.
  */
 export class AuditLog {
-  constructor(private readonly store: Store, private readonly log: Logger, private readonly clock: () => number = Date.now) {}
+  constructor(
+    private readonly store: Store,
+    private readonly log: Logger,
+    private readonly clock: () => number = Date.now,
+    private readonly spool: WriteSpool | null = null,
+  ) {
+    if (spool) spool.onAuditWritten = (e) => this.mirror(e);
+  }
+
+  private draft(type: string, f: AuditFields): AuditDraft {
+    return { type, actor: f.actor, outcome: f.outcome ?? 'info', code: f.code ?? null, data: f.data ?? {} };
+  }
 
   async record(type: string, f: AuditFields): Promise<AuditEntry> {
-    const entry = await this.store.appendAudit(
-      { type, actor: f.actor, outcome: f.outcome ?? 'info', code: f.code ?? null, data: f.data ?? {} },
-      this.clock(),
-    );
-    // The hash goes out too: a SIEM that keeps these lines holds anchors that `verify --anchor`
-    // checks, so a truncated or re-hashed chain no longer passes.
-    this.log.info('audit', { audit: { seq: entry.seq, hash: entry.hash, type, actor: f.actor, outcome: entry.outcome, code: entry.code, data: entry.data } });
+    const entry = await this.store.appendAudit(this.draft(type, f), this.clock());
+    this.mirror(entry);
     return entry;
+  }
+
+  async recordEventually(type: string, f: AuditFields): Promise<void> {
+    if (!this.spool) {
+      await this.record(type, f);
+      return;
+    }
+    await this.spool.audit(this.draft(type, f), this.clock());
+  }
+
+  // The hash goes out too: a SIEM that keeps these lines holds anchors that `verify --anchor`
+  // checks, so a truncated or re-hashed chain no longer passes.
+  private mirror(entry: AuditEntry): void {
+    this.log.info('audit', { audit: { seq: entry.seq, hash: entry.hash, type: entry.type, actor: entry.actor, outcome: entry.outcome, code: entry.code, data: entry.data } });
   }
 }

@@ -13,8 +13,10 @@ import { principalFacts } from '../identity/authenticator.js';
 import { portOf } from '../inventory/device-ports.js';
 import { inBackground } from '../log/background.js';
 import type { Logger } from '../log/logger.js';
-import type { DeviceRecord, GrantRecord, SessionEndReason, SessionRecord, Store, UserRecord } from '../store/store.js';
+import { StoreUnavailableError, type DeviceRecord, type GrantRecord, type SessionEndReason, type SessionRecord, type Store, type UserRecord } from '../store/store.js';
 import type { Vault } from '../vault/vault.js';
+import type { WriteSpool } from '../store/write-spool.js';
+import type { BusMessage, ClusterBus } from '../cluster/bus.js';
 import { SshRelay, type RelayEnd } from './ssh-relay.js';
 
 export interface BrokerDeps {
@@ -24,6 +26,8 @@ export interface BrokerDeps {
   vault: Vault;
   log: Logger;
   node: string;
+  spool: WriteSpool;
+  bus: ClusterBus;
   clock?: () => number;
 }
 
@@ -47,10 +51,11 @@ const grantFacts = (g: GrantRecord): GrantFacts => ({
 });
 
 /** Codes whose detail (times, grant ids) helps the user and reveals nothing of the device. */
-const DETAIL_SHOWN: ReadonlySet<ErrorCode> = new Set(['GRANT_NOT_STARTED', 'GRANT_EXPIRED', 'GRANT_REVOKED', 'ACCOUNT_LOCKED', 'ACCOUNT_EXPIRED', 'DEVICE_NOT_ACTIVE', 'NO_GRANT', 'DEVICE_UNKNOWN']);
+const DETAIL_SHOWN: ReadonlySet<ErrorCode> = new Set(['STORE_UNAVAILABLE', 'GRANT_NOT_STARTED', 'GRANT_EXPIRED', 'GRANT_REVOKED', 'ACCOUNT_LOCKED', 'ACCOUNT_EXPIRED', 'DEVICE_NOT_ACTIVE', 'NO_GRANT', 'DEVICE_UNKNOWN']);
 
 export class LiveSession {
   readonly warned = new Set<number>();
+  killedBy: string | null = null;
   private closing: Promise<void> | null = null;
 
   constructor(
@@ -93,6 +98,28 @@ export class SessionBroker {
     // or narrowed, or an account that is disabled or locked, ends the session within a second.
     this.ticker = setInterval(() => void this.enforce(), 500);
     this.ticker.unref();
+    deps.bus.subscribe((m) => this.onBusMessage(m));
+  }
+
+  /** Ids of the sessions this node holds. */
+  liveIds(): ReadonlySet<string> {
+    return new Set(this.live.keys());
+  }
+
+  private onBusMessage(m: BusMessage): void {
+    if (m.type === 'session.kill') {
+      const s = this.live.get(m.session);
+      if (s) this.background(this.killLocal(s, m.by, m.reason));
+    } else {
+      void this.enforce();
+    }
+  }
+
+  private async killLocal(s: LiveSession, by: string, reason: string): Promise<void> {
+    if (s.isClosing) return;
+    this.deps.log.info('session killed', { session: s.id, by });
+    s.killedBy = by;
+    await s.close('killed', `Session closed: ${describeCode('SESSION_KILLED')} (${reason || 'no reason given'}) [SESSION_KILLED]`);
   }
 
   liveSessions(): LiveSession[] {
@@ -127,7 +154,8 @@ export class SessionBroker {
   }
 
   private async refuse(req: SshOpenRequest, code: ErrorCode, detail: string): Promise<OpenResult> {
-    await this.deps.audit.record('session.refused', {
+    // The refusal stands whether or not the store answers; its entry waits in the spool if need be.
+    await this.deps.audit.recordEventually('session.refused', {
       actor: req.user.name,
       outcome: 'denied',
       code,
@@ -138,6 +166,16 @@ export class SessionBroker {
   }
 
   async openSsh(req: SshOpenRequest, client: ServerChannel): Promise<OpenResult> {
+    try {
+      return await this.openSshChecked(req, client);
+    } catch (err) {
+      // Without the store nothing can be decided or recorded as started: refuse (fail closed).
+      if (err instanceof StoreUnavailableError) return this.refuse(req, 'STORE_UNAVAILABLE', err.message);
+      throw err;
+    }
+  }
+
+  private async openSshChecked(req: SshOpenRequest, client: ServerChannel): Promise<OpenResult> {
     const { store, vault, audit, config, log } = this.deps;
     const { decision, device, grants } = await this.decide(req.user.name, req.deviceName, 'ssh');
     if (!decision.allow) return this.refuse(req, decision.code, decision.detail);
@@ -244,16 +282,19 @@ export class SessionBroker {
     }
   }
 
+  /**
+   * Seals the recording and ends the session record. What is written here has already happened,
+   * so it goes through the spool: a store outage delays these writes, never loses them.
+   */
   private async seal(s: LiveSession, reason: SessionEndReason): Promise<void> {
-    const { log } = this.deps;
+    const { log, spool, audit } = this.deps;
     const exit = s.relay.exit;
-    s.recorder.event({ end: reason, exitStatus: exit?.code ?? null, exitSignal: exit?.signal ?? null });
+    s.recorder.event({ end: reason, exitStatus: exit?.code ?? null, exitSignal: exit?.signal ?? null, ...(s.killedBy ? { killedBy: s.killedBy } : {}) });
     let sealError: string | null = null;
     try {
       const sealed = await s.recorder.close();
-      const sealedAt = this.clock();
-      await this.deps.store.sealRecording(s.record.recordingId, { sealedAt, size: sealed.size, sha256: sealed.sha256 });
-      await this.deps.audit.record('recording.sealed', {
+      await spool.submit({ op: 'sealRecording', id: s.record.recordingId, seal: { sealedAt: this.clock(), size: sealed.size, sha256: sealed.sha256 } });
+      await audit.recordEventually('recording.sealed', {
         actor: 'portcullis',
         data: { recording: s.record.recordingId, session: s.id, sha256: sealed.sha256, size: sealed.size, bytesRecorded: sealed.rawBytes },
       });
@@ -262,22 +303,24 @@ export class SessionBroker {
       log.error('recording could not be sealed', { session: s.id, error: sealError });
     }
     try {
-      await this.endRecord(s.record, sealError && reason !== 'recording_failed' ? 'recording_failed' : reason, exit?.code ?? null, s.relay.bytesIn, s.relay.bytesOut, sealError);
+      await this.endRecord(s.record, sealError && reason !== 'recording_failed' ? 'recording_failed' : reason, exit?.code ?? null, s.relay.bytesIn, s.relay.bytesOut, sealError, s.killedBy);
     } catch (err) {
       // The session is over either way; a store that cannot take its end is logged for the operator.
       log.error('session end could not be stored', { session: s.id, error: (err as Error).message });
     }
   }
 
-  private async endRecord(record: SessionRecord, reason: SessionEndReason, exitStatus: number | null, bytesIn: number, bytesOut: number, error: string | null): Promise<void> {
+  private async endRecord(
+    record: SessionRecord, reason: SessionEndReason, exitStatus: number | null, bytesIn: number, bytesOut: number, error: string | null, killedBy: string | null = null,
+  ): Promise<void> {
     const endedAt = this.clock();
-    await this.deps.store.updateSession(record.id, { endedAt, endReason: reason, exitStatus, bytesIn, bytesOut });
-    await this.deps.audit.record('session.end', {
+    await this.deps.spool.submit({ op: 'endSession', id: record.id, patch: { endedAt, endReason: reason, exitStatus, bytesIn, bytesOut } });
+    await this.deps.audit.recordEventually('session.end', {
       actor: record.user,
       outcome: 'info',
       data: {
-        session: record.id, device: record.device, reason, exitStatus, bytesIn, bytesOut,
-        durationMs: endedAt - record.startedAt, recording: record.recordingId, ...(error ? { error } : {}),
+        session: record.id, device: record.device, reason, exitStatus, bytesIn, bytesOut, node: record.node,
+        durationMs: endedAt - record.startedAt, recording: record.recordingId, ...(error ? { error } : {}), ...(killedBy ? { killedBy } : {}),
       },
     });
   }
@@ -286,35 +329,55 @@ export class SessionBroker {
     inBackground(this.deps.log, 'session task', p);
   }
 
-  /** The enforcement tick: re-decide, warn before the grant ends, end what must end. */
+  /**
+   * The enforcement tick: re-decide every live session from fresh state, warn before the grant
+   * ends, end what must end. Sessions are decided concurrently (one round trip to Redis for all).
+   */
   private async enforce(): Promise<void> {
     if (this.enforcing || this.live.size === 0) return;
     this.enforcing = true;
     try {
       const now = this.clock();
-      const { config } = this.deps;
-      for (const s of this.live.values()) {
-        if (s.isClosing) continue;
-        const { decision } = await this.decide(s.record.user, s.record.device, 'ssh');
-        if (!decision.allow) {
-          const ended = decision.code === 'GRANT_EXPIRED' || decision.code === 'NO_GRANT';
-          // Not awaited: one slow seal must not hold up ending the other sessions.
-          this.background(s.close(ended ? 'grant_ended' : 'access_revoked', `Session closed: ${describeCode(decision.code)} [${decision.code}]`));
-          continue;
-        }
-        s.grantEnd = decision.value.notAfter;
-        for (const off of warningsDue(s.grantEnd, config.ssh.grant_warnings, s.warned, now)) {
-          s.warned.add(off);
-          s.relay.notice(`Your access grant for ${s.record.device} ends in ${formatDuration(off)} (at ${new Date(s.grantEnd).toISOString()}); the session will be closed then.`);
-        }
-        if (now - s.relay.lastInputAt >= config.ssh.idle_timeout) {
-          this.background(s.close('idle_timeout', `Session closed after ${formatDuration(config.ssh.idle_timeout)} without input [IDLE_TIMEOUT].`));
-        }
-      }
+      await Promise.all([...this.live.values()].filter((s) => !s.isClosing).map((s) => this.enforceOne(s, now)));
     } catch (err) {
       this.deps.log.error('enforcement tick failed', { error: (err as Error).message });
     } finally {
       this.enforcing = false;
+    }
+  }
+
+  private async enforceOne(s: LiveSession, now: number): Promise<void> {
+    const { config, store, log } = this.deps;
+    try {
+      const [{ decision }, record] = await Promise.all([this.decide(s.record.user, s.record.device, 'ssh'), store.getSession(s.id)]);
+      if (record?.killRequest) {
+        // The bus carries kills at once; this catches one whose message was lost.
+        await this.killLocal(s, record.killRequest.by, record.killRequest.reason);
+        return;
+      }
+      if (!decision.allow) {
+        const ended = decision.code === 'GRANT_EXPIRED' || decision.code === 'NO_GRANT';
+        // Not awaited: one slow seal must not hold up ending the other sessions.
+        this.background(s.close(ended ? 'grant_ended' : 'access_revoked', `Session closed: ${describeCode(decision.code)} [${decision.code}]`));
+        return;
+      }
+      s.grantEnd = decision.value.notAfter;
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err;
+      // Without the store, what this node knows still holds: the grant's end (a successor grant
+      // cannot be seen, so the session ends then) and the idle limit.
+      if (now >= s.grantEnd) {
+        log.warn('grant end reached while the store is unreachable: ending the session', { session: s.id });
+        this.background(s.close('grant_ended', `Session closed: ${describeCode('GRANT_EXPIRED')} [GRANT_EXPIRED]`));
+        return;
+      }
+    }
+    for (const off of warningsDue(s.grantEnd, config.ssh.grant_warnings, s.warned, now)) {
+      s.warned.add(off);
+      s.relay.notice(`Your access grant for ${s.record.device} ends in ${formatDuration(off)} (at ${new Date(s.grantEnd).toISOString()}); the session will be closed then.`);
+    }
+    if (now - s.relay.lastInputAt >= config.ssh.idle_timeout) {
+      this.background(s.close('idle_timeout', `Session closed after ${formatDuration(config.ssh.idle_timeout)} without input [IDLE_TIMEOUT].`));
     }
   }
 

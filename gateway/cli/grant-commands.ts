@@ -78,6 +78,7 @@ export async function grantCommand(ctx: CliContext, args: string[]): Promise<num
         if (!g) throw new InputError('NOT_FOUND', `no grant ${id}`);
         await rt.store.revokeGrant(id, rt.clock(), ctx.actor);
         await rt.audit.record('grant.revoked', { actor: ctx.actor, outcome: 'ok', data: { grant: id, user: g.user, device: g.device } });
+        await rt.bus.publish({ type: 'access.changed', from: rt.node, user: g.user, device: g.device });
         ctx.out.result({ id, revoked: true }, [`Revoked grant ${id}; live sessions on it end within a second.`]);
         return 0;
       });

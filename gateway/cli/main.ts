@@ -22,7 +22,7 @@ Usage: portcullis <command> [options]        (every command takes --config FILE 
   user add NAME --role ROLE [--role ROLE] [--org ORG] [--expires T] --password-stdin
   user key NAME --key-file FILE              add an SSH public key (sign-in still needs TOTP)
   user password NAME --password-stdin          set a new password
-  user list | user unlock NAME
+  user list | user unlock NAME | user disable NAME | user enable NAME
   device add NAME --host H --port P --protocol ssh [--udi U] [--ip IP] [--mac MAC]
   device credential NAME --username U (--password-stdin | --key-file FILE)
   device trust NAME [--expect SHA256:…]      fetch and pin the device's SSH host key
@@ -82,11 +82,11 @@ export async function main(argv: string[]): Promise<number> {
       withRuntime: async (fn) => {
         if (!isInitialized(config)) throw new UsageError(`the gateway is not initialised (no keys or database under ${config.dataDir}); run \`portcullis init\``);
         // The CLI's audit entries are its output; the log mirror is for the server.
-        const rt = openRuntime(config, { log: createLogger('warn') });
+        const rt = await openRuntime(config, { log: createLogger('warn') });
         try {
           return await fn(rt);
         } finally {
-          await rt.store.close();
+          await rt.close();
         }
       },
     };

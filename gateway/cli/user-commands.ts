@@ -68,6 +68,23 @@ export async function userCommand(ctx: CliContext, args: string[]): Promise<numb
         return 0;
       });
     }
+    case 'disable':
+    case 'enable': {
+      const { positionals } = parse(rest, {}, 1);
+      const name = required(positionals[0], 'NAME (positional)');
+      const disabled = sub === 'disable';
+      return ctx.withRuntime(async (rt) => {
+        const u = await rt.store.getUser(name);
+        if (!u) throw new InputError('NOT_FOUND', `no user named ${name}`);
+        await rt.store.updateUser(name, { disabled });
+        if (disabled) await rt.store.deleteWebSessionsOf(name);
+        await rt.audit.record(disabled ? 'user.disabled' : 'user.enabled', { actor: ctx.actor, outcome: 'ok', data: { user: name } });
+        // Every node re-decides its live sessions now (R-5.3d: rights end promptly).
+        await rt.bus.publish({ type: 'access.changed', from: rt.node, user: name });
+        ctx.out.result({ name, disabled }, [disabled ? `Disabled ${name}; their live sessions end within a second.` : `Enabled ${name}.`]);
+        return 0;
+      });
+    }
     case 'unlock': {
       const { positionals } = parse(rest, {}, 1);
       const name = required(positionals[0], 'NAME (positional)');
@@ -80,6 +97,6 @@ export async function userCommand(ctx: CliContext, args: string[]): Promise<numb
       });
     }
     default:
-      throw new UsageError('user: expected add, key, password, list or unlock');
+      throw new UsageError('user: expected add, key, password, list, disable, enable or unlock');
   }
 }

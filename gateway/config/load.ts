@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
@@ -15,7 +16,13 @@ export interface GatewayConfig extends Omit<RawConfig, 'data_dir'> {
     recordings: string;
     tlsCert: string;
     tlsKey: string;
+    /** Store writes waiting for the store to come back (Redis outage), per node. */
+    spool: string;
+    redisUrlFile: string | null;
+    redisTlsCa: string | null;
   };
+  /** This node's id: [cluster] node_id, else the host name. */
+  nodeId: string;
 }
 
 export class ConfigError extends Error {
@@ -68,12 +75,16 @@ export function parseConfig(text: string, file: string): GatewayConfig {
     dataDir,
     paths: {
       hostKey: under(raw.ssh.host_key, 'ssh_host_ed25519_key'),
-      masterKey: path.join(dataDir, 'master.key'),
+      masterKey: under(raw.vault.master_key, 'master.key'),
       database: under(raw.store.path, 'portcullis.db'),
       recordings: under(raw.recordings.path, 'recordings'),
       tlsCert: under(raw.web.tls_cert, 'web-tls.crt'),
       tlsKey: under(raw.web.tls_key, 'web-tls.key'),
+      spool: path.join(dataDir, 'spool'),
+      redisUrlFile: raw.store.url_file ? path.resolve(base, raw.store.url_file) : null,
+      redisTlsCa: raw.store.tls_ca ? path.resolve(base, raw.store.tls_ca) : null,
     },
+    nodeId: raw.cluster.node_id ?? hostname(),
   };
 }
 

@@ -41,6 +41,16 @@ export const configSchema = z.strictObject({
       listen: listen.default('0.0.0.0:8443'),
       tls_cert: z.string().min(1).optional(),
       tls_key: z.string().min(1).optional(),
+      /** A signed-in browser with no request for this long is signed out. */
+      session_idle_timeout: duration
+        .default(parseDurationText('30m'))
+        .refine((ms) => ms >= 60_000 && ms <= 12 * 3_600_000, { message: 'must be between 1m and 12h' }),
+      /** And at the latest this long after signing in, whatever it does. */
+      session_max_age: duration
+        .default(parseDurationText('12h'))
+        .refine((ms) => ms >= 5 * 60_000 && ms <= 86_400_000, { message: 'must be between 5m and 24h' }),
+      /** Sign-in attempts one address may make per minute before it is told to wait (429). */
+      login_rate_per_minute: z.number().int().min(1).max(1000).default(10),
     })
     .prefault({}),
   auth: z
@@ -53,8 +63,48 @@ export const configSchema = z.strictObject({
     .prefault({}),
   store: z
     .strictObject({
-      backend: z.enum(['sqlite']).default('sqlite'),
+      backend: z.enum(['sqlite', 'redis']).default('sqlite'),
+      /** sqlite: the database file. */
       path: z.string().min(1).optional(),
+      /** redis: redis://[user:password@]host:6379/0 or rediss:// for TLS. */
+      url: z
+        .string()
+        .regex(/^rediss?:\/\/[^\s]+$/, { message: 'expected a redis:// or rediss:// URL, e.g. "redis://10.0.0.5:6379/0"' })
+        .optional(),
+      /** redis: a file holding the URL (keeps a password out of the config file). */
+      url_file: z.string().min(1).optional(),
+      prefix: z.string().regex(/^[A-Za-z0-9:_.-]{1,64}$/, { message: 'expected 1-64 letters, digits or : _ . -' }).default('portcullis:'),
+      /** redis over TLS: a CA certificate file to trust besides the system's. */
+      tls_ca: z.string().min(1).optional(),
+      command_timeout: duration.default(parseDurationText('5s')),
+    })
+    .prefault({})
+    .superRefine((s, ctx) => {
+      if (s.backend === 'redis' && !s.url === !s.url_file) {
+        ctx.addIssue({ code: 'custom', path: [s.url ? 'url_file' : 'url'], message: 'the redis backend needs exactly one of url or url_file' });
+      }
+      if (s.backend === 'sqlite' && (s.url || s.url_file || s.tls_ca)) {
+        ctx.addIssue({ code: 'custom', path: ['backend'], message: 'url, url_file and tls_ca belong to backend = "redis"' });
+      }
+    }),
+  cluster: z
+    .strictObject({
+      /** This node's name in session lists and the audit log; unique among the nodes sharing a store. */
+      node_id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, { message: 'expected 1-64 letters, digits, ".", "_" or "-"' }).optional(),
+      heartbeat_interval: duration
+        .default(parseDurationText('1s'))
+        .refine((ms) => ms >= 100 && ms <= 10_000, { message: 'must be between 100ms and 10s' }),
+      /** A node silent this long is presumed dead: its sessions are marked interrupted. */
+      node_timeout: duration
+        .default(parseDurationText('5s'))
+        .refine((ms) => ms >= 1000 && ms <= 300_000, { message: 'must be between 1s and 5m' }),
+    })
+    .prefault({})
+    .refine((c) => c.node_timeout >= 3 * c.heartbeat_interval, { path: ['node_timeout'], message: 'must be at least three heartbeat intervals' }),
+  vault: z
+    .strictObject({
+      /** The master key that seals device credentials and TOTP seeds; every node of a cluster needs the same one. */
+      master_key: z.string().min(1).optional(),
     })
     .prefault({}),
   recordings: z

@@ -2,7 +2,7 @@ import { describeCode, type ErrorCode } from '../../policy/error-codes.js';
 import { lockAfterFailure, loginAllowed, type LockoutRule } from '../../policy/lockout.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { PerKeyLimit } from '../limits/per-key-limit.js';
-import type { Store, UserRecord } from '../store/store.js';
+import { StoreUnavailableError, type Store, type UserRecord } from '../store/store.js';
 import type { Vault } from '../vault/vault.js';
 import { dummyPasswordHash, verifyPassword } from './password.js';
 import { matchTotp } from './totp.js';
@@ -51,6 +51,24 @@ export class Authenticator {
    * locked user is told so instead of typing a code for nothing. A refusal is audited.
    */
   async precheck(username: string, source: string): Promise<SignInResult | null> {
+    try {
+      return await this.precheckChecked(username, source);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) return this.storeDown(username, source, err);
+      throw err;
+    }
+  }
+
+  /**
+   * Without the store nobody can be checked, so nobody signs in (fail closed); the refusal says
+   * why, and its audit entry waits in the spool.
+   */
+  private async storeDown(username: string, source: string, err: StoreUnavailableError): Promise<SignInResult> {
+    await this.audit.recordEventually('login.refused', { actor: username, outcome: 'denied', code: 'STORE_UNAVAILABLE', data: { user: username, source, detail: err.message } });
+    return { ok: false, code: 'STORE_UNAVAILABLE', message: describeCode('STORE_UNAVAILABLE') };
+  }
+
+  private async precheckChecked(username: string, source: string): Promise<SignInResult | null> {
     const user = await this.store.getUser(username);
     if (!user) return null;
     const allowed = loginAllowed(principalFacts(user), this.clock());
@@ -73,6 +91,9 @@ export class Authenticator {
     }
     try {
       return await this.evaluate(a);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) return this.storeDown(a.username, a.source, err);
+      throw err;
     } finally {
       release();
     }

@@ -13,7 +13,7 @@ import type { Authenticator } from '../identity/authenticator.js';
 import { inBackground } from '../log/background.js';
 import type { Logger } from '../log/logger.js';
 import { PerKeyLimit } from '../limits/per-key-limit.js';
-import type { DeviceRecord, Store, UserRecord } from '../store/store.js';
+import { StoreUnavailableError, type DeviceRecord, type Store, type UserRecord } from '../store/store.js';
 import { portOf } from '../inventory/device-ports.js';
 import { pickDevice } from './device-picker.js';
 import { parseLoginName } from './target-name.js';
@@ -263,7 +263,7 @@ export class SshFrontDoor {
   }
 
   private async refused(user: UserRecord, state: ConnectionState, code: ErrorCode, data: Record<string, unknown>): Promise<void> {
-    await this.deps.audit.record('forwarding.refused', {
+    await this.deps.audit.recordEventually('forwarding.refused', {
       actor: user.name, outcome: 'denied', code, data: { client: state.clientAddress, device: state.target, ...data },
     });
   }
@@ -321,7 +321,7 @@ export class SshFrontDoor {
       let target = state.target;
       if (!target) {
         if (kind !== 'shell' || !pty) {
-          await this.deps.audit.record('session.refused', {
+          await this.deps.audit.recordEventually('session.refused', {
             actor: user.name, outcome: 'denied', code: 'TARGET_REQUIRED', data: { client: state.clientAddress, kind, command },
           });
           fail(describeCode('TARGET_REQUIRED'), 'TARGET_REQUIRED');
@@ -349,8 +349,11 @@ export class SshFrontDoor {
     const run = (p: Promise<void>, channel: ServerChannel): void => {
       p.catch((err: unknown) => {
         this.deps.log.error('session failed to start', { error: (err as Error).message });
+        const line = err instanceof StoreUnavailableError
+          ? `portcullis: ${describeCode('STORE_UNAVAILABLE')} [STORE_UNAVAILABLE]\n`
+          : 'portcullis: internal error; the session was not opened\n';
         try {
-          channel.stderr.write('portcullis: internal error; the session was not opened\n');
+          channel.stderr.write(line);
           channel.exit(1);
           channel.end();
         } catch {

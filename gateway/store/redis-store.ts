@@ -650,6 +650,11 @@ export class RedisStore implements Store {
     await this.cmd(['PING']);
   }
 
+  /** For the cluster bus: publishing goes through the store's connection (and fails like it). */
+  async publish(channel: string, message: string): Promise<void> {
+    await this.cmd(['PUBLISH', channel, message]);
+  }
+
   async close(): Promise<void> {
     if (this.client.isOpen) await this.client.close().catch(() => this.client.destroy());
   }

@@ -1,14 +1,25 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { readFileSync } from 'node:fs';
+import { ERROR_CATALOGUE, type ErrorCode } from '../../policy/error-codes.js';
+import type { SessionBroker } from '../../gateway/broker/session-broker.js';
 import type { Runtime } from '../../gateway/runtime.js';
+import { StoreUnavailableError } from '../../gateway/store/store.js';
+import { ApiError, openApiDocument } from './api-route.js';
+import { registerAuth } from './auth-api.js';
+import { registerSessions } from './sessions-api.js';
+
+const VERSION = '0.2.0';
 
 /**
- * The web console's server. In this first cut it serves liveness and readiness for load
- * balancers over TLS 1.2+; the JSON API and the console land in their own issues.
+ * The web server: liveness and readiness for load balancers, and the JSON API, over TLS 1.2+.
+ * Every route is declared once (api-route.ts); errors leave as `{ error: { code, message } }`
+ * with the catalogue's status, never as a stack trace.
  */
-export async function buildWebApp(rt: Runtime): Promise<FastifyInstance> {
+export async function buildWebApp(rt: Runtime, _broker: SessionBroker): Promise<FastifyInstance> {
   const app = Fastify({
     logger: false,
+    // The API takes small JSON bodies only.
+    bodyLimit: 256 * 1024,
     https: {
       key: readFileSync(rt.config.paths.tlsKey),
       cert: readFileSync(rt.config.paths.tlsCert),
@@ -18,17 +29,46 @@ export async function buildWebApp(rt: Runtime): Promise<FastifyInstance> {
   app.addHook('onSend', async (_req, reply) => {
     reply.header('strict-transport-security', 'max-age=31536000');
     reply.header('x-content-type-options', 'nosniff');
+    reply.header('x-frame-options', 'DENY');
+    reply.header('referrer-policy', 'no-referrer');
     reply.header('cache-control', 'no-store');
   });
+  app.setErrorHandler(async (err: FastifyError | ApiError | Error, req, reply) => {
+    let code: ErrorCode;
+    let status: number;
+    let detail: string | null = null;
+    if (err instanceof ApiError) {
+      ({ code, status, detail } = err);
+    } else if (err instanceof StoreUnavailableError) {
+      code = 'STORE_UNAVAILABLE';
+      status = 503;
+    } else if ('statusCode' in err && typeof err.statusCode === 'number' && err.statusCode < 500) {
+      // Fastify's own refusals: bad JSON, wrong content type, body too large.
+      code = 'INVALID_INPUT';
+      status = err.statusCode;
+      detail = err.message;
+    } else {
+      rt.log.error('api request failed', { method: req.method, url: req.url, error: err.message });
+      return reply.code(500).send({ error: { code: 'INTERNAL', message: 'Something went wrong on the gateway; the error was logged.' } });
+    }
+    return reply.code(status).send({ error: { code, message: ERROR_CATALOGUE[code].message, ...(detail ? { detail } : {}) } });
+  });
+  app.setNotFoundHandler(async (_req, reply) => reply.code(404).send({ error: { code: 'NOT_FOUND', message: ERROR_CATALOGUE.NOT_FOUND.message } }));
+
   const status = { type: 'object', properties: { status: { type: 'string' } }, required: ['status'] } as const;
   app.get('/healthz', { schema: { response: { 200: status } } }, async () => ({ status: 'ok' }));
+  // Ready while the store answers: a load balancer sends no new sign-ins to a node that would refuse them.
   app.get('/readyz', { schema: { response: { 200: status, 503: status } } }, async (_req, reply) => {
     try {
-      await rt.store.listAudit({ limit: 1 });
+      await rt.store.ping();
       return { status: 'ready' };
     } catch {
       return reply.code(503).send({ status: 'store unavailable' });
     }
   });
+
+  registerAuth(app, rt);
+  registerSessions(app, rt);
+  app.get('/api/openapi.json', async () => openApiDocument(VERSION));
   return app;
 }

@@ -1,0 +1,229 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiClient, oathtoolCode } from '../support/api-client.js';
+import { startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
+import { runCli, type CliResult } from '../support/gateway-fixture.js';
+import { spawnGateway, type GatewayProcess } from '../support/gateway-process.js';
+import { openTestRedisStore, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
+import { runSsh, type SshRun } from '../support/ssh-client.js';
+
+/**
+ * Two gateway processes on one Redis (issue 3): whatever happens on one node takes effect on the
+ * session the other holds, security state is shared, and a node that dies has its sessions
+ * marked interrupted. Real processes, real Redis, real OpenSSH on both sides.
+ */
+const dir = mkdtempSync(path.join(os.tmpdir(), 'pc-cluster-'));
+const prefix = uniquePrefix();
+
+function nodeConfig(node: string): string {
+  const file = path.join(dir, `${node}.toml`);
+  writeFileSync(file, [
+    `data_dir = "./${node}"`,
+    '[ssh]', 'listen = "127.0.0.1:0"', 'host_key = "./shared/ssh_host_ed25519_key"',
+    '[web]', 'listen = "127.0.0.1:0"', 'tls_cert = "./shared/web-tls.crt"', 'tls_key = "./shared/web-tls.key"',
+    '[store]', 'backend = "redis"', `url = "${TEST_REDIS_URL}"`, `prefix = "${prefix}"`,
+    '[cluster]', `node_id = "${node}"`, 'heartbeat_interval = "250ms"', 'node_timeout = "2s"',
+    '[vault]', 'master_key = "./shared/master.key"',
+    '[recordings]', 'path = "./shared/recordings"',
+    '[log]', 'level = "debug"', '',
+  ].join('\n'));
+  return file;
+}
+
+interface User { name: string; password: string; secret: string }
+
+describe('two gateway nodes on one Redis', () => {
+  let device: DeviceSshd;
+  let a: GatewayProcess;
+  let b: GatewayProcess;
+  const configA = nodeConfig('gw-a');
+  const configB = nodeConfig('gw-b');
+  const cli = async (args: string[], stdin?: string): Promise<CliResult> => {
+    const r = await runCli(args, { config: configA, ...(stdin !== undefined ? { stdin } : {}) });
+    if (r.code !== 0) throw new Error(`portcullis ${args.join(' ')}: ${r.stderr}`);
+    return r;
+  };
+  const addUser = async (name: string, role = 'vendor'): Promise<User> => {
+    const password = `pw-${name}-correct-horse`;
+    const r = await cli(['user', 'add', name, '--role', role, '--org', 'Test Vendor', '--password-stdin', '--json'], password);
+    const uri = (JSON.parse(r.stdout) as { otpauthUri: string }).otpauthUri;
+    return { name, password, secret: new URL(uri).searchParams.get('secret') as string };
+  };
+  const grant = (user: string) => cli(['grant', 'add', '--user', user, '--device', 'ct-01', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', '--json']);
+
+  /** An SSH session through a node, resolved once the device has answered (it stays open until ended). */
+  function openSession(node: GatewayProcess, u: User): { started: Promise<void>; done: Promise<SshRun> } {
+    let ready: () => void = () => undefined;
+    const started = new Promise<void>((r) => { ready = r; });
+    const done = runSsh({
+      port: node.sshPort, login: `${u.name}#ct-01`, password: u.password, totpSecret: u.secret, command: 'echo session-up; sleep 60', timeoutMs: 90_000,
+      onStdout: (chunk) => { if (chunk.includes('session-up')) ready(); },
+    });
+    return { started, done };
+  }
+
+  /** How long a session took to end after `since`. */
+  const endedWithin = async (done: Promise<SshRun>, since: number): Promise<{ ms: number; run: SshRun }> => {
+    const run = await done;
+    return { ms: Date.now() - since, run };
+  };
+
+  beforeAll(async () => {
+    mkdirSync(path.join(dir, 'shared'), { recursive: true });
+    await cli(['init', '--password-stdin'], 'initial-admin-password');
+    device = await startDeviceSshd();
+    await cli(['device', 'add', 'ct-01', '--host', '127.0.0.1', '--port', String(device.port), '--protocol', 'ssh', '--udi', 'UDI-ct-01']);
+    await cli(['device', 'credential', 'ct-01', '--username', 'root', '--key-file', device.clientKeyFile]);
+    await cli(['device', 'trust', 'ct-01']);
+    [a, b] = await Promise.all([spawnGateway(configA), spawnGateway(configB)]);
+  });
+  afterAll(async () => {
+    await a?.stop();
+    await b?.stop();
+    await device?.stop();
+    const s = await openTestRedisStore(prefix);
+    await s.dropAll();
+    await s.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('lists the live sessions of both nodes in one list, each with its node', async () => {
+    const vic = await addUser('vic');
+    const wes = await addUser('wes');
+    const sec = await addUser('sec-list', 'security');
+    await grant('vic');
+    await grant('wes');
+    const onA = openSession(a, vic);
+    const onB = openSession(b, wes);
+    await Promise.all([onA.started, onB.started]);
+    const api = new ApiClient(a.webPort);
+    expect((await api.login(sec.name, sec.password, { secret: sec.secret })).status).toBe(200);
+    const live = await api.get<{ sessions: Array<{ user: string; node: string; nodeAlive: boolean; endedAt: string | null }>; nodes: Array<{ id: string }> }>('/api/sessions?open=true');
+    expect(live.status).toBe(200);
+    const mine = live.body.sessions.filter((s) => s.user === 'vic' || s.user === 'wes').map((s) => [s.user, s.node, s.nodeAlive]);
+    expect(mine.sort()).toEqual([['vic', 'gw-a', true], ['wes', 'gw-b', true]]);
+    expect(live.body.nodes.map((n) => n.id).sort()).toEqual(['gw-a', 'gw-b']);
+    // Ended from the other node's API, both of them.
+    const apiB = new ApiClient(b.webPort);
+    await apiB.login(sec.name, sec.password, { code: oathtoolCode(sec.secret, new Date(Date.now() + 30_000)) });
+    for (const s of (await apiB.get<{ sessions: Array<{ id: string; user: string }> }>('/api/sessions?open=true')).body.sessions) {
+      if (s.user === 'vic' || s.user === 'wes') expect((await apiB.post(`/api/sessions/${s.id}/kill`, { reason: 'test over' })).status).toBe(202);
+    }
+    await Promise.all([onA.done, onB.done]);
+  });
+
+  it('ends a session on node A within a second when security kills it from node B; the vendor is told why', async () => {
+    const alice = await addUser('alice');
+    const sec = await addUser('sec-kill', 'security');
+    await grant('alice');
+    const s = openSession(a, alice);
+    await s.started;
+    const api = new ApiClient(b.webPort);
+    await api.login(sec.name, sec.password, { secret: sec.secret });
+    const live = await api.get<{ sessions: Array<{ id: string; user: string; node: string }> }>('/api/sessions?open=true&user=alice');
+    const target = live.body.sessions[0];
+    expect(target?.node).toBe('gw-a');
+    const t0 = Date.now();
+    const kill = await api.post(`/api/sessions/${target?.id}/kill`, { reason: 'unexpected firmware download' });
+    expect(kill.status).toBe(202);
+    const { ms, run } = await endedWithin(s.done, t0);
+    expect(run.stderr).toContain('[SESSION_KILLED]');
+    expect(run.stderr).toContain('unexpected firmware download');
+    expect(ms).toBeLessThan(2000);
+    // The same session cannot be killed twice; another user's API call cannot kill at all.
+    await expect.poll(async () => (await api.get<{ sessions: Array<{ endReason: string | null }> }>('/api/sessions?user=alice')).body.sessions[0]?.endReason, { timeout: 5000 }).toBe('killed');
+    expect((await api.post(`/api/sessions/${target?.id}/kill`, { reason: 'again' })).status).toBe(409);
+    const vendorApi = new ApiClient(b.webPort);
+    await vendorApi.login(alice.name, alice.password, { code: oathtoolCode(alice.secret, new Date(Date.now() + 30_000)) });
+    expect((await vendorApi.post(`/api/sessions/${target?.id}/kill`, { reason: 'x' })).status).toBe(403);
+  });
+
+  it('refuses on node B a TOTP code already used on node A', async () => {
+    const tom = await addUser('tom');
+    await grant('tom');
+    const code = oathtoolCode(tom.secret);
+    const first = await runSsh({ port: a.sshPort, login: 'tom#ct-01', password: tom.password, totpCode: code, command: 'echo ok' });
+    expect(first.stdout).toBe('ok\n');
+    const replay = await runSsh({ port: b.sshPort, login: 'tom#ct-01', password: tom.password, totpCode: code, command: 'echo ok' });
+    expect(replay.code).toBe(255);
+    expect(replay.stderr).toContain('[TOTP_REPLAYED]');
+    expect(replay.stdout).toBe('');
+  });
+
+  it('locks an account after five failures spread over two nodes, and the lock ends its live session on either node', async () => {
+    const lou = await addUser('lou');
+    await grant('lou');
+    const s = openSession(b, lou);
+    await s.started;
+    const onA = new ApiClient(a.webPort);
+    const onB = new ApiClient(b.webPort);
+    const statuses: number[] = [];
+    for (const [api, n] of [[onA, 3], [onB, 2]] as const) {
+      for (let i = 0; i < n; i++) statuses.push((await api.login('lou', 'a-wrong-password-here', { secret: lou.secret })).status);
+    }
+    // The fifth failure (on B) locks the account, and says so: from here the session has a second to end.
+    expect(statuses).toEqual([401, 401, 401, 401, 423]);
+    const t0 = Date.now();
+    const locked = await onA.login('lou', lou.password, { secret: lou.secret });
+    expect(locked.status).toBe(423);
+    expect(locked.body.error?.code).toBe('ACCOUNT_LOCKED');
+    const { ms, run } = await endedWithin(s.done, t0);
+    expect(run.stderr).toContain('[ACCOUNT_LOCKED]');
+    expect(ms).toBeLessThan(2000);
+  });
+
+  it('ends the session on node B within a second when the grant is revoked (from a third process)', async () => {
+    const rita = await addUser('rita');
+    const id = (JSON.parse((await grant('rita')).stdout) as { id: string }).id;
+    const s = openSession(b, rita);
+    await s.started;
+    const t0 = Date.now();
+    await cli(['grant', 'revoke', id]);
+    const { ms, run } = await endedWithin(s.done, t0);
+    expect(run.stderr).toContain('[GRANT_REVOKED]');
+    expect(ms).toBeLessThan(2500);
+  });
+
+  it('ends the session on node A within a second when the user is disabled', async () => {
+    const dora = await addUser('dora');
+    await grant('dora');
+    const s = openSession(a, dora);
+    await s.started;
+    const t0 = Date.now();
+    await cli(['user', 'disable', 'dora']);
+    const { ms, run } = await endedWithin(s.done, t0);
+    expect(run.stderr).toContain('[ACCOUNT_DISABLED]');
+    expect(ms).toBeLessThan(2500);
+  });
+
+  it('marks the sessions of a node that dies as interrupted once its heartbeat lapses', async () => {
+    const zed = await addUser('zed');
+    const sec = await addUser('sec-watch', 'security');
+    await grant('zed');
+    const s = openSession(b, zed);
+    await s.started;
+    const api = new ApiClient(a.webPort);
+    await api.login(sec.name, sec.password, { secret: sec.secret });
+    const id = (await api.get<{ sessions: Array<{ id: string }> }>('/api/sessions?open=true&user=zed')).body.sessions[0]?.id;
+    expect(id).toBeDefined();
+    await b.kill();
+    await s.done;
+    await expect.poll(async () => (await api.get<{ sessions: Array<{ id: string; endReason: string | null }> }>('/api/sessions?user=zed')).body.sessions[0]?.endReason, { timeout: 10_000, interval: 250 })
+      .toBe('interrupted');
+    const audit = JSON.parse((await cli(['audit', '--type', 'session.interrupted', '--json'])).stdout) as Array<{ data: { session: string; detectedBy: string; node: string } }>;
+    expect(audit.filter((e) => e.data.session === id)).toEqual([expect.objectContaining({ data: expect.objectContaining({ node: 'gw-b', detectedBy: 'gw-a' }) })]);
+    const nodes = (await api.get<{ nodes: Array<{ id: string }> }>('/api/sessions?open=true')).body.nodes.map((n) => n.id);
+    expect(nodes).toEqual(['gw-a']);
+  });
+
+  it('keeps one audit chain that verifies, written by both nodes', async () => {
+    const r = await cli(['verify', '--json']);
+    const report = JSON.parse(r.stdout) as { ok: boolean; auditEntries: number; recordingsVerified: number };
+    expect(report.ok).toBe(true);
+    expect(report.recordingsVerified).toBeGreaterThanOrEqual(6);
+    const starts = JSON.parse((await cli(['audit', '--type', 'gateway.started', '--json'])).stdout) as Array<{ data: { node: string } }>;
+    expect(starts.map((e) => e.data.node).sort()).toEqual(['gw-a', 'gw-b']);
+  });
+});

@@ -1,0 +1,130 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { describeCode } from '../../policy/error-codes.js';
+import { loginAllowed } from '../../policy/lockout.js';
+import { principalFacts } from '../../gateway/identity/authenticator.js';
+import { RateLimit } from '../../gateway/limits/rate-limit.js';
+import type { Runtime } from '../../gateway/runtime.js';
+import type { UserRecord } from '../../gateway/store/store.js';
+import { ApiError, route, type Principal } from './api-route.js';
+
+export const SESSION_COOKIE = 'pc_session';
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Writing lastSeenAt on every request would put a store write on every click; once a while is enough. */
+const TOUCH_EVERY_MS = 30_000;
+
+const tokenId = (token: string): string => createHash('sha256').update(token).digest('hex');
+
+export function readCookie(req: FastifyRequest, name: string): string | null {
+  const header = req.headers.cookie;
+  if (!header) return null;
+  for (const part of header.split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0 && part.slice(0, i).trim() === name) return part.slice(i + 1).trim();
+  }
+  return null;
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+export const meSchema = z.object({
+  user: z.object({ name: z.string(), roles: z.array(z.string()), org: z.string().nullable(), locale: z.string().nullable() }),
+  csrfToken: z.string(),
+  idleTimeoutSeconds: z.number(),
+  expiresAt: z.string(),
+}).meta({ id: 'Me' });
+
+const userView = (u: UserRecord) => ({ name: u.name, roles: u.roles, org: u.org, locale: u.locale });
+
+/**
+ * Sign-in for the API and console: password + TOTP (the same Authenticator as SSH: same lockout,
+ * same replay refusal, same audit), then an opaque session cookie — HttpOnly, Secure,
+ * SameSite=Strict — whose SHA-256 is the store key (a stolen database holds no usable cookie).
+ * Every state-changing request must also carry the session's CSRF token in X-CSRF-Token.
+ */
+export function registerAuth(app: FastifyInstance, rt: Runtime): void {
+  const { store, config, clock } = rt;
+  const perAddress = new RateLimit(config.web.login_rate_per_minute, 60_000);
+
+  app.decorateRequest('principal', null);
+  app.addHook('preHandler', async (req) => {
+    req.principal = await sessionOf(req);
+    const access = req.routeOptions.config.access;
+    if (access && access !== 'public' && req.principal && !SAFE_METHODS.has(req.method)) {
+      const sent = req.headers['x-csrf-token'];
+      if (typeof sent !== 'string' || !sameSecret(sent, req.principal.session.csrf)) throw new ApiError('CSRF_INVALID');
+    }
+  });
+
+  async function sessionOf(req: FastifyRequest): Promise<Principal | null> {
+    const token = readCookie(req, SESSION_COOKIE);
+    if (!token || !/^[A-Za-z0-9_-]{43}$/.test(token)) return null;
+    const now = clock();
+    const id = tokenId(token);
+    const session = await store.getWebSession(id, now);
+    if (!session) return null;
+    if (now - session.lastSeenAt >= config.web.session_idle_timeout) {
+      await store.deleteWebSession(id);
+      return null;
+    }
+    const user = await store.getUser(session.user);
+    // A disabled, locked or expired account loses its browser sessions at once, not at their end.
+    if (!user || !loginAllowed(principalFacts(user), now).allow) {
+      await store.deleteWebSession(id);
+      return null;
+    }
+    if (now - session.lastSeenAt >= TOUCH_EVERY_MS) {
+      const expiresAt = Math.min(session.createdAt + config.web.session_max_age, now + config.web.session_idle_timeout);
+      await store.touchWebSession(id, now, expiresAt);
+      session.lastSeenAt = now;
+      session.expiresAt = expiresAt;
+    }
+    return { user, session };
+  }
+
+  route(app, {
+    method: 'POST', url: '/api/auth/login', access: 'public', tags: ['auth'],
+    summary: 'Sign in with password and TOTP code; sets the session cookie and returns the CSRF token',
+    body: z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(1024), totp: z.string().min(1).max(16) }),
+    response: meSchema,
+  }, async ({ body, req, reply }) => {
+    const now = clock();
+    const source = `web ${req.ip}`;
+    if (!perAddress.take(req.ip, now)) {
+      await rt.audit.recordEventually('login.refused', { actor: body.username, outcome: 'denied', code: 'RATE_LIMITED', data: { user: body.username, source } });
+      throw new ApiError('RATE_LIMITED');
+    }
+    const early = await rt.authenticator.precheck(body.username, source);
+    const result = early ?? await rt.authenticator.signIn({ username: body.username, password: body.password, totp: body.totp, source, method: 'password+totp' });
+    if (!result.ok) throw new ApiError(result.code, result.message === describeCode(result.code) ? null : result.message);
+    const token = randomBytes(32).toString('base64url');
+    const csrf = randomBytes(32).toString('base64url');
+    const expiresAt = Math.min(now + config.web.session_max_age, now + config.web.session_idle_timeout);
+    await store.createWebSession({ id: tokenId(token), user: result.user.name, csrf, createdAt: now, lastSeenAt: now, expiresAt, address: req.ip });
+    reply.header('set-cookie', `${SESSION_COOKIE}=${token}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=${Math.floor(config.web.session_max_age / 1000)}`);
+    return { user: userView(result.user), csrfToken: csrf, idleTimeoutSeconds: config.web.session_idle_timeout / 1000, expiresAt: new Date(expiresAt).toISOString() };
+  });
+
+  route(app, {
+    method: 'POST', url: '/api/auth/logout', access: 'signed-in', tags: ['auth'], summary: 'Sign out: the session cookie stops working at once',
+    response: z.object({ signedOut: z.boolean() }),
+  }, async ({ principal, reply }) => {
+    await store.deleteWebSession(principal.session.id);
+    await rt.audit.record('logout', { actor: principal.user.name, outcome: 'info', data: { via: 'web' } });
+    reply.header('set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0`);
+    return { signedOut: true };
+  });
+
+  route(app, {
+    method: 'GET', url: '/api/auth/me', access: 'signed-in', tags: ['auth'], summary: 'Who is signed in, and the CSRF token of this session',
+    response: meSchema,
+  }, async ({ principal }) => ({
+    user: userView(principal.user), csrfToken: principal.session.csrf, idleTimeoutSeconds: config.web.session_idle_timeout / 1000,
+    expiresAt: new Date(principal.session.expiresAt).toISOString(),
+  }));
+}

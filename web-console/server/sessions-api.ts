@@ -1,0 +1,85 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { Runtime } from '../../gateway/runtime.js';
+import type { SessionRecord } from '../../gateway/store/store.js';
+import { ApiError, route } from './api-route.js';
+
+const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
+
+export const sessionSchema = z.object({
+  id: z.string(),
+  user: z.string(),
+  device: z.string(),
+  protocol: z.string(),
+  via: z.string(),
+  kind: z.string(),
+  command: z.string().nullable(),
+  client: z.string(),
+  node: z.string(),
+  /** Whether that node's heartbeat is current (false: the node is gone and the session will be marked interrupted). */
+  nodeAlive: z.boolean(),
+  startedAt: z.string(),
+  endedAt: z.string().nullable(),
+  endReason: z.string().nullable(),
+  exitStatus: z.number().nullable(),
+  bytesIn: z.number(),
+  bytesOut: z.number(),
+  recordingId: z.string(),
+  grantId: z.string(),
+  killRequested: z.object({ by: z.string(), at: z.string(), reason: z.string() }).nullable(),
+}).meta({ id: 'Session' });
+
+export function sessionView(s: SessionRecord, alive: ReadonlySet<string>): z.input<typeof sessionSchema> {
+  return {
+    id: s.id, user: s.user, device: s.device, protocol: s.protocol, via: s.via, kind: s.kind, command: s.command, client: s.clientAddress,
+    node: s.node, nodeAlive: alive.has(s.node), startedAt: iso(s.startedAt) as string, endedAt: iso(s.endedAt), endReason: s.endReason,
+    exitStatus: s.exitStatus, bytesIn: s.bytesIn, bytesOut: s.bytesOut, recordingId: s.recordingId, grantId: s.grantId,
+    killRequested: s.killRequest ? { by: s.killRequest.by, at: iso(s.killRequest.at) as string, reason: s.killRequest.reason } : null,
+  };
+}
+
+/** Sessions of every node, from the shared store; kill reaches the node holding the session through the cluster bus. */
+export function registerSessions(app: FastifyInstance, rt: Runtime): void {
+  const { store, clock, bus } = rt;
+
+  route(app, {
+    method: 'GET', url: '/api/sessions', access: 'session.list', tags: ['sessions'],
+    summary: 'Sessions of all gateway nodes, newest first; open=true lists the live ones with the node holding each',
+    query: z.object({
+      open: z.enum(['true', 'false']).optional().transform((v) => v === 'true'),
+      user: z.string().max(64).optional(),
+      device: z.string().max(64).optional(),
+      limit: z.coerce.number().int().min(1).max(1000).default(100),
+    }),
+    response: z.object({ sessions: z.array(sessionSchema), nodes: z.array(z.object({ id: z.string(), ssh: z.string(), web: z.string(), startedAt: z.string() })) }),
+  }, async ({ query }) => {
+    const [sessions, nodes] = await Promise.all([
+      store.listSessions({ limit: query.limit, open: query.open, ...(query.user ? { user: query.user } : {}), ...(query.device ? { device: query.device } : {}) }),
+      store.listNodes(clock()),
+    ]);
+    const alive = new Set(nodes.map((n) => n.id));
+    return {
+      sessions: sessions.map((s) => sessionView(s, alive)),
+      nodes: nodes.map((n) => ({ id: n.id, ssh: n.ssh, web: n.web, startedAt: new Date(n.startedAt).toISOString() })),
+    };
+  });
+
+  route(app, {
+    method: 'POST', url: '/api/sessions/:id/kill', access: 'session.kill', tags: ['sessions'], status: 202,
+    summary: 'End a live session on whichever node holds it (within a second); the vendor is told why',
+    params: z.object({ id: z.string().min(1).max(64) }),
+    body: z.object({ reason: z.string().trim().min(1).max(500) }),
+    response: z.object({ session: z.string(), node: z.string(), status: z.literal('killing') }),
+  }, async ({ params, body, principal }) => {
+    const s = await store.getSession(params.id);
+    if (!s) throw new ApiError('NOT_FOUND', `no session ${params.id}`);
+    if (s.endedAt !== null) throw new ApiError('SESSION_NOT_LIVE', `session ${s.id} already ended (${s.endReason ?? 'unknown'})`);
+    const by = principal.user.name;
+    // The request is kept with the session (the holding node's tick acts on it even if the bus
+    // message is lost), audited, then announced so the node acts at once.
+    await store.updateSession(s.id, { killRequest: { by, at: clock(), reason: body.reason } });
+    await rt.audit.record('session.kill', { actor: by, outcome: 'ok', data: { session: s.id, user: s.user, device: s.device, node: s.node, reason: body.reason } });
+    await bus.publish({ type: 'session.kill', session: s.id, by, reason: body.reason, from: rt.node });
+    return { session: s.id, node: s.node, status: 'killing' as const };
+  });
+}
