@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,6 +36,8 @@ export interface SshOptions {
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;
   onStdout?: (chunk: string) => void;
+  /** The running client, for a test that types at its own pace (with `typed: []` stdin stays open). */
+  onSpawn?: (child: ChildProcess) => void;
 }
 
 /**
@@ -89,6 +91,7 @@ export function runSsh(o: SshOptions): Promise<SshRun> {
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true, // no controlling terminal: ssh must use the askpass program
     });
+    o.onSpawn?.(child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {
