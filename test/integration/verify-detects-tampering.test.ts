@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { DeviceSshd } from '../support/device-sshd.js';
 import { startGatewayWithDevice, type GatewayFixture } from '../support/gateway-fixture.js';
 import { runSsh } from '../support/ssh-client.js';
+import { createClient, type RedisClientType } from 'redis';
+import { openTestRedisStore, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
 
 // S-3.5, R-5.5d: hash-chained audit and sealed recordings; `portcullis verify` names the first bad one.
 describe('portcullis verify', () => {
@@ -107,5 +109,58 @@ describe('portcullis verify', () => {
     const r = await runCli(['verify'], { config: cfg });
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('audit entry 4: sequence gap');
+  });
+});
+
+// The same guarantees on the Redis backend: Redis cannot refuse an edit the way SQLite's triggers
+// do, so the chain (and anchors kept elsewhere) are what catch it.
+describe('portcullis verify on the Redis backend', () => {
+  let device: DeviceSshd;
+  let fx: GatewayFixture;
+  let raw: RedisClientType;
+  const prefix = uniquePrefix();
+
+  beforeAll(async () => {
+    ({ fx, device } = await startGatewayWithDevice('lab-8', ['[store]', 'backend = "redis"', `url = "${TEST_REDIS_URL}"`, `prefix = "${prefix}"`].join('\n')));
+    const u = await fx.addUser('dave');
+    await fx.grant('dave', 'lab-8', 'now', '+1h');
+    const r = await runSsh({ port: fx.sshPort, login: 'dave#lab-8', password: u.password, totpSecret: u.totpSecret, command: 'echo evidence' });
+    expect(r.stdout).toBe('evidence\n');
+    await vi.waitFor(async () => expect((await fx.gw.runtime.store.listRecordings()).some((x) => x.sealedAt !== null)).toBe(true));
+    raw = createClient({ url: TEST_REDIS_URL }) as RedisClientType;
+    await raw.connect();
+  });
+  afterAll(async () => {
+    await raw?.close();
+    await fx?.stop();
+    await device?.stop();
+    const store = await openTestRedisStore(prefix);
+    await store.dropAll();
+    await store.close();
+  });
+
+  it('passes untouched, and names an edited audit entry', async () => {
+    expect((await fx.cli(['verify'])).code).toBe(0);
+    const entries = `${prefix}audit:entries`;
+    const seq = (await fx.audit('session.start'))[0]?.seq ?? 0;
+    const original = await raw.hGet(entries, String(seq)) as string;
+    const edited = JSON.parse(original) as { data: Record<string, unknown> };
+    edited.data.command = 'echo nothing to see';
+    await raw.hSet(entries, String(seq), JSON.stringify(edited));
+    const r = await fx.cli(['verify', '--json']);
+    expect(r.code).toBe(1);
+    expect((JSON.parse(r.stdout) as { problems: string[] }).problems[0]).toBe(`audit entry ${seq}: content does not match its hash (the entry was edited)`);
+    await raw.hSet(entries, String(seq), original);
+    expect((await fx.cli(['verify'])).code).toBe(0);
+  });
+
+  it('catches a deleted entry', async () => {
+    const entries = `${prefix}audit:entries`;
+    const original = await raw.hGet(entries, '3') as string;
+    await raw.hDel(entries, '3');
+    const r = await fx.cli(['verify']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('audit entry 4: sequence gap');
+    await raw.hSet(entries, '3', original);
   });
 });

@@ -58,4 +58,18 @@ describe('gateway.config.toml is validated on load', () => {
     expect(c.paths.recordings).toBe('/srv/rec');
     expect(c.paths.database).toBe('/etc/portcullis/state/portcullis.db');
   });
+  it('the redis backend needs its URL (inline or from a file), and a cluster needs sane timing', () => {
+    expect(errorOf('[store]\nbackend = "redis"\n').message).toBe(`${FILE}: store.url: the redis backend needs exactly one of url or url_file`);
+    expect(errorOf('[store]\nbackend = "redis"\nurl = "redis://h:6379/0"\nurl_file = "/x"\n').key).toBe('store.url_file');
+    expect(errorOf('[store]\nbackend = "redis"\nurl = "http://h:6379"\n').message).toContain('expected a redis:// or rediss:// URL');
+    expect(errorOf('[store]\nurl = "redis://h:6379/0"\n').message).toContain('belong to backend = "redis"');
+    expect(errorOf('[store]\nbackend = "redis"\nurl = "redis://h/0"\nprefix = "has space"\n').key).toBe('store.prefix');
+    expect(errorOf('[cluster]\nheartbeat_interval = "1s"\nnode_timeout = "2s"\n').message).toBe(`${FILE}: cluster.node_timeout: must be at least three heartbeat intervals, got "2s"`);
+    expect(errorOf('[cluster]\nnode_id = "a b"\n').key).toBe('cluster.node_id');
+    const c = parseConfig('[store]\nbackend = "redis"\nurl_file = "secrets/redis-url"\n[cluster]\nnode_id = "gw-a"\n[vault]\nmaster_key = "/shared/master.key"\n', FILE);
+    expect(c.paths.redisUrlFile).toBe('/etc/portcullis/secrets/redis-url');
+    expect(c.paths.masterKey).toBe('/shared/master.key');
+    expect(c.nodeId).toBe('gw-a');
+    expect(c.store.prefix).toBe('portcullis:');
+  });
 });
