@@ -47,7 +47,7 @@ export async function openStore(config: GatewayConfig, log: Logger): Promise<Sto
       return new SqliteStore(config.paths.database);
     case 'redis':
       return RedisStore.open({
-        url: redisUrl(config), prefix: config.store.prefix, log, commandTimeoutMs: config.store.command_timeout,
+        url: redisUrl(config), prefix: config.store.prefix, log, commandTimeoutMs: config.store.command_timeout, waitReplicas: config.store.wait_replicas,
         ...(config.paths.redisTlsCa ? { tlsCa: readFileSync(config.paths.redisTlsCa, 'utf8') } : {}),
       });
   }

@@ -77,6 +77,8 @@ export const configSchema = z.strictObject({
       /** redis over TLS: a CA certificate file to trust besides the system's. */
       tls_ca: z.string().min(1).optional(),
       command_timeout: duration.default(parseDurationText('5s')),
+      /** redis: replicas that must acknowledge audit entries, seals and session ends (Redis WAIT); 0 = the primary alone. */
+      wait_replicas: z.number().int().min(0).max(10).default(0),
     })
     .prefault({})
     .superRefine((s, ctx) => {

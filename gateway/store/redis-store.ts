@@ -87,6 +87,8 @@ export interface RedisStoreOptions {
   /** Applied to every command: a Redis that stopped answering is unavailable, not a hang. */
   commandTimeoutMs?: number;
   tlsCa?: string;
+  /** Replicas that must hold an audit entry, a seal or a session's end before it counts as written (WAIT). */
+  waitReplicas?: number;
 }
 
 type Enc = Record<string, string>;
@@ -186,10 +188,15 @@ export class RedisStore implements Store {
   /** The chain head as this node last saw it: usually right, so an append costs one round trip. */
   private head: string | null = null;
   private lastErrorLogged = 0;
+  private lastReplicaWarning = 0;
+  private readonly waitReplicas: number;
+  private readonly commandTimeoutMs: number;
 
   private constructor(opts: RedisStoreOptions) {
     this.p = opts.prefix;
     this.log = opts.log;
+    this.waitReplicas = opts.waitReplicas ?? 0;
+    this.commandTimeoutMs = opts.commandTimeoutMs ?? 5000;
     this.client = createClient({
       url: opts.url,
       disableOfflineQueue: true,
@@ -248,6 +255,20 @@ export class RedisStore implements Store {
       // A reply error is Redis refusing the command (a bug, or a script error): not an outage.
       if (err instanceof ErrorReply) throw err;
       throw new StoreUnavailableError((err as Error).message);
+    }
+  }
+
+  /**
+   * For the writes that record evidence: with `wait_replicas` set, also on that many replicas
+   * before we go on, so a primary lost right after the write does not take it along. A replica
+   * that does not answer in time is logged, not fatal: the primary has the write.
+   */
+  private async replicated(): Promise<void> {
+    if (this.waitReplicas === 0) return;
+    const acked = Number(await this.cmd(['WAIT', String(this.waitReplicas), String(Math.max(100, this.commandTimeoutMs - 500))]));
+    if (acked < this.waitReplicas && Date.now() - this.lastReplicaWarning > 60_000) {
+      this.lastReplicaWarning = Date.now();
+      this.log.warn('fewer Redis replicas than wait_replicas acknowledged a write', { acked, wanted: this.waitReplicas });
     }
   }
 
@@ -471,7 +492,9 @@ export class RedisStore implements Store {
   }
 
   async updateSession(id: string, patch: Partial<SessionRecord>): Promise<void> {
-    await this.patch(collections.sessions, id, patch, undefined, patch.endedAt !== undefined && patch.endedAt !== null ? this.openSessions : undefined);
+    const ending = patch.endedAt !== undefined && patch.endedAt !== null;
+    await this.patch(collections.sessions, id, patch, undefined, ending ? this.openSessions : undefined);
+    if (ending) await this.replicated();
   }
 
   async endSessionIfOpen(id: string, patch: SessionEndPatch): Promise<boolean> {
@@ -500,6 +523,7 @@ export class RedisStore implements Store {
 
   async sealRecording(id: string, seal: { sealedAt: number; size: number; sha256: string }): Promise<void> {
     await this.patch(collections.recordings, id, seal);
+    await this.replicated();
   }
 
   async getRecording(id: string): Promise<RecordingRecord | null> {
@@ -613,6 +637,7 @@ export class RedisStore implements Store {
         [head, seq, JSON.stringify(entry), `${seq}:${hash}`, DEDUP_TTL_S]);
       if (status === 'ok') {
         this.head = `${seq}:${hash}`;
+        await this.replicated();
         return entry;
       }
       if (status === 'dup') {

@@ -27,6 +27,9 @@ export interface PrivateRedis {
   /** Stops the server (as an outage would); start() brings it back on the same port, empty unless AOF kept it. */
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** Freezes the process (SIGSTOP) as a hung server would be, and thaws it (SIGCONT). */
+  pause(): void;
+  resume(): void;
   /** Stops it for good and removes its files. */
   close(): Promise<void>;
 }
@@ -54,17 +57,19 @@ function waitForPort(port: number, child: ChildProcess): Promise<void> {
  * A redis-server of the test's own on a loopback port, with AOF (appendfsync always) so that a
  * stop and start keeps the data, as a production Redis with persistence would.
  */
-export async function startPrivateRedis(): Promise<PrivateRedis> {
+export async function startPrivateRedis(opts: { replicaOf?: number } = {}): Promise<PrivateRedis> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pc-redis-'));
   const port = await freePort();
   let child: ChildProcess | null = null;
   const start = async (): Promise<void> => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--logfile', path.join(dir, 'redis.log')], { stdio: 'ignore' });
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--logfile', path.join(dir, 'redis.log'),
+      ...(opts.replicaOf ? ['--replicaof', '127.0.0.1', String(opts.replicaOf)] : [])], { stdio: 'ignore' });
     await waitForPort(port, child);
   };
   const stop = async (): Promise<void> => {
     const c = child as ChildProcess | null;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    if (!c || c.exitCode !== null || (c.signalCode !== null && c.signalCode !== 'SIGSTOP' && c.signalCode !== 'SIGCONT')) return;
+    c.kill('SIGCONT');
     const exited = new Promise((r) => c.once('exit', r));
     c.kill('SIGTERM');
     await exited;
@@ -72,6 +77,8 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
   await start();
   return {
     port, url: `redis://127.0.0.1:${port}/0`, stop, start,
+    pause: () => { (child as ChildProcess | null)?.kill('SIGSTOP'); },
+    resume: () => { (child as ChildProcess | null)?.kill('SIGCONT'); },
     async close() {
       await stop();
       rmSync(dir, { recursive: true, force: true });
