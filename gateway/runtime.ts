@@ -1,4 +1,7 @@
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { NO_NOTIFIER, type Notifier } from './notify/notifier.js';
+import { WebhookNotifier } from './notify/webhook.js';
 import { AuditLog } from './audit/audit-log.js';
 import { LocalBus, type ClusterBus } from './cluster/bus.js';
 import { RedisBus } from './cluster/redis-bus.js';
@@ -23,6 +26,8 @@ export interface Runtime {
   authenticator: Authenticator;
   bus: ClusterBus;
   spool: WriteSpool;
+  /** Workflow events to the configured webhook (or nowhere). */
+  notifier: Notifier;
   node: string;
   clock: () => number;
   close(): Promise<void>;
@@ -60,6 +65,22 @@ export interface RuntimeOptions {
   spool?: boolean;
 }
 
+function openNotifier(config: GatewayConfig, log: Logger, clock: () => number): Notifier {
+  const n = config.notifications;
+  if (!n.webhook_url || !n.webhook_secret_file) return NO_NOTIFIER;
+  const read = (file: string, key: string): string => {
+    const abs = path.resolve(path.dirname(config.file), file);
+    try {
+      return readFileSync(abs, 'utf8');
+    } catch (err) {
+      throw new ConfigError(config.file, key, `cannot read ${abs} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  };
+  const secret = read(n.webhook_secret_file, 'notifications.webhook_secret_file').trim();
+  if (secret.length < 16) throw new ConfigError(config.file, 'notifications.webhook_secret_file', 'the webhook secret must be at least 16 characters');
+  return new WebhookNotifier({ url: n.webhook_url, secret, log, clock, ...(n.webhook_ca ? { ca: read(n.webhook_ca, 'notifications.webhook_ca') } : {}) });
+}
+
 export async function openRuntime(config: GatewayConfig, opts: RuntimeOptions = {}): Promise<Runtime> {
   const log = opts.log ?? createLogger(config.log.level);
   const clock = opts.clock ?? Date.now;
@@ -73,6 +94,7 @@ export async function openRuntime(config: GatewayConfig, opts: RuntimeOptions = 
     throw err;
   }
   const spool = new WriteSpool(opts.spool ? config.paths.spool : null, config.nodeId, store, log);
+  const notifier = openNotifier(config, log, clock);
   const audit = new AuditLog(store, log, clock, spool);
   const vault = new Vault(box, store);
   const authenticator = new Authenticator(store, vault, audit, {
@@ -80,8 +102,11 @@ export async function openRuntime(config: GatewayConfig, opts: RuntimeOptions = 
     totpWindowSteps: config.auth.totp_window_steps,
   }, clock);
   return {
-    config, store, audit, vault, log, authenticator, bus, spool, node: config.nodeId, clock,
+    config, store, audit, vault, log, authenticator, bus, spool, notifier, node: config.nodeId, clock,
     async close() {
+      // A short-lived process (the CLI) gives its notifications a moment to go out before it exits.
+      if (!opts.spool) for (let i = 0; i < 50 && notifier.pending() > 0; i++) await new Promise((r) => setTimeout(r, 100));
+      await notifier.close();
       await spool.close();
       await bus.close();
       await store.close();

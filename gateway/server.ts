@@ -1,7 +1,10 @@
 import type { AddressInfo } from 'node:net';
 import { buildWebApp } from '../web-console/server/app.js';
 import { SessionBroker } from './broker/session-broker.js';
+import { loosenedRules } from '../policy/approval-rules.js';
+import { expireRequests } from './access/requests.js';
 import { Membership } from './cluster/membership.js';
+import { inBackground } from './log/background.js';
 import { splitListen, type GatewayConfig } from './config/load.js';
 import type { Logger } from './log/logger.js';
 import { openRuntime, type Runtime } from './runtime.js';
@@ -18,8 +21,8 @@ export interface RunningGateway {
 /** Starts the gateway: store, cluster membership, broker, SSH front door and web server. */
 export async function startGateway(config: GatewayConfig, opts: { log?: Logger; clock?: () => number } = {}): Promise<RunningGateway> {
   const runtime = await openRuntime(config, { ...opts, spool: true });
-  const { store, audit, vault, log, authenticator, node, spool, bus } = runtime;
-  const broker = new SessionBroker({ config, store, audit, vault, log, node, spool, bus, ...(opts.clock ? { clock: opts.clock } : {}) });
+  const { store, audit, vault, log, authenticator, node, spool, bus, notifier } = runtime;
+  const broker = new SessionBroker({ config, store, audit, vault, log, node, spool, bus, notifier, ...(opts.clock ? { clock: opts.clock } : {}) });
   const sshDoor = new SshFrontDoor({ config, store, audit, authenticator, broker, log });
   const web = await buildWebApp(runtime, broker);
   const sshListen = splitListen(config.ssh.listen);
@@ -45,6 +48,10 @@ export async function startGateway(config: GatewayConfig, opts: { log?: Logger; 
     throw err;
   }
   const webAddr = web.server.address() as AddressInfo;
+  for (const w of loosenedRules(config.approvalRules)) log.warn('approval rule looser than the default', { level: w.level, clause: w.clause, detail: w.message });
+  // Undecided requests whose window has passed become `expired` (one node wins each, by version).
+  const sweeper = setInterval(() => inBackground(log, 'request expiry', expireRequests(runtime)), 30_000);
+  sweeper.unref();
   await audit.record('gateway.started', { actor: 'portcullis', data: { node, backend: store.backend, ssh: `${ssh.address}:${ssh.port}`, web: `${webAddr.address}:${webAddr.port}` } });
   log.info('gateway listening', { node, ssh: `${ssh.address}:${ssh.port}`, web: `https://${webAddr.address}:${webAddr.port}` });
   let stopping: Promise<void> | null = null;
@@ -52,6 +59,7 @@ export async function startGateway(config: GatewayConfig, opts: { log?: Logger; 
     runtime, broker, ssh, web: webAddr,
     stop: () => {
       stopping ??= (async () => {
+        clearInterval(sweeper);
         await broker.shutdown();
         await sshDoor.close();
         await web.close();

@@ -663,3 +663,10 @@ export function decideRevoke(actorRoles: readonly Role[], actorName: string, tar
   }
   return { allow: true, value: { kind: 'grant', id: target.id, revokedBy: actorName } };
 }
+
+/** Who fills which approval so far, and whether every one is filled: for an approver's queue. */
+export function approvalProgress(approvals: readonly ApprovalRecord[], rule: ApprovalRule): { slots: SlotFill[]; complete: boolean } {
+  const assigned = assignSlots(rule, approvals.map((a) => a.roles));
+  const slots = rule.approvals.map((slot, s) => ({ roles: slot, filledBy: approvals[assigned[s] ?? -1]?.approver ?? null }));
+  return { slots, complete: slots.every((s) => s.filledBy !== null) };
+}

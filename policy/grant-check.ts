@@ -27,8 +27,14 @@ export function authorizeSession(req: SessionRequest): Decision<GrantFacts> {
   if (!can(user.roles, 'session.connect').allow) {
     return deny('FORBIDDEN', `user ${user.name} has no role that may connect`);
   }
+  // R-5.3a: an outsider works under a confidentiality agreement, for as long as it runs.
+  if (user.roles.includes('vendor')) {
+    if (!user.nda) return deny('NDA_MISSING', `no confidentiality agreement is on file for ${user.name}`);
+    if (now >= user.nda.expiresAt) return deny('NDA_EXPIRED', `the confidentiality agreement of ${user.name} ended at ${iso(user.nda.expiresAt)}`);
+  }
   if (device === null) return deny('DEVICE_UNKNOWN', `no device named ${req.deviceName}`);
-  if (device.state !== 'active') return deny('DEVICE_NOT_ACTIVE', `device ${device.name} is ${device.state}`);
+  if (device.state === 'quarantined') return deny('DEVICE_QUARANTINED', `device ${device.name} is quarantined until a security check is recorded (R-6.4b)`);
+  if (device.state === 'decommissioned') return deny('DEVICE_DECOMMISSIONED', `device ${device.name} was decommissioned (R-6.5)`);
   if (!device.protocols.includes(req.protocol)) {
     return deny('PROTOCOL_NOT_ENABLED', `device ${device.name} does not offer ${req.protocol}`);
   }

@@ -17,6 +17,8 @@ export interface PrincipalFacts {
   disabled: boolean;
   expiresAt: number | null;
   lockedUntil: number | null;
+  /** A vendor's confidentiality agreement (R-5.3a); absent for checks that do not concern it (sign-in). */
+  nda?: { signedAt: number; expiresAt: number } | null;
 }
 
 export interface DeviceFacts {

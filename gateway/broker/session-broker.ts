@@ -11,6 +11,8 @@ import { formatDuration } from '../config/duration.js';
 import { connectSsh, ConnectorError, openUpstreamChannel, type UpstreamRequest } from '../connectors/ssh-connector.js';
 import { principalFacts } from '../identity/authenticator.js';
 import { portOf } from '../inventory/device-ports.js';
+import { deviceLevel } from '../inventory/devices.js';
+import type { Notifier } from '../notify/notifier.js';
 import { inBackground } from '../log/background.js';
 import type { Logger } from '../log/logger.js';
 import { StoreUnavailableError, type DeviceRecord, type GrantRecord, type SessionEndReason, type SessionRecord, type Store, type UserRecord } from '../store/store.js';
@@ -28,6 +30,7 @@ export interface BrokerDeps {
   node: string;
   spool: WriteSpool;
   bus: ClusterBus;
+  notifier: Notifier;
   clock?: () => number;
 }
 
@@ -51,7 +54,7 @@ const grantFacts = (g: GrantRecord): GrantFacts => ({
 });
 
 /** Codes whose detail (times, grant ids) helps the user and reveals nothing of the device. */
-const DETAIL_SHOWN: ReadonlySet<ErrorCode> = new Set(['STORE_UNAVAILABLE', 'GRANT_NOT_STARTED', 'GRANT_EXPIRED', 'GRANT_REVOKED', 'ACCOUNT_LOCKED', 'ACCOUNT_EXPIRED', 'DEVICE_NOT_ACTIVE', 'NO_GRANT', 'DEVICE_UNKNOWN']);
+const DETAIL_SHOWN: ReadonlySet<ErrorCode> = new Set(['STORE_UNAVAILABLE', 'GRANT_NOT_STARTED', 'GRANT_EXPIRED', 'GRANT_REVOKED', 'ACCOUNT_LOCKED', 'ACCOUNT_EXPIRED', 'DEVICE_QUARANTINED', 'DEVICE_DECOMMISSIONED', 'NO_GRANT', 'DEVICE_UNKNOWN', 'NDA_MISSING', 'NDA_EXPIRED']);
 
 export class LiveSession {
   readonly warned = new Set<number>();
@@ -242,6 +245,11 @@ export class SessionBroker {
           grantEnds: new Date(grant.notAfter).toISOString(), client: req.clientAddress, recording: id, node: this.deps.node,
         },
       });
+      // R-A.5b: sessions on the highest-risk devices are announced to security to watch live.
+      const level = deviceLevel(device);
+      if (config.approvalRules[level].alertSecurityOnStart) {
+        this.deps.notifier.notify('session.watch_alert', { session: id, user: req.user.name, device: device.name, level, protocol: 'ssh', grant: grant.id, node: this.deps.node, client: req.clientAddress });
+      }
     } catch (err) {
       // Not recorded as started, so not started: release the device and the file.
       conn.end();

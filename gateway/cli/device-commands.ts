@@ -1,43 +1,35 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import ssh2 from 'ssh2';
-import { PROTOCOLS, type Protocol } from '../../policy/types.js';
 import { fetchHostKey, ConnectorError } from '../connectors/ssh-connector.js';
 import { fingerprint, hostKeyAlgorithm } from '../connectors/host-key.js';
-import { InputError, USER_NAME } from '../identity/users.js';
-import { DEFAULT_PORTS, portOf } from '../inventory/device-ports.js';
-import type { DeviceRecord } from '../store/store.js';
+import { parseTimeSpec } from '../config/duration.js';
+import { InputError } from '../identity/users.js';
+import { portOf } from '../inventory/device-ports.js';
+import {
+  DATA_WIPING, decommissionDevice, deviceView, exportDevicesCsv, importDevicesCsv, quarantineDevice, recordSecurityCheck, registerDevice,
+} from '../inventory/devices.js';
+import { checkActor } from './actor.js';
 import { parse, readStdinSecret, required, UsageError } from './cli-io.js';
 import type { CliContext } from './main.js';
 
 // ssh2 is CommonJS: its named exports are reached through the default export.
 const { utils } = ssh2;
 
-const HOST = /^[A-Za-z0-9.:_-]{1,253}$/;
-const MAC = /^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/;
-
-function publicView(d: DeviceRecord): Record<string, unknown> {
-  const blob = d.hostKeyBlob ? Buffer.from(d.hostKeyBlob, 'base64') : null;
-  return {
-    name: d.name, host: d.host, ports: d.ports, protocols: d.protocols, udi: d.udi, ip: d.ip, mac: d.mac, state: d.state,
-    hostKey: blob ? { type: d.hostKeyAlgo, fingerprint: fingerprint(blob) } : null,
-  };
-}
-
 /** `--port 22` (the only protocol's port) or `--port ssh=22 --port vnc=5900`; unnamed protocols use their usual port. */
-function parsePorts(specs: string[], protocols: Protocol[]): Partial<Record<Protocol, number>> {
-  const ports: Partial<Record<Protocol, number>> = {};
+function parsePorts(specs: string[], protocols: string[]): Record<string, number> {
+  const ports: Record<string, number> = {};
   for (const spec of specs) {
     const m = /^(?:([a-z]+)=)?(\d{1,5})$/.exec(spec);
-    const n = Number(m?.[2]);
-    if (!m || n < 1 || n > 65535) throw new UsageError(`--port ${JSON.stringify(spec)}: expected PORT or PROTOCOL=PORT with a port 1-65535`);
-    const p = (m[1] ?? (protocols.length === 1 ? protocols[0] : undefined)) as Protocol | undefined;
+    if (!m) throw new UsageError(`--port ${JSON.stringify(spec)}: expected PORT or PROTOCOL=PORT`);
+    const p = m[1] ?? (protocols.length === 1 ? protocols[0] : undefined);
     if (!p) throw new UsageError('--port: name the protocol (ssh=22) when the device offers several');
-    if (!protocols.includes(p)) throw new UsageError(`--port ${spec}: the device does not offer ${p}`);
-    ports[p] = n;
+    ports[p] = Number(m[2]);
   }
-  for (const p of protocols) ports[p] ??= DEFAULT_PORTS[p];
   return ports;
 }
+
+const line = (d: ReturnType<typeof deviceView>): string =>
+  `${d.name.padEnd(16)} L${d.level}  ${d.state.padEnd(14)} ${d.host}  ${Object.entries(d.ports).map(([p, n]) => `${p}:${n}`).join(',')}  ${d.manufacturer ?? ''} ${d.model ?? ''}${d.hostKey || !d.protocols.includes('ssh') ? '' : '  (host key not pinned)'}`;
 
 export async function deviceCommand(ctx: CliContext, args: string[]): Promise<number> {
   const [sub, ...rest] = args;
@@ -45,32 +37,101 @@ export async function deviceCommand(ctx: CliContext, args: string[]): Promise<nu
     case 'add': {
       const { values, positionals } = parse(rest, {
         host: { type: 'string' }, port: { type: 'string', multiple: true }, protocol: { type: 'string', multiple: true },
-        udi: { type: 'string' }, ip: { type: 'string' }, mac: { type: 'string' },
+        udi: { type: 'string' }, ip: { type: 'string' }, mac: { type: 'string' }, type: { type: 'string' }, manufacturer: { type: 'string' },
+        model: { type: 'string' }, department: { type: 'string' }, location: { type: 'string' },
+        'usage-form': { type: 'string' }, contact: { type: 'string' }, severity: { type: 'string' }, effect: { type: 'string' },
       }, 1);
       const name = required(positionals[0], 'NAME (positional)');
-      if (!USER_NAME.test(name)) throw new UsageError(`device name ${JSON.stringify(name)} must be 1-64 letters, digits, '.', '_' or '-'`);
-      const host = required(values.host, 'host');
-      if (!HOST.test(host)) throw new UsageError(`--host ${JSON.stringify(host)} is not a host name or address`);
       const protocols = (values.protocol ?? []) as string[];
-      if (protocols.length === 0) throw new UsageError(`--protocol is required (${PROTOCOLS.join(', ')})`);
-      const badP = protocols.find((p) => !(PROTOCOLS as readonly string[]).includes(p));
-      if (badP) throw new UsageError(`unknown protocol ${JSON.stringify(badP)} (${PROTOCOLS.join(', ')})`);
-      const ports = parsePorts((values.port ?? []) as string[], protocols as Protocol[]);
-      if (values.mac && !MAC.test(values.mac)) throw new UsageError(`--mac ${JSON.stringify(values.mac)} is not a MAC address (aa:bb:cc:dd:ee:ff)`);
       return ctx.withRuntime(async (rt) => {
-        const d: DeviceRecord = {
-          name, host, ports, protocols: protocols as Protocol[], udi: values.udi ?? null, ip: values.ip ?? null, mac: values.mac?.toLowerCase() ?? null,
-          type: null, manufacturer: null, model: null, department: null, location: null, classification: null, lifecycle: [],
-          state: 'active', hostKeyAlgo: null, hostKeyBlob: null, createdAt: rt.clock(),
-        };
-        try {
-          await rt.store.createDevice(d);
-        } catch (err) {
-          if ((err as { code?: string }).code === 'ALREADY_EXISTS') throw new InputError('ALREADY_EXISTS', `device ${name} or UDI ${values.udi ?? ''} is already registered`);
-          throw err;
+        await checkActor(rt, ctx.actor, 'device.manage');
+        const d = await registerDevice(rt, {
+          name, host: required(values.host, 'host'), protocols, ports: parsePorts((values.port ?? []) as string[], protocols),
+          udi: required(values.udi, 'udi'), ip: values.ip ?? null, mac: values.mac ?? null, type: values.type ?? null,
+          manufacturer: values.manufacturer ?? null, model: values.model ?? null, department: values.department ?? null, location: values.location ?? null,
+          usageForm: required(values['usage-form'], 'usage-form'), contact: required(values.contact, 'contact'),
+          severity: values.severity ?? null, effect: values.effect ?? null,
+        }, ctx.actor);
+        const v = deviceView(d);
+        ctx.out.result(v, [`Registered device ${name}, level ${v.level} (${v.host}, ${Object.entries(v.ports).map(([p, n]) => `${p}:${n}`).join(', ')}). Next: device credential, device trust.`]);
+        return 0;
+      });
+    }
+    case 'import': {
+      const { positionals } = parse(rest, {}, 1);
+      const file = required(positionals[0], 'FILE (positional)');
+      const csv = readFileSync(file, 'utf8');
+      return ctx.withRuntime(async (rt) => {
+        await checkActor(rt, ctx.actor, 'device.manage');
+        const r = await importDevicesCsv(rt, csv, ctx.actor);
+        if (!r.ok) {
+          ctx.out.result({ imported: 0, problems: r.problems }, [...r.problems.map((p) => `${file}:${p.line}: ${p.message}`), 'Nothing was imported.']);
+          return 1;
         }
-        await rt.audit.record('device.created', { actor: ctx.actor, outcome: 'ok', data: publicView(d) });
-        ctx.out.result(publicView(d), [`Registered device ${name} (${host}, ${protocols.map((p) => `${p}:${portOf(d, p as Protocol)}`).join(', ')}). Next: device credential, device trust.`]);
+        ctx.out.result({ imported: r.imported.length, devices: r.imported }, [`Imported ${r.imported.length} device(s): ${r.imported.join(', ')}.`]);
+        return 0;
+      });
+    }
+    case 'export': {
+      const { values } = parse(rest, { output: { type: 'string', short: 'o' } });
+      return ctx.withRuntime(async (rt) => {
+        await checkActor(rt, ctx.actor, 'device.read');
+        const csv = exportDevicesCsv(await rt.store.listDevices());
+        if (values.output) writeFileSync(values.output, csv);
+        else process.stdout.write(csv);
+        return 0;
+      });
+    }
+    case 'quarantine': {
+      const { values, positionals } = parse(rest, { reason: { type: 'string' } }, 1);
+      const name = required(positionals[0], 'NAME (positional)');
+      return ctx.withRuntime(async (rt) => {
+        await checkActor(rt, ctx.actor, 'device.quarantine');
+        const d = await quarantineDevice(rt, name, required(values.reason, 'reason'), ctx.actor);
+        ctx.out.result(deviceView(d), [`Device ${name} is quarantined (R-6.4b): no sessions and no new grants until security records a passed check.`]);
+        return 0;
+      });
+    }
+    case 'check': {
+      const { values, positionals } = parse(rest, { passed: { type: 'boolean', default: false }, failed: { type: 'boolean', default: false }, notes: { type: 'string' } }, 1);
+      const name = required(positionals[0], 'NAME (positional)');
+      if (values.passed === values.failed) throw new UsageError('give exactly one of --passed or --failed');
+      return ctx.withRuntime(async (rt) => {
+        await checkActor(rt, ctx.actor, 'device.security_check');
+        const d = await recordSecurityCheck(rt, name, { passed: values.passed, notes: required(values.notes, 'notes') }, ctx.actor);
+        ctx.out.result(deviceView(d), [values.passed ? `Security check of ${name} passed; the device is active again.` : `Security check of ${name} failed; it stays quarantined.`]);
+        return 0;
+      });
+    }
+    case 'decommission': {
+      const { values, positionals } = parse(rest, { method: { type: 'string' }, 'data-wiping': { type: 'string' }, at: { type: 'string' }, notes: { type: 'string' } }, 1);
+      const name = required(positionals[0], 'NAME (positional)');
+      const wiping = required(values['data-wiping'], 'data-wiping');
+      if (!(DATA_WIPING as readonly string[]).includes(wiping)) throw new UsageError(`--data-wiping: one of ${DATA_WIPING.join(', ')}`);
+      return ctx.withRuntime(async (rt) => {
+        await checkActor(rt, ctx.actor, 'device.decommission');
+        let at: number;
+        try {
+          at = values.at ? parseTimeSpec(values.at, rt.clock()) : rt.clock();
+        } catch (err) {
+          throw new UsageError(`--at: ${(err as Error).message}`);
+        }
+        const r = await decommissionDevice(rt, name, { method: required(values.method, 'method'), dataWiping: wiping, disposedAt: at, notes: values.notes ?? null }, ctx.actor);
+        ctx.out.result({ ...deviceView(r.device), grantsRevoked: r.grantsRevoked }, [
+          `Device ${name} is decommissioned (R-6.5): ${r.grantsRevoked.length} grant(s) revoked, its credential destroyed, live sessions end within a second.`,
+        ]);
+        return 0;
+      });
+    }
+    case 'show': {
+      const { positionals } = parse(rest, {}, 1);
+      const name = required(positionals[0], 'NAME (positional)');
+      return ctx.withRuntime(async (rt) => {
+        await checkActor(rt, ctx.actor, 'device.read');
+        const d = await rt.store.getDevice(name);
+        if (!d) throw new InputError('DEVICE_UNKNOWN', `no device named ${name}`);
+        const v = deviceView(d, (await rt.store.getCredential(name)) !== null);
+        ctx.out.result(v, [line(v), ...v.lifecycle.map((e) => `  ${e.at} ${e.type} by ${e.by}${Object.keys(e.details).length ? ` ${JSON.stringify(e.details)}` : ''}`)]);
         return 0;
       });
     }
@@ -91,7 +152,10 @@ export async function deviceCommand(ctx: CliContext, args: string[]): Promise<nu
         kind = 'password';
       }
       return ctx.withRuntime(async (rt) => {
-        if (!(await rt.store.getDevice(name))) throw new InputError('NOT_FOUND', `no device named ${name}`);
+        await checkActor(rt, ctx.actor, 'device.manage');
+        const d = await rt.store.getDevice(name);
+        if (!d) throw new InputError('DEVICE_UNKNOWN', `no device named ${name}`);
+        if (d.state === 'decommissioned') throw new InputError('DEVICE_DECOMMISSIONED', `device ${name} is decommissioned; it gets no credential (R-6.5)`);
         await rt.store.putCredential({ device: name, username, kind, sealed: rt.vault.sealCredential(name, secret), updatedAt: rt.clock() });
         // The audit entry says that a credential was set, never what it is.
         await rt.audit.record('device.credential_set', { actor: ctx.actor, outcome: 'ok', data: { device: name, username, kind } });
@@ -103,19 +167,20 @@ export async function deviceCommand(ctx: CliContext, args: string[]): Promise<nu
       const { values, positionals } = parse(rest, { expect: { type: 'string' } }, 1);
       const name = required(positionals[0], 'NAME (positional)');
       return ctx.withRuntime(async (rt) => {
+        await checkActor(rt, ctx.actor, 'device.manage');
         const d = await rt.store.getDevice(name);
-        if (!d) throw new InputError('NOT_FOUND', `no device named ${name}`);
+        if (!d) throw new InputError('DEVICE_UNKNOWN', `no device named ${name}`);
         let blob: Buffer;
         try {
           blob = await fetchHostKey(d.host, portOf(d, 'ssh'), rt.config.ssh.upstream_timeout);
         } catch (err) {
-          throw new InputError('NOT_FOUND', `could not fetch the host key of ${name} at ${d.host}:${portOf(d, 'ssh')}: ${err instanceof ConnectorError ? err.detail : (err as Error).message}`);
+          throw new InputError('DEVICE_UNREACHABLE', `could not fetch the host key of ${name} at ${d.host}:${portOf(d, 'ssh')}: ${err instanceof ConnectorError ? err.detail : (err as Error).message}`);
         }
         const fp = fingerprint(blob);
         const type = hostKeyAlgorithm(blob);
         if (values.expect && values.expect !== fp) {
           await rt.audit.record('device.trust_refused', { actor: ctx.actor, outcome: 'denied', code: 'HOST_KEY_MISMATCH', data: { device: name, presented: fp, expected: values.expect } });
-          throw new InputError('INVALID_INPUT', `the device presented ${fp}, not the expected ${values.expect}; nothing was pinned`);
+          throw new InputError('HOST_KEY_MISMATCH', `the device presented ${fp}, not the expected ${values.expect}; nothing was pinned`);
         }
         const previous = d.hostKeyBlob ? fingerprint(Buffer.from(d.hostKeyBlob, 'base64')) : null;
         await rt.store.updateDevice(name, { hostKeyAlgo: type, hostKeyBlob: blob.toString('base64') });
@@ -131,12 +196,13 @@ export async function deviceCommand(ctx: CliContext, args: string[]): Promise<nu
     case 'list': {
       parse(rest, {});
       return ctx.withRuntime(async (rt) => {
-        const devices = (await rt.store.listDevices()).map(publicView);
-        ctx.out.result(devices, devices.map((d) => `${String(d.name).padEnd(20)} ${String(d.host)}  ${Object.entries(d.ports as Record<string, number>).map(([p, n]) => `${p}:${n}`).join(',')}  ${String(d.state)}${d.hostKey ? '' : '  (host key not pinned)'}`));
+        await checkActor(rt, ctx.actor, 'device.read');
+        const devices = (await rt.store.listDevices()).map((d) => deviceView(d));
+        ctx.out.result(devices, devices.map(line));
         return 0;
       });
     }
     default:
-      throw new UsageError('device: expected add, credential, trust or list');
+      throw new UsageError('device: expected add, import, export, list, show, credential, trust, quarantine, check or decommission');
   }
 }

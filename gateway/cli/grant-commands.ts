@@ -5,19 +5,27 @@ import { PROTOCOLS, type Protocol } from '../../policy/types.js';
 import { parseTimeSpec } from '../config/duration.js';
 import { InputError } from '../identity/users.js';
 import type { GrantRecord } from '../store/store.js';
+import { revokeGrant } from '../access/requests.js';
+import { formatDuration } from '../config/duration.js';
+import { deviceLevel } from '../inventory/devices.js';
+import { checkActor } from './actor.js';
 import { parse, required, UsageError } from './cli-io.js';
 import type { CliContext } from './main.js';
 
 const view = (g: GrantRecord): Record<string, unknown> => ({
   id: g.id, user: g.user, device: g.device, protocol: g.protocol, from: new Date(g.notBefore).toISOString(), until: new Date(g.notAfter).toISOString(),
   createdBy: g.createdBy, revokedAt: g.revokedAt ? new Date(g.revokedAt).toISOString() : null, allowFileTransfer: g.allowFileTransfer,
+  profile: g.profile, request: g.requestId,
 });
 
 export async function grantCommand(ctx: CliContext, args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   switch (sub) {
     case 'add': {
-      const { values } = parse(rest, { user: { type: 'string' }, device: { type: 'string' }, protocol: { type: 'string' }, from: { type: 'string' }, until: { type: 'string' } });
+      const { values } = parse(rest, {
+        user: { type: 'string' }, device: { type: 'string' }, protocol: { type: 'string' }, from: { type: 'string' }, until: { type: 'string' },
+        profile: { type: 'string' }, 'file-transfer': { type: 'boolean', default: false },
+      });
       const user = required(values.user, 'user');
       const device = required(values.device, 'device');
       const protocol = required(values.protocol, 'protocol');
@@ -52,9 +60,22 @@ export async function grantCommand(ctx: CliContext, args: string[]): Promise<num
         const d = await rt.store.getDevice(device);
         if (!d) throw new InputError('NOT_FOUND', `no device named ${device}`);
         if (!d.protocols.includes(protocol as Protocol)) throw new InputError('GRANT_INVALID', `device ${device} does not offer ${protocol}`);
+        if (d.state !== 'active') throw new InputError(d.state === 'quarantined' ? 'DEVICE_QUARANTINED' : 'DEVICE_DECOMMISSIONED', `device ${device} is ${d.state}; no new grants (R-6.4b, R-6.5)`);
+        // A direct grant skips the approval workflow but not the level's limits: its window and its profile's mode.
+        const level = deviceLevel(d);
+        const rule = rt.config.approvalRules[level];
+        if (notAfter - notBefore > rule.longestWindowMs) {
+          throw new InputError('WINDOW_TOO_LONG', `level ${level} devices are granted at most ${formatDuration(rule.longestWindowMs)} at a time`);
+        }
+        const profileName = values.profile ?? rt.config.defaultProfiles[level];
+        if (profileName !== null) {
+          const p = rt.config.commandProfiles.get(profileName);
+          if (!p) throw new InputError('PROFILE_UNKNOWN', `no command profile named ${JSON.stringify(profileName)}`);
+          if (!rule.modes.includes(p.mode)) throw new InputError('PROFILE_MODE_NOT_ALLOWED', `profile ${p.name} runs in ${p.mode} mode; level ${level} allows ${rule.modes.join(', ')} (R-6.3c)`);
+        }
         const g: GrantRecord = {
           id: `g-${randomUUID().slice(0, 8)}`, user, device, protocol: protocol as Protocol, notBefore, notAfter, createdBy: ctx.actor, createdAt: now,
-          revokedAt: null, revokedBy: null, requestId: null, profile: null, allowFileTransfer: false,
+          revokedAt: null, revokedBy: null, requestId: null, profile: profileName, allowFileTransfer: values['file-transfer'],
         };
         await rt.store.createGrant(g);
         await rt.audit.record('grant.created', { actor: ctx.actor, outcome: 'ok', data: view(g) });
@@ -71,14 +92,11 @@ export async function grantCommand(ctx: CliContext, args: string[]): Promise<num
       });
     }
     case 'revoke': {
-      const { positionals } = parse(rest, {}, 1);
+      const { values, positionals } = parse(rest, { reason: { type: 'string' } }, 1);
       const id = required(positionals[0], 'ID (positional)');
       return ctx.withRuntime(async (rt) => {
-        const g = await rt.store.getGrant(id);
-        if (!g) throw new InputError('NOT_FOUND', `no grant ${id}`);
-        await rt.store.revokeGrant(id, rt.clock(), ctx.actor);
-        await rt.audit.record('grant.revoked', { actor: ctx.actor, outcome: 'ok', data: { grant: id, user: g.user, device: g.device } });
-        await rt.bus.publish({ type: 'access.changed', from: rt.node, user: g.user, device: g.device });
+        const actor = await checkActor(rt, ctx.actor, 'grant.revoke');
+        await revokeGrant(rt, actor, ctx.actor, id, values.reason ?? 'revoked from the command line');
         ctx.out.result({ id, revoked: true }, [`Revoked grant ${id}; live sessions on it end within a second.`]);
         return 0;
       });

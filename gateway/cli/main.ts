@@ -10,8 +10,9 @@ import { openRuntime, type Runtime } from '../runtime.js';
 import { Output, parse, UsageError } from './cli-io.js';
 import { deviceCommand } from './device-commands.js';
 import { grantCommand } from './grant-commands.js';
+import { recordsCommand, requestCommand } from './request-commands.js';
 import { auditCommand, recordingCommand, sessionsCommand, verifyCommand } from './record-commands.js';
-import { userCommand } from './user-commands.js';
+import { orgCommand, userCommand } from './user-commands.js';
 
 const USAGE = `portcullis — remote-maintenance gateway for medical devices
 
@@ -19,16 +20,30 @@ Usage: portcullis <command> [options]        (every command takes --config FILE 
 
   init [--admin NAME] [--password-stdin]     create keys, certificate, database and the first admin
   serve [--init-if-needed]                   run the gateway
-  user add NAME --role ROLE [--role ROLE] [--org ORG] [--expires T] --password-stdin
+  org add ID [--display-name NAME] [--contact TEXT] | org list         vendor organisations
+  user add NAME --role ROLE [--role ROLE] [--org ORG] [--expires T] [--nda-signed T --nda-expires T [--nda-ref REF]] --password-stdin
+  user nda NAME --nda-signed T --nda-expires T [--nda-ref REF]        record a vendor's confidentiality agreement (R-5.3a)
   user key NAME --key-file FILE              add an SSH public key (sign-in still needs TOTP)
   user password NAME --password-stdin          set a new password
   user list | user unlock NAME | user disable NAME | user enable NAME
-  device add NAME --host H --port P --protocol ssh [--udi U] [--ip IP] [--mac MAC]
+  device add NAME --host H --protocol P [--protocol P] [--port P | --port PROTO=P]… --udi UDI
+             --usage-form FORM --contact body|none (--severity minor|harm|serious | --effect none|indirect|important)
+             [--ip IP] [--mac MAC] [--type T] [--manufacturer M] [--model M] [--department D] [--location L]
+  device import FILE.csv | device export [-o FILE.csv]       inventory as CSV (all rows or none)
+  device list | device show NAME
   device credential NAME --username U (--password-stdin | --key-file FILE)
   device trust NAME [--expect SHA256:…]      fetch and pin the device's SSH host key
-  device list
-  grant add --user U --device D --protocol ssh --from T --until T     (T: ISO 8601, now, +2h)
-  grant list [--user U] | grant revoke ID
+  device quarantine NAME --reason TEXT       back from external repair: off limits until checked (R-6.4b)
+  device check NAME (--passed | --failed) --notes TEXT        record the security check (security role)
+  device decommission NAME --method TEXT --data-wiping completed|not-required|pending [--at T] [--notes TEXT]   (R-6.5, admin)
+  request create --device D [--device D]… --protocol P --purpose TEXT --work-order WO --from T (--until T | --duration 2h)
+                 [--profile NAME] [--file-transfer]               (as --actor NAME, a vendor)
+  request list [--status S] [--mine] | request show ID
+  request approve ID [--from T] [--until T] [--profile P] [--no-file-transfer] [--comment C]   (narrow, never widen)
+  request deny ID --reason TEXT | request cancel ID | request revoke ID --reason TEXT
+  grant add --user U --device D --protocol ssh --from T --until T [--profile NAME] [--file-transfer]   (T: ISO 8601, now, +2h)
+  grant list [--user U] | grant revoke ID [--reason TEXT]
+  records [--device D] [--vendor U] [--org O] [--from T] [--to T] [--format text|csv|json] [-o FILE]   maintenance records (R-6.4c)
   sessions [--limit N]                       recent sessions with their recording ids
   recording export ID --format asciicast -o FILE
   audit [--after SEQ] [--limit N]            print audit entries
@@ -94,8 +109,11 @@ export async function main(argv: string[]): Promise<number> {
       case 'init': return await initCommand(ctx, rest);
       case 'serve': return await serveCommand(ctx, rest);
       case 'user': return await userCommand(ctx, rest);
+      case 'org': return await orgCommand(ctx, rest);
       case 'device': return await deviceCommand(ctx, rest);
       case 'grant': return await grantCommand(ctx, rest);
+      case 'request': return await requestCommand(ctx, rest);
+      case 'records': return await recordsCommand(ctx, rest);
       case 'sessions': return await sessionsCommand(ctx, rest);
       case 'recording': return await recordingCommand(ctx, rest);
       case 'audit': return await auditCommand(ctx, rest);

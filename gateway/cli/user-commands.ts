@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { ROLES, type Role } from '../../policy/types.js';
 import { parseTimeSpec } from '../config/duration.js';
 import { checkPasswordStrength, hashPassword } from '../identity/password.js';
-import { addPublicKey, createUser, InputError } from '../identity/users.js';
+import { addPublicKey, createOrg, createUser, InputError, ndaView, setDisabled, setNda, unlockUser } from '../identity/users.js';
+import type { NdaRecord } from '../store/store.js';
+import { checkActor } from './actor.js';
 import { parse, readStdinSecret, required, UsageError } from './cli-io.js';
 import type { CliContext } from './main.js';
 
@@ -12,6 +14,7 @@ export async function userCommand(ctx: CliContext, args: string[]): Promise<numb
     case 'add': {
       const { values, positionals } = parse(rest, {
         role: { type: 'string', multiple: true }, org: { type: 'string' }, expires: { type: 'string' }, 'password-stdin': { type: 'boolean', default: false },
+        'nda-signed': { type: 'string' }, 'nda-expires': { type: 'string' }, 'nda-ref': { type: 'string' },
       }, 1);
       const name = required(positionals[0], 'NAME (positional)');
       const roles = (values.role ?? []) as string[];
@@ -21,10 +24,11 @@ export async function userCommand(ctx: CliContext, args: string[]): Promise<numb
       if (!values['password-stdin']) throw new UsageError('--password-stdin is required: the password is read from standard input');
       const password = readStdinSecret('password');
       return ctx.withRuntime(async (rt) => {
-        const expiresAt = values.expires ? parseTimeSpec(values.expires, rt.clock()) : null;
-        const { user, otpauthUri } = await createUser(rt, { name, roles: roles as Role[], org: values.org ?? null, password, expiresAt }, ctx.actor);
+        const expiresAt = values.expires ? time(values.expires, rt.clock(), 'expires') : null;
+        const nda = ndaFrom(values, rt.clock());
+        const { user, otpauthUri } = await createUser(rt, { name, roles: roles as Role[], org: values.org ?? null, password, expiresAt, nda }, ctx.actor);
         ctx.out.result(
-          { name: user.name, roles: user.roles, org: user.org, expiresAt: user.expiresAt ? new Date(user.expiresAt).toISOString() : null, otpauthUri },
+          { name: user.name, roles: user.roles, org: user.org, expiresAt: user.expiresAt ? new Date(user.expiresAt).toISOString() : null, nda: ndaView(user.nda), otpauthUri },
           [`Created user ${user.name} (${user.roles.join(', ')}).`, 'TOTP enrolment (shown once):', `  ${otpauthUri}`],
         );
         return 0;
@@ -45,7 +49,7 @@ export async function userCommand(ctx: CliContext, args: string[]): Promise<numb
       return ctx.withRuntime(async (rt) => {
         const now = rt.clock();
         const users = (await rt.store.listUsers()).map((u) => ({
-          name: u.name, roles: u.roles, org: u.org, disabled: u.disabled, locked: u.lockedUntil !== null && u.lockedUntil > now,
+          name: u.name, roles: u.roles, org: u.org, nda: ndaView(u.nda), disabled: u.disabled, locked: u.lockedUntil !== null && u.lockedUntil > now,
           lockedUntil: u.lockedUntil && u.lockedUntil > now ? new Date(u.lockedUntil).toISOString() : null,
           expiresAt: u.expiresAt ? new Date(u.expiresAt).toISOString() : null, publicKeys: u.publicKeys.length,
         }));
@@ -74,14 +78,24 @@ export async function userCommand(ctx: CliContext, args: string[]): Promise<numb
       const name = required(positionals[0], 'NAME (positional)');
       const disabled = sub === 'disable';
       return ctx.withRuntime(async (rt) => {
-        const u = await rt.store.getUser(name);
-        if (!u) throw new InputError('NOT_FOUND', `no user named ${name}`);
-        await rt.store.updateUser(name, { disabled });
-        if (disabled) await rt.store.deleteWebSessionsOf(name);
-        await rt.audit.record(disabled ? 'user.disabled' : 'user.enabled', { actor: ctx.actor, outcome: 'ok', data: { user: name } });
-        // Every node re-decides its live sessions now (R-5.3d: rights end promptly).
-        await rt.bus.publish({ type: 'access.changed', from: rt.node, user: name });
-        ctx.out.result({ name, disabled }, [disabled ? `Disabled ${name}; their live sessions end within a second.` : `Enabled ${name}.`]);
+        await checkActor(rt, ctx.actor, 'user.manage');
+        const { grantsRevoked } = await setDisabled(rt, name, disabled, ctx.actor);
+        ctx.out.result({ name, disabled, grantsRevoked }, [disabled
+          ? `Disabled ${name}: ${grantsRevoked.length} grant(s) revoked; their live sessions end within a second.`
+          : `Enabled ${name}.`]);
+        return 0;
+      });
+    }
+    case 'nda': {
+      const { values, positionals } = parse(rest, { 'nda-signed': { type: 'string' }, 'nda-expires': { type: 'string' }, 'nda-ref': { type: 'string' } }, 1);
+      const name = required(positionals[0], 'NAME (positional)');
+      required(values['nda-signed'], 'nda-signed');
+      required(values['nda-expires'], 'nda-expires');
+      return ctx.withRuntime(async (rt) => {
+        await checkActor(rt, ctx.actor, 'user.manage');
+        const nda = ndaFrom(values, rt.clock()) as NdaRecord;
+        await setNda(rt, name, nda, ctx.actor);
+        ctx.out.result({ name, nda: ndaView(nda) }, [`Recorded the confidentiality agreement of ${name}, valid until ${new Date(nda.expiresAt).toISOString()}.`]);
         return 0;
       });
     }
@@ -89,14 +103,54 @@ export async function userCommand(ctx: CliContext, args: string[]): Promise<numb
       const { positionals } = parse(rest, {}, 1);
       const name = required(positionals[0], 'NAME (positional)');
       return ctx.withRuntime(async (rt) => {
-        if (!(await rt.store.getUser(name))) throw new InputError('NOT_FOUND', `no user named ${name}`);
-        await rt.store.updateUser(name, { lockedUntil: null, failedLogins: 0 });
-        await rt.audit.record('account.unlocked', { actor: ctx.actor, outcome: 'ok', data: { user: name } });
+        await unlockUser(rt, name, ctx.actor);
         ctx.out.result({ name, unlocked: true }, [`Unlocked ${name}.`]);
         return 0;
       });
     }
     default:
-      throw new UsageError('user: expected add, key, password, list, disable, enable or unlock');
+      throw new UsageError('user: expected add, key, password, list, nda, disable, enable or unlock');
+  }
+}
+
+function time(text: string, now: number, flag: string): number {
+  try {
+    return parseTimeSpec(text, now);
+  } catch (err) {
+    throw new UsageError(`--${flag}: ${(err as Error).message}`);
+  }
+}
+
+function ndaFrom(values: { 'nda-signed'?: string; 'nda-expires'?: string; 'nda-ref'?: string }, now: number): NdaRecord | null {
+  const signed = values['nda-signed'];
+  const expires = values['nda-expires'];
+  if (signed === undefined && expires === undefined) return null;
+  if (signed === undefined || expires === undefined) throw new UsageError('--nda-signed and --nda-expires go together');
+  return { signedAt: time(signed, now, 'nda-signed'), expiresAt: time(expires, now, 'nda-expires'), reference: values['nda-ref'] ?? null };
+}
+
+export async function orgCommand(ctx: CliContext, args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  switch (sub) {
+    case 'add': {
+      const { values, positionals } = parse(rest, { 'display-name': { type: 'string' }, contact: { type: 'string' } }, 1);
+      const name = required(positionals[0], 'ID (positional)');
+      return ctx.withRuntime(async (rt) => {
+        await checkActor(rt, ctx.actor, 'org.manage');
+        await createOrg(rt, { name, displayName: values['display-name'] ?? name, contact: values.contact ?? null }, ctx.actor);
+        ctx.out.result({ name, displayName: values['display-name'] ?? name, contact: values.contact ?? null }, [`Added organisation ${name}.`]);
+        return 0;
+      });
+    }
+    case 'list': {
+      parse(rest, {});
+      return ctx.withRuntime(async (rt) => {
+        const orgs = await rt.store.listOrgs();
+        ctx.out.result(orgs.map((o) => ({ name: o.name, displayName: o.displayName, contact: o.contact })), orgs.map((o) => `${o.name.padEnd(20)} ${o.displayName}${o.contact ? `  (${o.contact})` : ''}`));
+        return 0;
+      });
+    }
+    default:
+      throw new UsageError('org: expected add or list');
   }
 }

@@ -3,6 +3,10 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
+import { checkApprovalRules, DEFAULT_APPROVAL_RULES, type ApprovalRule, type RulesByLevel } from '../../policy/approval-rules.js';
+import type { CommandProfile } from '../../policy/command-policy.js';
+import { DEVICE_LEVELS, type DeviceLevel } from '../../policy/device-classification.js';
+import { toCommandProfiles } from './profiles-schema.js';
 import { configSchema, type RawConfig } from './schema.js';
 
 export interface GatewayConfig extends Omit<RawConfig, 'data_dir'> {
@@ -23,6 +27,12 @@ export interface GatewayConfig extends Omit<RawConfig, 'data_dir'> {
   };
   /** This node's id: [cluster] node_id, else the host name. */
   nodeId: string;
+  /** [approval.level_N] over the defaults of REQUIREMENTS.md. */
+  approvalRules: RulesByLevel;
+  /** The profile a request gets at each level when it names none (null: the request must name one). */
+  defaultProfiles: Readonly<Record<DeviceLevel, string | null>>;
+  /** [profiles.NAME], compiled. */
+  commandProfiles: ReadonlyMap<string, CommandProfile>;
 }
 
 export class ConfigError extends Error {
@@ -65,6 +75,7 @@ export function parseConfig(text: string, file: string): GatewayConfig {
     throw new ConfigError(abs, key, reason);
   }
   const raw = result.data;
+  const { approvalRules, defaultProfiles, commandProfiles } = accessPolicy(raw, abs);
   const base = path.dirname(abs);
   const dataDir = path.resolve(base, raw.data_dir);
   const under = (p: string | undefined, dflt: string): string => (p ? path.resolve(base, p) : path.join(dataDir, dflt));
@@ -85,7 +96,43 @@ export function parseConfig(text: string, file: string): GatewayConfig {
       redisTlsCa: raw.store.tls_ca ? path.resolve(base, raw.store.tls_ca) : null,
     },
     nodeId: raw.cluster.node_id ?? hostname(),
+    approvalRules,
+    defaultProfiles,
+    commandProfiles,
   };
+}
+
+/** Approval rules and command profiles, checked together: a level's default profile must exist and fit the level. */
+function accessPolicy(raw: RawConfig, file: string): Pick<GatewayConfig, 'approvalRules' | 'defaultProfiles' | 'commandProfiles'> {
+  const commandProfiles = toCommandProfiles(raw.profiles);
+  const rules = {} as Record<DeviceLevel, ApprovalRule>;
+  const defaults = {} as Record<DeviceLevel, string | null>;
+  for (const level of DEVICE_LEVELS) {
+    const r = raw.approval[`level_${level}`];
+    const base = DEFAULT_APPROVAL_RULES[level];
+    rules[level] = {
+      level,
+      approvals: r.approvals ?? base.approvals,
+      longestWindowMs: r.longest_window ?? base.longestWindowMs,
+      modes: r.modes ?? base.modes,
+      alertSecurityOnStart: r.alert_security_on_start ?? base.alertSecurityOnStart,
+    };
+    // R-6.3c: the highest class of device is maintained in restricted mode only, whatever else a hospital loosens.
+    if (level === 3 && rules[level].modes.some((m) => m !== 'restricted')) {
+      throw new ConfigError(file, 'approval.level_3.modes', 'level-3 devices may only be maintained in restricted mode (R-6.3c)');
+    }
+    defaults[level] = r.default_profile ?? null;
+    if (r.default_profile !== undefined) {
+      const p = commandProfiles.get(r.default_profile);
+      if (!p) throw new ConfigError(file, `approval.level_${level}.default_profile`, `no profile named ${JSON.stringify(r.default_profile)} in [profiles]`);
+      if (!rules[level].modes.includes(p.mode)) {
+        throw new ConfigError(file, `approval.level_${level}.default_profile`, `profile ${p.name} is in ${p.mode} mode, which level ${level} does not allow (${rules[level].modes.join(', ')})`);
+      }
+    }
+  }
+  const checked = checkApprovalRules(rules);
+  if (!checked.allow) throw new ConfigError(file, 'approval', checked.detail);
+  return { approvalRules: rules, defaultProfiles: defaults, commandProfiles };
 }
 
 export function loadConfig(file: string): GatewayConfig {

@@ -1,5 +1,8 @@
 import { z } from 'zod';
+import { PROFILE_MODES } from '../../policy/approval-rules.js';
+import { ROLES } from '../../policy/types.js';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
+import { profilesSchema } from './profiles-schema.js';
 
 /**
  * The one schema of gateway.config.toml: validation, defaults and documentation come from here.
@@ -20,6 +23,23 @@ const listen = z
 
 export const RECORDING_RETENTION_FLOOR_DAYS = 180; // S-3.3
 export const AUDIT_RETENTION_FLOOR_DAYS = 1095; // S-4.4: three years
+
+/**
+ * One level's approval rule; every key left out takes the default of REQUIREMENTS.md's table
+ * (policy/approval-rules.ts). Loosening a default is allowed and logged at start-up.
+ */
+const approvalRule = z
+  .strictObject({
+    /** Each inner list is one approval: given by a distinct person holding one of its roles. */
+    approvals: z.array(z.array(z.enum(ROLES)).min(1)).min(1).max(5).optional(),
+    longest_window: duration.optional(),
+    /** Command-profile modes grants at this level may use (R-6.3c). */
+    modes: z.array(z.enum(PROFILE_MODES)).min(1).optional(),
+    alert_security_on_start: z.boolean().optional(),
+    /** The profile a request at this level gets when it names none. */
+    default_profile: z.string().min(1).max(64).optional(),
+  })
+  .prefault({});
 
 export const configSchema = z.strictObject({
   data_dir: z.string().min(1).default('./data').describe('State, keys and recordings live here.'),
@@ -136,6 +156,21 @@ export const configSchema = z.strictObject({
         }),
     })
     .prefault({}),
+  approval: z
+    .strictObject({ level_1: approvalRule, level_2: approvalRule, level_3: approvalRule })
+    .prefault({}),
+  profiles: profilesSchema,
+  notifications: z
+    .strictObject({
+      /** Receives request and session events as signed JSON POSTs (X-Portcullis-Signature: HMAC-SHA256). */
+      webhook_url: z.string().regex(/^https?:\/\/\S+$/, { message: 'expected an http:// or https:// URL' }).optional(),
+      /** The HMAC key, in a file of its own (mode 0600). */
+      webhook_secret_file: z.string().min(1).optional(),
+      /** An https receiver's CA certificate, if not in the system store. */
+      webhook_ca: z.string().min(1).optional(),
+    })
+    .prefault({})
+    .refine((n) => !n.webhook_url === !n.webhook_secret_file, { path: ['webhook_secret_file'], message: 'webhook_url and webhook_secret_file go together' }),
   log: z
     .strictObject({
       level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),

@@ -1,5 +1,6 @@
 import { describeCode, type ErrorCode } from '../../policy/error-codes.js';
 import { lockAfterFailure, loginAllowed, type LockoutRule } from '../../policy/lockout.js';
+import type { PrincipalFacts } from '../../policy/types.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { PerKeyLimit } from '../limits/per-key-limit.js';
 import { StoreUnavailableError, type Store, type UserRecord } from '../store/store.js';
@@ -28,8 +29,8 @@ export interface AuthenticatorOptions {
   totpWindowSteps: number;
 }
 
-export function principalFacts(u: UserRecord): { name: string; roles: UserRecord['roles']; disabled: boolean; expiresAt: number | null; lockedUntil: number | null } {
-  return { name: u.name, roles: u.roles, disabled: u.disabled, expiresAt: u.expiresAt, lockedUntil: u.lockedUntil };
+export function principalFacts(u: UserRecord): PrincipalFacts {
+  return { name: u.name, roles: u.roles, disabled: u.disabled, expiresAt: u.expiresAt, lockedUntil: u.lockedUntil, nda: u.nda };
 }
 
 /**

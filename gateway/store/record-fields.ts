@@ -31,7 +31,7 @@ export const GRANT_FIELDS: Fields<GrantRecord> = {
 
 export const REQUEST_FIELDS: Fields<RequestRecord> = {
   id: 'str', requester: 'str', devices: 'json', protocols: 'json', purpose: 'str', workOrder: 'str', notBefore: 'num', notAfter: 'num',
-  profile: 'str?', fileTransfer: 'bool', status: 'str', approvals: 'json', decidedAt: 'num?', decidedBy: 'str?', reason: 'str?',
+  profile: 'str', fileTransfer: 'bool', status: 'str', approvals: 'json', decidedAt: 'num?', decidedBy: 'str?', reason: 'str?',
   grantIds: 'json', createdAt: 'num', version: 'num',
 };
 

@@ -28,6 +28,29 @@ const SCRIPTS = {
     if ARGV[3] ~= '' then redis.call('HSET', KEYS[3], ARGV[3], ARGV[1]) end
     for i = 4, #KEYS do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1]) end
     return 1`,
+  // Several records at once, all or nothing. KEYS: ids zset, unique hash, record keys…
+  // ARGV: count, then per record: id, score, unique value ('' none), field count, field/value pairs…
+  createMany: `
+    local n = tonumber(ARGV[1])
+    local seen, uniq = {}, {}
+    local i = 2
+    for r = 1, n do
+      local id, u, nf = ARGV[i], ARGV[i + 2], tonumber(ARGV[i + 3])
+      if seen[id] or redis.call('EXISTS', KEYS[2 + r]) == 1 then return 0 end
+      if u ~= '' and (uniq[u] or redis.call('HEXISTS', KEYS[2], u) == 1) then return 0 end
+      seen[id] = true
+      if u ~= '' then uniq[u] = true end
+      i = i + 4 + nf * 2
+    end
+    i = 2
+    for r = 1, n do
+      local id, score, u, nf = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+      redis.call('HSET', KEYS[2 + r], unpack(ARGV, i + 4, i + 3 + nf * 2))
+      redis.call('ZADD', KEYS[1], score, id)
+      if u ~= '' then redis.call('HSET', KEYS[2], u, id) end
+      i = i + 4 + nf * 2
+    end
+    return 1`,
   // KEYS: record, set to remove the member from on success (or the record key again for none)
   // ARGV: member, condition field ('' none), op (eq | lt | null), operand, field/value pairs…
   patch: `
@@ -404,6 +427,18 @@ export class RedisStore implements Store {
     await this.insert(collections.devices, d, `device ${d.name} (or its UDI)`, { hash: this.udiHash, value: d.udi });
   }
 
+  async createDevices(batch: DeviceRecord[]): Promise<void> {
+    if (batch.length === 0) return;
+    const c = collections.devices;
+    const args: Array<string | number> = [batch.length];
+    for (const d of batch) {
+      const enc = c.encode(d);
+      args.push(d.name, c.scoreOf(d), d.udi ?? '', enc.length / 2, ...enc);
+    }
+    const ok = await this.script<number>('createMany', [this.ids(c), this.udiHash, ...batch.map((d) => this.key(c, d.name))], args);
+    if (ok !== 1) throw new AlreadyExistsError('a device name or UDI in the batch');
+  }
+
   async getDevice(name: string): Promise<DeviceRecord | null> {
     return this.fetch(collections.devices, name);
   }
@@ -430,6 +465,10 @@ export class RedisStore implements Store {
     const h = pairs(await this.cmd(['HGETALL', `${this.p}credentials:${device}`]));
     if (h.username === undefined) return null;
     return { device, username: h.username, kind: h.kind as CredentialRecord['kind'], sealed: h.sealed ?? '', updatedAt: Number(h.updatedAt) };
+  }
+
+  async deleteCredential(device: string): Promise<void> {
+    await this.cmd(['DEL', `${this.p}credentials:${device}`]);
   }
 
   // ── grants and requests ──

@@ -190,6 +190,12 @@ export class SqliteStore implements Store {
     this.devices.insert(d, `device ${d.name} (or its UDI)`);
   }
 
+  async createDevices(batch: DeviceRecord[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const d of batch) this.devices.insert(d, `device ${d.name} (or its UDI)`);
+    }).immediate();
+  }
+
   async getDevice(name: string): Promise<DeviceRecord | null> {
     return this.devices.get(name);
   }
@@ -217,6 +223,10 @@ export class SqliteStore implements Store {
     const r = this.db.prepare('SELECT * FROM credentials WHERE device = ?').get(device) as Row | undefined;
     if (!r) return null;
     return { device: r.device as string, username: r.username as string, kind: r.kind as CredentialRecord['kind'], sealed: r.sealed as string, updatedAt: r.updated_at as number };
+  }
+
+  async deleteCredential(device: string): Promise<void> {
+    this.db.prepare('DELETE FROM credentials WHERE device = ?').run(device);
   }
 
   async createGrant(g: GrantRecord): Promise<void> {

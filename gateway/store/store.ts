@@ -120,14 +120,19 @@ export interface GrantRecord {
 
 export type RequestStatus = 'pending' | 'approved' | 'denied' | 'cancelled' | 'expired' | 'revoked';
 
+/** What an approver narrowed: a later start, an earlier end, a stricter profile (by name), no file transfer. */
+export interface StoredNarrowing {
+  notBefore?: number;
+  notAfter?: number;
+  profile?: string;
+  fileTransfer?: boolean;
+}
+
 export interface ApprovalEntry {
   by: string;
   roles: Role[];
   at: number;
-  /** A narrowing this approver applied, if any. */
-  notBefore: number | null;
-  notAfter: number | null;
-  profile: string | null;
+  narrowing: StoredNarrowing | null;
   comment: string | null;
 }
 
@@ -141,7 +146,8 @@ export interface RequestRecord {
   workOrder: string;
   notBefore: number;
   notAfter: number;
-  profile: string | null;
+  /** The command profile asked for (R-6.3c). */
+  profile: string;
   fileTransfer: boolean;
   status: RequestStatus;
   approvals: ApprovalEntry[];
@@ -323,12 +329,15 @@ export interface Store {
   updateOrg(name: string, patch: Patch<OrgRecord, 'name' | 'createdAt'>): Promise<void>;
 
   createDevice(device: DeviceRecord): Promise<void>;
+  /** All or nothing: if any name or UDI is taken (or repeated in the batch), none is created. */
+  createDevices(devices: DeviceRecord[]): Promise<void>;
   getDevice(name: string): Promise<DeviceRecord | null>;
   listDevices(): Promise<DeviceRecord[]>;
   updateDevice(name: string, patch: Patch<DeviceRecord, 'name' | 'createdAt'>): Promise<void>;
 
   putCredential(credential: CredentialRecord): Promise<void>;
   getCredential(device: string): Promise<CredentialRecord | null>;
+  deleteCredential(device: string): Promise<void>;
 
   createGrant(grant: GrantRecord): Promise<void>;
   getGrant(id: string): Promise<GrantRecord | null>;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, oathtoolCode } from '../support/api-client.js';
 import { startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
-import { runCli, type CliResult } from '../support/gateway-fixture.js';
+import { CLASS_OF_LEVEL, runCli, type CliResult } from '../support/gateway-fixture.js';
 import { spawnGateway, type GatewayProcess } from '../support/gateway-process.js';
 import { openTestRedisStore, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
 import { runSsh, type SshRun } from '../support/ssh-client.js';
@@ -47,7 +47,8 @@ describe('two gateway nodes on one Redis', () => {
   };
   const addUser = async (name: string, role = 'vendor'): Promise<User> => {
     const password = `pw-${name}-correct-horse`;
-    const r = await cli(['user', 'add', name, '--role', role, '--org', 'Test Vendor', '--password-stdin', '--json'], password);
+    const vendor = role === 'vendor' ? ['--org', 'test-vendor', '--nda-signed=-1d', '--nda-expires=+365d'] : [];
+    const r = await cli(['user', 'add', name, '--role', role, ...vendor, '--password-stdin', '--json'], password);
     const uri = (JSON.parse(r.stdout) as { otpauthUri: string }).otpauthUri;
     return { name, password, secret: new URL(uri).searchParams.get('secret') as string };
   };
@@ -73,8 +74,9 @@ describe('two gateway nodes on one Redis', () => {
   beforeAll(async () => {
     mkdirSync(path.join(dir, 'shared'), { recursive: true });
     await cli(['init', '--password-stdin'], 'initial-admin-password');
+    await cli(['org', 'add', 'test-vendor', '--display-name', 'Test Vendor GmbH']);
     device = await startDeviceSshd();
-    await cli(['device', 'add', 'ct-01', '--host', '127.0.0.1', '--port', String(device.port), '--protocol', 'ssh', '--udi', 'UDI-ct-01']);
+    await cli(['device', 'add', 'ct-01', '--host', '127.0.0.1', '--port', String(device.port), '--protocol', 'ssh', '--udi', 'UDI-ct-01', ...CLASS_OF_LEVEL[3]]);
     await cli(['device', 'credential', 'ct-01', '--username', 'root', '--key-file', device.clientKeyFile]);
     await cli(['device', 'trust', 'ct-01']);
     [a, b] = await Promise.all([spawnGateway(configA), spawnGateway(configB)]);

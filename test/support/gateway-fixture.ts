@@ -36,6 +36,13 @@ export function runCli(args: string[], opts: { config?: string; stdin?: string; 
   });
 }
 
+/** Appendix B inputs that give each level: a lab analyser (1), a patient monitor (2), a CT scanner (3). */
+export const CLASS_OF_LEVEL: Record<1 | 2 | 3, string[]> = {
+  1: ['--usage-form', 'laboratory', '--contact', 'none', '--effect', 'none'],
+  2: ['--usage-form', 'diagnosis-monitoring', '--contact', 'body', '--severity', 'harm'],
+  3: ['--usage-form', 'ionising-radiation', '--contact', 'body', '--severity', 'serious'],
+};
+
 export interface TestUser {
   name: string;
   password: string;
@@ -51,8 +58,8 @@ export interface GatewayFixture {
   logs: string[];
   cli(args: string[], stdin?: string): Promise<CliResult>;
   addUser(name: string, roles?: Role[]): Promise<TestUser>;
-  /** Registers the sshd as a device, stores its key credential and pins its host key, all through the CLI. */
-  addDevice(name: string, device: DeviceSshd): Promise<void>;
+  /** Registers the sshd as a device (level 2 unless said), stores its key credential and pins its host key, all through the CLI. */
+  addDevice(name: string, device: DeviceSshd, level?: 1 | 2 | 3): Promise<void>;
   grant(user: string, device: string, from: string, until: string): Promise<string>;
   audit(type?: string): Promise<AuditEntry[]>;
   stop(): Promise<void>;
@@ -68,18 +75,22 @@ export async function startGatewayFixture(extraToml = ''): Promise<GatewayFixtur
   const log = createLogger('debug', (line) => logs.push(line));
   await initialize(config, { adminPassword: 'initial-admin-password', log });
   const gw = await startGateway(config, { log });
+  await gw.runtime.store.createOrg({ name: 'test-vendor', displayName: 'Test Vendor GmbH', contact: null, createdAt: Date.now() });
   const cli = (args: string[], stdin?: string): Promise<CliResult> => runCli(args, { config: configFile, ...(stdin !== undefined ? { stdin } : {}) });
   return {
     dir, configFile, config, gw, sshPort: gw.ssh.port, logs, cli,
     async addUser(name, roles = ['vendor']) {
       const password = `pw-${name}-correct-horse`;
-      const { otpauthUri } = await createUser(gw.runtime, { name, roles, org: 'Test Vendor', password, expiresAt: null }, 'test');
+      // Vendors work for an organisation under a confidentiality agreement (R-5.3a); staff do not.
+      const vendor = roles.includes('vendor');
+      const nda = vendor ? { signedAt: Date.now() - 86_400_000, expiresAt: Date.now() + 365 * 86_400_000, reference: 'NDA-TEST' } : null;
+      const { otpauthUri } = await createUser(gw.runtime, { name, roles, org: vendor ? 'test-vendor' : null, password, expiresAt: null, nda }, 'test');
       const totpSecret = new URL(otpauthUri).searchParams.get('secret') as string;
       return { name, password, totpSecret };
     },
-    async addDevice(name, device) {
+    async addDevice(name, device, level = 2) {
       const steps: Array<[string[], string?]> = [
-        [['device', 'add', name, '--host', '127.0.0.1', '--port', String(device.port), '--protocol', 'ssh', '--udi', `UDI-${name}`]],
+        [['device', 'add', name, '--host', '127.0.0.1', '--port', String(device.port), '--protocol', 'ssh', '--udi', `UDI-${name}`, ...CLASS_OF_LEVEL[level]]],
         [['device', 'credential', name, '--username', 'root', '--key-file', device.clientKeyFile]],
         [['device', 'trust', name]],
       ];

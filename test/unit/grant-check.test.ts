@@ -4,7 +4,7 @@ import type { DeviceFacts, GrantFacts, PrincipalFacts } from '../../policy/types
 
 const NOW = Date.parse('2026-11-23T12:00:00Z');
 const H = 3_600_000;
-const alice: PrincipalFacts = { name: 'alice', roles: ['vendor'], disabled: false, expiresAt: null, lockedUntil: null };
+const alice: PrincipalFacts = { name: 'alice', roles: ['vendor'], disabled: false, expiresAt: null, lockedUntil: null, nda: { signedAt: NOW - 100 * H, expiresAt: NOW + 1000 * H } };
 const ct: DeviceFacts = { name: 'ct-01', state: 'active', protocols: ['ssh'] };
 const grant = (over: Partial<GrantFacts> = {}): GrantFacts => ({
   id: 'g-1', user: 'alice', device: 'ct-01', protocol: 'ssh', notBefore: NOW - H, notAfter: NOW + H, revokedAt: null, ...over,
@@ -26,9 +26,12 @@ describe('authorizeSession decides with a reason', () => {
     ['an expired account', { user: { ...alice, expiresAt: NOW - 1 } }, 'ACCOUNT_EXPIRED'],
     ['a locked account', { user: { ...alice, lockedUntil: NOW + 1000 } }, 'ACCOUNT_LOCKED'],
     ['an unknown device', { device: null }, 'DEVICE_UNKNOWN'],
-    ['a quarantined device (R-6.4b)', { device: { ...ct, state: 'quarantined' } }, 'DEVICE_NOT_ACTIVE'],
-    ['a decommissioned device (R-6.5)', { device: { ...ct, state: 'decommissioned' } }, 'DEVICE_NOT_ACTIVE'],
+    ['a quarantined device (R-6.4b)', { device: { ...ct, state: 'quarantined' } }, 'DEVICE_QUARANTINED'],
+    ['a decommissioned device (R-6.5)', { device: { ...ct, state: 'decommissioned' } }, 'DEVICE_DECOMMISSIONED'],
     ['a device without the protocol', { device: { ...ct, protocols: ['vnc'] } }, 'PROTOCOL_NOT_ENABLED'],
+    ['a vendor without a confidentiality agreement (R-5.3a)', { user: { ...alice, nda: null } }, 'NDA_MISSING'],
+    ['a vendor whose agreement has ended (R-5.3a)', { user: { ...alice, nda: { signedAt: NOW - 10 * H, expiresAt: NOW } } }, 'NDA_EXPIRED'],
+    ['staff need no agreement', { user: { ...alice, roles: ['security'], nda: null } }, 'allow'],
   ];
   it.each(cases)('%s', (_name, over, expected) => {
     const d = authorizeSession({ user: alice, device: ct, deviceName: 'ct-01', protocol: 'ssh', grants: [grant()], now: NOW, ...over });

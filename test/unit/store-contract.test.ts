@@ -170,6 +170,26 @@ describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
     await store.putCredential({ device: 'ct-01', username: 'svc2', kind: 'key', sealed: 'v1:two', updatedAt: T + 1 });
     expect(await store.getCredential('ct-01')).toEqual({ device: 'ct-01', username: 'svc2', kind: 'key', sealed: 'v1:two', updatedAt: T + 1 });
     expect(await store.getCredential('ct-02')).toBeNull();
+    await store.deleteCredential('ct-01');
+    expect(await store.getCredential('ct-01')).toBeNull();
+  });
+
+  it('creates a batch of devices all or nothing (CSV import)', async () => {
+    await store.createDevice(device('lab-1', 'UDI-L1'));
+    // A taken name, a taken UDI, or a UDI twice in the batch: nothing of the batch is created.
+    for (const bad of [
+      [device('lab-2', 'UDI-L2'), device('lab-1', 'UDI-new')],
+      [device('lab-2', 'UDI-L2'), device('lab-3', 'UDI-L1')],
+      [device('lab-2', 'UDI-L2'), device('lab-3', 'UDI-L2')],
+      [device('lab-2', 'UDI-L2'), device('lab-2', 'UDI-L3')],
+    ]) {
+      await expect(store.createDevices(bad)).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+      expect((await store.listDevices()).map((d) => d.name)).toEqual(['lab-1']);
+    }
+    await store.createDevices([device('lab-2', 'UDI-L2'), device('lab-3', null), { ...device('lab-4', 'UDI-L4'), classification: { usageForm: 'laboratory', contact: 'none', severity: null, effect: 'indirect' } }]);
+    expect((await store.listDevices()).map((d) => d.name)).toEqual(['lab-1', 'lab-2', 'lab-3', 'lab-4']);
+    expect((await store.getDevice('lab-4'))?.classification?.effect).toBe('indirect');
+    await expect(store.createDevice(device('lab-5', 'UDI-L4'))).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
   });
 
   it('filters and revokes grants, once', async () => {
@@ -202,12 +222,13 @@ describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
     expect((await store.listRequests({ limit: 1 })).map((r) => r.id)).toEqual(['r3']);
 
     const peer = await opened.peer();
-    const approval = (by: string) => ({ approvals: [{ by, roles: ['device_manager' as const], at: T + 5, notBefore: null, notAfter: null, profile: null, comment: null }] });
+    const approval = (by: string) => ({ approvals: [{ by, roles: ['device_manager' as const], at: T + 5, narrowing: { notAfter: T + 60_000, profile: 'ct-read' }, comment: null }] });
     const results = await Promise.all([store.updateRequestIf('r1', 0, approval('mgr-a')), peer.updateRequestIf('r1', 0, approval('mgr-b'))]);
     expect(results.filter(Boolean)).toHaveLength(1);
     const r1 = await store.getRequest('r1');
     expect(r1?.version).toBe(1);
     expect(r1?.approvals).toHaveLength(1);
+    expect(r1?.approvals[0]?.narrowing).toEqual({ notAfter: T + 60_000, profile: 'ct-read' });
     expect(await store.updateRequestIf('r1', 1, { status: 'approved', decidedAt: T + 6, decidedBy: 'mgr-a', grantIds: ['g1'] })).toBe(true);
     expect(await store.getRequest('r1')).toMatchObject({ status: 'approved', version: 2, grantIds: ['g1'] });
     expect((await store.listRequests({ status: 'pending' })).map((r) => r.id)).toEqual(['r3', 'r2']);

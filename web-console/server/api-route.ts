@@ -52,6 +52,8 @@ export interface RouteDef<B extends Schema | undefined, Q extends Schema | undef
   response: R;
   /** Status of a successful answer (200 unless said). */
   status?: number;
+  /** A media type other than JSON (a CSV download): the handler's string is sent as is. */
+  produces?: 'text/csv';
 }
 
 export interface RouteContext<B, Q, P> {
@@ -64,7 +66,7 @@ export interface RouteContext<B, Q, P> {
 }
 
 /** Every route of the API, as declared: the OpenAPI document and the authorization matrix test read this. */
-export const DECLARED_ROUTES: Array<{ method: string; url: string; access: Access; summary: string; tags: string[]; schemas: Record<string, Schema | undefined>; status: number }> = [];
+export const DECLARED_ROUTES: Array<{ method: string; url: string; access: Access; summary: string; tags: string[]; schemas: Record<string, Schema | undefined>; status: number; produces?: string }> = [];
 
 function parseOr400<S extends Schema>(schema: S | undefined, value: unknown, where: string): Out<S> {
   if (!schema) return undefined as Out<S>;
@@ -95,7 +97,7 @@ export function route<B extends Schema | undefined, Q extends Schema | undefined
   const status = def.status ?? 200;
   // Every gateway started in one process (tests) declares the same routes: keep one of each.
   if (!DECLARED_ROUTES.some((r) => r.method === def.method && r.url === def.url)) DECLARED_ROUTES.push({
-    method: def.method, url: def.url, access: def.access, summary: def.summary, tags: def.tags, status,
+    method: def.method, url: def.url, access: def.access, summary: def.summary, tags: def.tags, status, ...(def.produces ? { produces: def.produces } : {}),
     schemas: { body: def.body, query: def.query, params: def.params, response: def.response },
   });
   app.route({
@@ -108,6 +110,7 @@ export function route<B extends Schema | undefined, Q extends Schema | undefined
       const query = parseOr400(def.query, req.query, 'query') as Out<Q>;
       const params = parseOr400(def.params, req.params, 'params') as Out<P>;
       const result = await handler({ body, query, params, principal: principal as Principal, req, reply });
+      if (def.produces) return reply.code(status).type(`${def.produces}; charset=utf-8`).send(result);
       // Shaped by the schema on the way out: undeclared fields are dropped, a wrong shape is our bug.
       const shaped = def.response.safeParse(result);
       if (!shaped.success) {
@@ -134,6 +137,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       }
     }
     const out = z.toJSONSchema(r.schemas.response as Schema, { target: 'draft-2020-12', io: 'output', unrepresentable: 'any' });
+    const media = r.produces ?? 'application/json';
     (paths[url] ??= {})[r.method.toLowerCase()] = {
       summary: r.summary,
       tags: r.tags,
@@ -141,7 +145,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       ...(params.length ? { parameters: params } : {}),
       ...(r.schemas.body ? { requestBody: { required: true, content: { 'application/json': { schema: json(r.schemas.body) } } } } : {}),
       responses: {
-        [String(r.status)]: { description: 'OK', content: { 'application/json': { schema: out } } },
+        [String(r.status)]: { description: 'OK', content: { [media]: { schema: out } } },
         default: { description: 'An error from the catalogue (policy/error-codes.ts)', content: { 'application/json': { schema: json(errorSchema) } } },
       },
       ...(r.access !== 'public' ? { security: [{ session: [] }] } : {}),
@@ -154,3 +158,8 @@ export function openApiDocument(version: string): Record<string, unknown> {
     paths,
   };
 }
+
+/** An ISO 8601 time with its offset (`2026-11-23T14:00:00Z`), as epoch milliseconds. */
+export const isoTime = z.iso.datetime({ offset: true }).transform((s) => Date.parse(s));
+/** A record name as the CLI accepts it (users, devices, organisations). */
+export const nameParam = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { message: 'expected 1-64 letters, digits, ".", "_" or "-"' });

@@ -4,8 +4,13 @@ import { ERROR_CATALOGUE, type ErrorCode } from '../../policy/error-codes.js';
 import type { SessionBroker } from '../../gateway/broker/session-broker.js';
 import type { Runtime } from '../../gateway/runtime.js';
 import { StoreUnavailableError } from '../../gateway/store/store.js';
+import { InputError } from '../../gateway/identity/users.js';
 import { ApiError, openApiDocument } from './api-route.js';
 import { registerAuth } from './auth-api.js';
+import { registerDevices } from './devices-api.js';
+import { registerPeople } from './people-api.js';
+import { registerRecords } from './records-api.js';
+import { registerRequests } from './requests-api.js';
 import { registerSessions } from './sessions-api.js';
 
 const VERSION = '0.2.0';
@@ -39,6 +44,10 @@ export async function buildWebApp(rt: Runtime, _broker: SessionBroker): Promise<
     let detail: string | null = null;
     if (err instanceof ApiError) {
       ({ code, status, detail } = err);
+    } else if (err instanceof InputError) {
+      code = err.code;
+      status = ERROR_CATALOGUE[code].status;
+      detail = err.message;
     } else if (err instanceof StoreUnavailableError) {
       code = 'STORE_UNAVAILABLE';
       status = 503;
@@ -69,6 +78,10 @@ export async function buildWebApp(rt: Runtime, _broker: SessionBroker): Promise<
 
   registerAuth(app, rt);
   registerSessions(app, rt);
+  registerDevices(app, rt);
+  registerPeople(app, rt);
+  registerRequests(app, rt);
+  registerRecords(app, rt);
   app.get('/api/openapi.json', async () => openApiDocument(VERSION));
   return app;
 }
