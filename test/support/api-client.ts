@@ -75,3 +75,21 @@ export class ApiClient {
     return r;
   }
 }
+
+/**
+ * Codes for one person's successive sign-ins. The gateway accepts each TOTP time step once and
+ * never an earlier one (replay refusal), so a test that signs the same person in several times
+ * must use later steps: the current one, then the next (inside the ±1 window), then wait.
+ */
+export class TotpSource {
+  private readonly last = new Map<string, number>();
+
+  async code(secret: string): Promise<string> {
+    const step = (): number => Math.floor(Date.now() / 30_000);
+    let use = Math.max(step(), (this.last.get(secret) ?? 0) + 1);
+    while (use > step() + 1) await new Promise((r) => setTimeout(r, 250));
+    use = Math.max(use, step());
+    this.last.set(secret, use);
+    return oathtoolCode(secret, new Date(use * 30_000 + 1000));
+  }
+}

@@ -43,6 +43,32 @@ export const CLASS_OF_LEVEL: Record<1 | 2 | 3, string[]> = {
   3: ['--usage-form', 'ionising-radiation', '--contact', 'body', '--severity', 'serious'],
 };
 
+/**
+ * The command profiles and per-level defaults every test gateway has unless a test brings its
+ * own: `full` for levels 1-2 (the walking-skeleton tests run any command), a restricted
+ * diagnostics profile for level 3.
+ */
+export const TEST_POLICY_TOML = `
+[profiles.full]
+mode = "full"
+[profiles.diag]
+mode = "restricted"
+rules = [
+  { program = "echo", action = "allow" },
+  { program = "uname", action = "allow" },
+  { program = "cat", args = ["/etc/hostname"], action = "allow" },
+  { program = "ls", action = "allow" },
+  { program = "sleep", args = ["/[0-9]{1,3}/"], action = "allow" },
+  { program = "reboot", action = "review" },
+]
+[approval.level_1]
+default_profile = "full"
+[approval.level_2]
+default_profile = "full"
+[approval.level_3]
+default_profile = "diag"
+`;
+
 export interface TestUser {
   name: string;
   password: string;
@@ -69,7 +95,8 @@ export interface GatewayFixture {
 export async function startGatewayFixture(extraToml = ''): Promise<GatewayFixture> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pc-gw-'));
   const configFile = path.join(dir, 'gateway.config.toml');
-  writeFileSync(configFile, `data_dir = "./data"\n[ssh]\nlisten = "127.0.0.1:0"\n${extraToml}\n[web]\nlisten = "127.0.0.1:0"\n`);
+  const policy = /\[(profiles|approval)[.\]]/.test(extraToml) ? '' : TEST_POLICY_TOML;
+  writeFileSync(configFile, `data_dir = "./data"\n[ssh]\nlisten = "127.0.0.1:0"\n${extraToml}\n[web]\nlisten = "127.0.0.1:0"\n${policy}`);
   const config = loadConfig(configFile);
   const logs: string[] = [];
   const log = createLogger('debug', (line) => logs.push(line));
