@@ -15,6 +15,8 @@ export interface RunningGateway {
   broker: SessionBroker;
   ssh: AddressInfo;
   web: AddressInfo;
+  /** Every HTTP route the web server answers (method and URL pattern). */
+  webRoutes: ReadonlyArray<{ method: string; url: string }>;
   stop(): Promise<void>;
 }
 
@@ -56,7 +58,7 @@ export async function startGateway(config: GatewayConfig, opts: { log?: Logger; 
   log.info('gateway listening', { node, ssh: `${ssh.address}:${ssh.port}`, web: `https://${webAddr.address}:${webAddr.port}` });
   let stopping: Promise<void> | null = null;
   return {
-    runtime, broker, ssh, web: webAddr,
+    runtime, broker, ssh, web: webAddr, webRoutes: web.registeredRoutes,
     stop: () => {
       stopping ??= (async () => {
         clearInterval(sweeper);

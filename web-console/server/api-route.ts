@@ -110,14 +110,16 @@ export function route<B extends Schema | undefined, Q extends Schema | undefined
       const query = parseOr400(def.query, req.query, 'query') as Out<Q>;
       const params = parseOr400(def.params, req.params, 'params') as Out<P>;
       const result = await handler({ body, query, params, principal: principal as Principal, req, reply });
-      if (def.produces) return reply.code(status).type(`${def.produces}; charset=utf-8`).send(result);
+      // A handler may set another status for an answer of the same shape (an import that found problems).
+      const code = reply.statusCode === 200 ? status : reply.statusCode;
+      if (def.produces) return reply.code(code).type(`${def.produces}; charset=utf-8`).send(result);
       // Shaped by the schema on the way out: undeclared fields are dropped, a wrong shape is our bug.
       const shaped = def.response.safeParse(result);
       if (!shaped.success) {
         req.log.error({ issues: shaped.error.issues }, 'response does not match its schema');
         throw new ApiError('INVALID_INPUT', 'the server produced an answer that does not match its schema', 500);
       }
-      return reply.code(status).send(shaped.data);
+      return reply.code(code).send(shaped.data);
     },
   });
 }

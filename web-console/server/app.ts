@@ -15,12 +15,19 @@ import { registerSessions } from './sessions-api.js';
 
 const VERSION = '0.2.0';
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    registeredRoutes: Array<{ method: string; url: string }>;
+  }
+}
+
 /**
  * The web server: liveness and readiness for load balancers, and the JSON API, over TLS 1.2+.
  * Every route is declared once (api-route.ts); errors leave as `{ error: { code, message } }`
  * with the catalogue's status, never as a stack trace.
  */
 export async function buildWebApp(rt: Runtime, _broker: SessionBroker): Promise<FastifyInstance> {
+  const routes: Array<{ method: string; url: string }> = [];
   const app = Fastify({
     logger: false,
     // The API takes small JSON bodies only.
@@ -31,6 +38,11 @@ export async function buildWebApp(rt: Runtime, _broker: SessionBroker): Promise<
       minVersion: 'TLSv1.2',
     },
   });
+  // Every route the server answers, for the authorization-matrix test (no route may escape its declaration).
+  app.addHook('onRoute', (r) => {
+    for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push({ method: m, url: r.url });
+  });
+  app.decorate('registeredRoutes', routes);
   app.addHook('onSend', async (_req, reply) => {
     reply.header('strict-transport-security', 'max-age=31536000');
     reply.header('x-content-type-options', 'nosniff');
