@@ -10,6 +10,20 @@ import { ensureMasterKey } from './vault/master-key.js';
 // ssh2 is CommonJS: its named exports are reached through the default export.
 const { utils } = ssh2;
 
+/**
+ * An Ed25519 host key in OpenSSH format. ssh2's generator drops a leading zero byte of the public
+ * key about once in 270 keys (a 31-byte key: "Malformed OpenSSH private key" when the gateway then
+ * reads it), so every key is parsed back before it is used, and a bad one is made again.
+ */
+export function generateHostKey(): { private: string; public: string } {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const pair = utils.generateKeyPairSync('ed25519', { comment: 'portcullis-gateway' });
+    const parsed = utils.parseKey(pair.private);
+    if (!(parsed instanceof Error) && parsed.getPublicSSH().length === 51) return pair;
+  }
+  throw new Error('could not generate a valid Ed25519 host key');
+}
+
 export interface InitResult {
   created: string[];
   admin: { name: string; password: string | null; otpauthUri: string } | null;
@@ -31,7 +45,7 @@ export async function initialize(config: GatewayConfig, opts: { adminName?: stri
   mkdirSync(config.paths.recordings, { recursive: true, mode: 0o750 });
   if (ensureMasterKey(config.paths.masterKey)) created.push(config.paths.masterKey);
   if (!existsSync(config.paths.hostKey)) {
-    const pair = utils.generateKeyPairSync('ed25519', { comment: 'portcullis-gateway' });
+    const pair = generateHostKey();
     writeSecretFile(config.paths.hostKey, pair.private);
     writeFileSync(`${config.paths.hostKey}.pub`, `${pair.public}\n`, { mode: 0o644 });
     created.push(config.paths.hostKey);

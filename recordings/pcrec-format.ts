@@ -36,7 +36,7 @@ export interface RecordingHeader {
   user: string;
   device: string;
   protocol: string;
-  kind: 'shell' | 'exec';
+  kind: 'shell' | 'exec' | 'subsystem';
   command: string | null;
   /** Epoch milliseconds of time zero. */
   startedAt: number;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import type { Client, ServerChannel } from 'ssh2';
+import type { Client, ClientChannel, ServerChannel } from 'ssh2';
 import { describeCode, type ErrorCode } from '../../policy/error-codes.js';
 import { authorizeSession, grantedNow, warningsDue } from '../../policy/grant-check.js';
 import type { DeviceFacts, GrantFacts, Protocol } from '../../policy/types.js';
@@ -19,7 +19,13 @@ import { StoreUnavailableError, type DeviceRecord, type GrantRecord, type Sessio
 import type { Vault } from '../vault/vault.js';
 import type { WriteSpool } from '../store/write-spool.js';
 import type { BusMessage, ClusterBus } from '../cluster/bus.js';
-import { SshRelay, type RelayEnd } from './ssh-relay.js';
+import { RefusedExec } from './refused-exec.js';
+import { RestrictedSession } from './restricted-session.js';
+import type { RelayEnd, SessionIo } from './session-io.js';
+import { SshRelay } from './ssh-relay.js';
+import { CommandMediator, type MediatorDeps } from '../mediation/command-mediator.js';
+import { execLineFor } from '../mediation/exec-line.js';
+import { parseCommandLine } from '../mediation/shell-parse.js';
 
 export interface BrokerDeps {
   config: GatewayConfig;
@@ -63,9 +69,9 @@ export class LiveSession {
 
   constructor(
     readonly record: SessionRecord,
-    readonly relay: SshRelay,
+    readonly relay: SessionIo,
     readonly recorder: RecordingWriter,
-    readonly upstreamConnection: Client,
+    readonly upstreamConnection: Client | null,
     public grantEnd: number,
     private readonly finalize: (s: LiveSession, reason: SessionEndReason, notice: string | null) => Promise<void>,
   ) {}
@@ -110,6 +116,11 @@ export class SessionBroker {
   }
 
   private onBusMessage(m: BusMessage): void {
+    if (m.type === 'command.reviewed') {
+      for (const wake of this.reviewWaiters.get(m.command) ?? []) wake();
+      this.reviewWaiters.delete(m.command);
+      return;
+    }
     if (m.type === 'session.kill') {
       const s = this.live.get(m.session);
       if (s) this.background(this.killLocal(s, m.by, m.reason));
@@ -188,6 +199,14 @@ export class SessionBroker {
       return this.refuse(req, 'FILE_TRANSFER_NOT_GRANTED', `grant ${grant.id} does not allow file transfer (R-6.3e)`);
     }
     if (!device.hostKeyAlgo || !device.hostKeyBlob) return this.refuse(req, 'HOST_KEY_NOT_PINNED', `device ${device.name} has no pinned host key`);
+    // R-6.3c: every session runs under the grant's command profile; without one, none runs (fail closed).
+    const level = deviceLevel(device);
+    const profileName = grant.profile ?? config.defaultProfiles[level];
+    const profile = profileName === null ? undefined : config.commandProfiles.get(profileName);
+    if (!profile) return this.refuse(req, 'PROFILE_UNKNOWN', `grant ${grant.id} names no configured command profile (${profileName ?? 'none'}) and level ${level} has no default`);
+    if (!config.approvalRules[level].modes.includes(profile.mode)) {
+      return this.refuse(req, 'PROFILE_MODE_NOT_ALLOWED', `profile ${profile.name} runs in ${profile.mode} mode, which level ${level} no longer allows`);
+    }
     const secret = await vault.deviceSecret(device.name);
     if (!secret) return this.refuse(req, 'CREDENTIAL_MISSING', `device ${device.name} has no stored credential`);
 
@@ -195,20 +214,32 @@ export class SessionBroker {
     let clientGone = false;
     client.once('close', () => { clientGone = true; });
 
-    let conn: Client;
-    try {
-      conn = await connectSsh(
-        { host: device.host, port: portOf(device, 'ssh'), hostKeyAlgo: device.hostKeyAlgo, hostKeyBlob: device.hostKeyBlob },
-        secret,
-        config.ssh.upstream_timeout,
-      );
-    } catch (err) {
-      if (err instanceof ConnectorError) return this.refuse(req, err.code, err.detail);
-      throw err;
+    const id = randomUUID();
+    const mediator = new CommandMediator(this.mediatorDeps(), { id, user: req.user.name, device: device.name }, profile);
+    // An exec request is one command line: decided (and held for review) before the device is even contacted.
+    let upstreamReq: UpstreamRequest = req;
+    let refusal: string | null = null;
+    if (req.kind === 'exec') {
+      const gate = await this.mediateExec(mediator, req.command ?? '', client);
+      if (gate.ok) upstreamReq = { ...req, command: gate.command };
+      else refusal = gate.message;
+    }
+
+    let conn: Client | null = null;
+    if (refusal === null) {
+      try {
+        conn = await connectSsh(
+          { host: device.host, port: portOf(device, 'ssh'), hostKeyAlgo: device.hostKeyAlgo, hostKeyBlob: device.hostKeyBlob },
+          secret,
+          config.ssh.upstream_timeout,
+        );
+      } catch (err) {
+        if (err instanceof ConnectorError) return this.refuse(req, err.code, err.detail);
+        throw err;
+      }
     }
 
     const now = this.clock();
-    const id = randomUUID();
     const day = new Date(now).toISOString().slice(0, 10).replaceAll('-', '/');
     const relPath = path.join(day, `${id}.pcrec`);
     let recorder: RecordingWriter;
@@ -223,7 +254,7 @@ export class SessionBroker {
         { flushIntervalMs: config.recordings.flush_interval, compression: config.recordings.compression },
       );
     } catch (err) {
-      conn.end();
+      conn?.end();
       log.error('recording could not be opened', { error: (err as Error).message });
       return this.refuse(req, 'RECORDING_FAILED', (err as Error).message);
     }
@@ -233,7 +264,6 @@ export class SessionBroker {
       clientAddress: req.clientAddress, node: this.deps.node, startedAt: now, endedAt: null, endReason: null, exitStatus: null,
       bytesIn: 0, bytesOut: 0, recordingId: id, killRequest: null,
     };
-    let upstream;
     try {
       await store.createRecording({ id, sessionId: id, path: relPath, format: 'pcrec', startedAt: now, sealedAt: null, size: null, sha256: null });
       await store.createSession(record);
@@ -243,45 +273,113 @@ export class SessionBroker {
         data: {
           session: id, device: device.name, protocol: 'ssh', via: req.via, kind: req.kind, command: req.command, grant: grant.id,
           grantEnds: new Date(grant.notAfter).toISOString(), client: req.clientAddress, recording: id, node: this.deps.node,
+          profile: profile.name, mode: profile.mode,
         },
       });
       // R-A.5b: sessions on the highest-risk devices are announced to security to watch live.
-      const level = deviceLevel(device);
-      if (config.approvalRules[level].alertSecurityOnStart) {
+      if (config.approvalRules[level].alertSecurityOnStart && refusal === null) {
         this.deps.notifier.notify('session.watch_alert', { session: id, user: req.user.name, device: device.name, level, protocol: 'ssh', grant: grant.id, node: this.deps.node, client: req.clientAddress });
       }
     } catch (err) {
       // Not recorded as started, so not started: release the device and the file.
-      conn.end();
+      conn?.end();
       await recorder.close().catch(() => undefined);
       throw err;
     }
+
+    let live: LiveSession | null = null;
+    const ended = (why: RelayEnd): void => {
+      this.background(live?.close(why, why === 'recording_failed' ? 'The recording failed, so the session was ended (fail closed).' : null));
+    };
+    const register = (io: SessionIo): LiveSession => {
+      live = new LiveSession(record, io, recorder, conn, grant.notAfter, (s, reason, notice) => this.finalize(s, reason, notice));
+      this.live.set(id, live);
+      return live;
+    };
+
+    if (refusal !== null || conn === null) {
+      const refused = register(new RefusedExec(client, recorder, refusal ?? 'portcullis: denied [COMMAND_DENIED]\n'));
+      refused.relay.start();
+      this.background(refused.close('command_denied'));
+      return { ok: true, session: refused };
+    }
+    const device$ = conn;
+    device$.on('close', () => this.background(live?.close('device_closed')));
+    device$.on('error', (err) => log.warn('device connection error', { session: id, error: err.message }));
+
+    if (req.kind === 'shell' && profile.mode === 'restricted') {
+      const restricted = register(new RestrictedSession(client, device$, recorder, mediator, {
+        pty: req.pty, env: req.env, promptLabel: `${req.user.name}@${device.name}`,
+        banner: `Portcullis restricted shell on ${device.name} (profile ${profile.name}). Type \`help\` for what you may run.\r\n`,
+      }, ended));
+      restricted.relay.start();
+      if (clientGone) this.background(restricted.close('client_closed'));
+      return { ok: true, session: restricted };
+    }
+
+    let upstream: ClientChannel;
     try {
-      upstream = await openUpstreamChannel(conn, req);
+      upstream = await openUpstreamChannel(device$, upstreamReq);
     } catch (err) {
-      conn.end();
+      device$.end();
       await recorder.close().catch(() => undefined);
       await this.endRecord(record, 'error', null, 0, 0, (err as Error).message);
       return { ok: false, code: 'DEVICE_UNREACHABLE', message: describeCode('DEVICE_UNREACHABLE') };
     }
+    const opened = register(new SshRelay(client, upstream, recorder, ended));
+    opened.relay.start();
+    if (clientGone) this.background(opened.close('client_closed'));
+    return { ok: true, session: opened };
+  }
 
-    let live: LiveSession | null = null;
-    const relay = new SshRelay(client, upstream, recorder, (why: RelayEnd) => {
-      this.background(live?.close(why, why === 'recording_failed' ? 'The recording failed, so the session was ended (fail closed).' : null));
-    });
-    live = new LiveSession(record, relay, recorder, conn, grant.notAfter, (s, reason, notice) => this.finalize(s, reason, notice));
-    this.live.set(id, live);
-    conn.on('close', () => this.background(live?.close('device_closed')));
-    conn.on('error', (err) => log.warn('device connection error', { session: id, error: err.message }));
-    relay.start();
-    if (clientGone) this.background(live.close('client_closed'));
-    return { ok: true, session: live };
+  /**
+   * Decides an exec request's command line by the profile (full mode: logs it). Allowed: the
+   * command to send the device (re-quoted in restricted and inspected modes). Review: the vendor
+   * is told to wait, and the approver's answer decides. Denied: the reason, and nothing runs.
+   */
+  private async mediateExec(mediator: CommandMediator, line: string, client: ServerChannel): Promise<{ ok: true; command: string } | { ok: false; message: string }> {
+    const parsed = await parseCommandLine(line);
+    // A file-transfer server on a grant that allows transfer (the front door refused it otherwise)
+    // passes as itself, alone and logged: `ls; scp -t x` is a command line like any other.
+    const only = parsed.commands.length === 1 && parsed.constructs.length === 0 ? parsed.commands[0] : undefined;
+    const program = only?.argv[0]?.literal ? only.argv[0].value.split('/').pop() : undefined;
+    if (only && only.argv.every((w) => w.literal) && (program === 'scp' || program === 'sftp-server' || (program === 'rsync' && only.argv[1]?.literal && only.argv[1].value === '--server'))) {
+      await mediator.record(line);
+      return { ok: true, command: line };
+    }
+    const { decision: first, commandId } = await mediator.decide(line, parsed);
+    let decision = first;
+    if (mediator.mode === 'full' && decision.code !== 'STORE_UNAVAILABLE') return { ok: true, command: line };
+    if (decision.action === 'review') {
+      // Said before the session's recording exists; the command log and audit hold the wait.
+      client.stderr.write(`portcullis: waiting for an approver to confirm this command (${decision.reason})\n`);
+      decision = await mediator.review(commandId, line, decision);
+    }
+    if (decision.action !== 'allow') return { ok: false, message: `portcullis: denied: ${decision.reason} [${decision.code ?? 'COMMAND_DENIED'}]\n` };
+    const command = execLineFor(parsed);
+    if (command === null) return { ok: false, message: 'portcullis: denied: this command line holds shell syntax the gateway does not carry out [COMMAND_DENIED]\n' };
+    return { ok: true, command };
+  }
+
+  /** Answers to held commands arrive on the bus; a waiting session wakes at once. */
+  private readonly reviewWaiters = new Map<string, Array<() => void>>();
+
+  private mediatorDeps(): MediatorDeps {
+    const { store, audit, bus, notifier, log, config } = this.deps;
+    return {
+      store, audit, bus, notifier, log, clock: this.clock, reviewTimeoutMs: config.commands.review_timeout,
+      reviewAnswered: (id) => new Promise<void>((resolve) => {
+        const list = this.reviewWaiters.get(id) ?? [];
+        list.push(resolve);
+        this.reviewWaiters.set(id, list);
+      }),
+    };
   }
 
   private async finalize(s: LiveSession, reason: SessionEndReason, notice: string | null): Promise<void> {
     if (notice) s.relay.notice(notice);
-    if (reason !== 'client_closed' && reason !== 'device_closed') s.relay.terminate(255);
-    s.upstreamConnection.end();
+    if (reason !== 'client_closed' && reason !== 'device_closed' && reason !== 'command_denied') s.relay.terminate(255);
+    s.upstreamConnection?.end();
     try {
       await this.seal(s, reason);
     } finally {

@@ -1,15 +1,11 @@
 import type { ClientChannel, ServerChannel } from 'ssh2';
 import type { RecordingWriter } from '../../recordings/recording-writer.js';
+import type { ExitInfo, RelayEnd, SessionIo } from './session-io.js';
+
+export type { ExitInfo, RelayEnd } from './session-io.js';
 
 type ClientStream = 'stdout' | 'stderr';
 const other = (s: ClientStream): ClientStream => (s === 'stdout' ? 'stderr' : 'stdout');
-
-export type RelayEnd = 'client_closed' | 'device_closed' | 'recording_failed';
-
-export interface ExitInfo {
-  code: number | null;
-  signal: string | null;
-}
 
 /**
  * Moves the bytes of one SSH session channel between the user and the device, every byte
@@ -17,7 +13,7 @@ export interface ExitInfo {
  * device window or a recorder that has fallen behind pauses the source; nothing is dropped and
  * nothing grows without bound.
  */
-export class SshRelay {
+export class SshRelay implements SessionIo {
   bytesIn = 0;
   bytesOut = 0;
   lastInputAt = Date.now();

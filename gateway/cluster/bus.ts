@@ -8,7 +8,9 @@ import { EventEmitter } from 'node:events';
 export type BusMessage =
   | { type: 'session.kill'; session: string; by: string; reason: string; from: string }
   /** Grants, accounts or devices changed: re-decide live sessions now rather than at the next tick. */
-  | { type: 'access.changed'; from: string; user?: string; device?: string };
+  | { type: 'access.changed'; from: string; user?: string; device?: string }
+  /** An approver answered a command held for review: the session waiting for it reads the answer. */
+  | { type: 'command.reviewed'; command: string; from: string };
 
 export interface ClusterBus {
   publish(message: BusMessage): Promise<void>;
@@ -39,6 +41,9 @@ export function parseBusMessage(text: string): BusMessage | null {
     const m = JSON.parse(text) as Partial<BusMessage>;
     if (m.type === 'session.kill' && typeof m.session === 'string' && typeof m.by === 'string' && typeof m.from === 'string') {
       return { type: m.type, session: m.session, by: m.by, reason: typeof m.reason === 'string' ? m.reason : '', from: m.from };
+    }
+    if (m.type === 'command.reviewed' && typeof m.command === 'string' && typeof m.from === 'string') {
+      return { type: m.type, command: m.command, from: m.from };
     }
     if (m.type === 'access.changed' && typeof m.from === 'string') {
       return { type: m.type, from: m.from, ...(typeof m.user === 'string' ? { user: m.user } : {}), ...(typeof m.device === 'string' ? { device: m.device } : {}) };

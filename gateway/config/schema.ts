@@ -159,6 +159,14 @@ export const configSchema = z.strictObject({
   approval: z
     .strictObject({ level_1: approvalRule, level_2: approvalRule, level_3: approvalRule })
     .prefault({}),
+  commands: z
+    .strictObject({
+      /** A command held for review (action "review") is denied if no approver answers within this. */
+      review_timeout: duration
+        .default(parseDurationText('2m'))
+        .refine((ms) => ms >= 5_000 && ms <= 3_600_000, { message: 'must be between 5s and 1h' }),
+    })
+    .prefault({}),
   profiles: profilesSchema,
   notifications: z
     .strictObject({

@@ -112,7 +112,7 @@ export function fetchHostKey(host: string, port: number, timeoutMs: number): Pro
 }
 
 export interface UpstreamRequest {
-  kind: 'shell' | 'exec';
+  kind: 'shell' | 'exec' | 'subsystem';
   command: string | null;
   pty: (PseudoTtyOptions & { term?: string }) | null;
   env: Record<string, string>;
@@ -123,6 +123,7 @@ export function openUpstreamChannel(client: Client, req: UpstreamRequest): Promi
     const cb = (err: Error | undefined, ch: ClientChannel): void => (err ? reject(new ConnectorError('DEVICE_UNREACHABLE', err.message)) : resolve(ch));
     const opts = { env: req.env, ...(req.pty ? { pty: req.pty } : {}) };
     if (req.kind === 'exec') client.exec(req.command ?? '', opts, cb);
+    else if (req.kind === 'subsystem') client.subsys(req.command ?? '', cb);
     else client.shell(req.pty ?? false, { env: req.env }, cb);
   });
 }

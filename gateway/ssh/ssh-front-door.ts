@@ -309,7 +309,7 @@ export class SshFrontDoor {
       this.background(this.refused(user, state, 'X11_FORWARDING_REFUSED', { request: 'x11-req', screen: info.screen }));
     });
 
-    const start = async (channel: ServerChannel, kind: 'shell' | 'exec', command: string | null, fileTransfer: boolean): Promise<void> => {
+    const start = async (channel: ServerChannel, kind: 'shell' | 'exec' | 'subsystem', command: string | null, fileTransfer: boolean): Promise<void> => {
       // Accepted at once and paused: an early EOF from the client waits until the device is there.
       channel.pause();
       const eol = pty ? '\r\n' : '\n';
@@ -375,7 +375,7 @@ export class SshFrontDoor {
     session.on('subsystem', (accept, _reject, info) => {
       const ch = accept() as ServerChannel | undefined;
       if (!ch) return;
-      if (info.name === 'sftp') run(start(ch, 'exec', 'sftp', true), ch);
+      if (info.name === 'sftp') run(start(ch, 'subsystem', 'sftp', true), ch);
       else {
         this.background(this.refused(user, state, 'SUBSYSTEM_REFUSED', { subsystem: info.name }));
         ch.stderr.write(`portcullis: ${describeCode('SUBSYSTEM_REFUSED')} [SUBSYSTEM_REFUSED]\n`);

@@ -589,8 +589,18 @@ export class RedisStore implements Store {
     return this.scan(c, zset, {
       rev: true, limit: q.limit,
       keep: (r) => (q.session === undefined || r.session === q.session) && (q.user === undefined || r.user === q.user)
-        && (q.device === undefined || r.device === q.device) && (q.text === undefined || r.line.includes(q.text)),
+        && (q.device === undefined || r.device === q.device) && (q.text === undefined || r.line.includes(q.text))
+        && (q.decision === undefined || r.decision === q.decision),
     });
+  }
+
+  async getCommand(id: string): Promise<CommandRecord | null> {
+    return this.fetch(collections.commands, id);
+  }
+
+  async resolveCommandReview(id: string, patch: Pick<CommandRecord, 'decision' | 'reviewer' | 'reason'>): Promise<boolean> {
+    // Fields are stored as JSON, so the held state reads '"review"'.
+    return this.patch(collections.commands, id, patch, { field: 'decision', op: 'eq', value: JSON.stringify('review') });
   }
 
   // ── web sessions and nodes: keys that expire by themselves ──

@@ -330,8 +330,17 @@ export class SqliteStore implements Store {
       [q.device !== undefined, 'device = ?', q.device],
       // instr(), not LIKE: the search text is taken literally, % and _ included.
       [q.text !== undefined, 'instr(line, ?) > 0', q.text],
+      [q.decision !== undefined, 'decision = ?', q.decision],
     ]);
     return this.commands.select(`${w.sql} ORDER BY at DESC, rowid DESC LIMIT ?`, ...w.args, q.limit);
+  }
+
+  async getCommand(id: string): Promise<CommandRecord | null> {
+    return this.commands.get(id);
+  }
+
+  async resolveCommandReview(id: string, patch: Pick<CommandRecord, 'decision' | 'reviewer' | 'reason'>): Promise<boolean> {
+    return this.commands.patch(id, patch, "AND decision = 'review'") === 1;
   }
 
   async createWebSession(s: WebSessionRecord): Promise<void> {

@@ -177,6 +177,8 @@ export type SessionEndReason =
   | 'recording_failed'
   | 'gateway_shutdown'
   | 'killed'
+  /** An exec request whose command line the profile refused (R-6.3c): nothing reached the device. */
+  | 'command_denied'
   /** The node that held the session stopped answering (crash, power, network). */
   | 'interrupted'
   | 'error';
@@ -195,7 +197,7 @@ export interface SessionRecord {
   grantId: string;
   /** How the client arrived: `ssh` (user#device or picker), `proxyjump`, `web`. */
   via: string;
-  kind: 'shell' | 'exec';
+  kind: 'shell' | 'exec' | 'subsystem';
   command: string | null;
   clientAddress: string;
   node: string;
@@ -258,6 +260,7 @@ export interface CommandQuery {
   device?: string;
   /** Case-sensitive substring of the command line. */
   text?: string;
+  decision?: CommandRecord['decision'];
   limit: number;
 }
 
@@ -371,6 +374,12 @@ export interface Store {
   updateCommand(id: string, patch: Partial<Pick<CommandRecord, 'decision' | 'reviewer' | 'exitStatus' | 'reason' | 'rule'>>): Promise<void>;
   /** Newest first. */
   listCommands(query: CommandQuery): Promise<CommandRecord[]>;
+  getCommand(id: string): Promise<CommandRecord | null>;
+  /**
+   * Settles a command held for review, only if it is still held: an approver's answer and the
+   * timeout can race (on different nodes), and exactly one of them wins.
+   */
+  resolveCommandReview(id: string, patch: Pick<CommandRecord, 'decision' | 'reviewer' | 'reason'>): Promise<boolean>;
 
   createWebSession(session: WebSessionRecord): Promise<void>;
   /** null when unknown or expired at `now`. */

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, oathtoolCode } from '../support/api-client.js';
 import { startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
-import { CLASS_OF_LEVEL, runCli, type CliResult } from '../support/gateway-fixture.js';
+import { CLASS_OF_LEVEL, runCli, TEST_POLICY_TOML, type CliResult } from '../support/gateway-fixture.js';
 import { spawnGateway, type GatewayProcess } from '../support/gateway-process.js';
 import { openTestRedisStore, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
 import { runSsh, type SshRun } from '../support/ssh-client.js';
@@ -27,7 +27,7 @@ function nodeConfig(node: string): string {
     '[cluster]', `node_id = "${node}"`, 'heartbeat_interval = "250ms"', 'node_timeout = "2s"',
     '[vault]', 'master_key = "./shared/master.key"',
     '[recordings]', 'path = "./shared/recordings"',
-    '[log]', 'level = "debug"', '',
+    '[log]', 'level = "debug"', TEST_POLICY_TOML,
   ].join('\n'));
   return file;
 }
@@ -76,7 +76,7 @@ describe('two gateway nodes on one Redis', () => {
     await cli(['init', '--password-stdin'], 'initial-admin-password');
     await cli(['org', 'add', 'test-vendor', '--display-name', 'Test Vendor GmbH']);
     device = await startDeviceSshd();
-    await cli(['device', 'add', 'ct-01', '--host', '127.0.0.1', '--port', String(device.port), '--protocol', 'ssh', '--udi', 'UDI-ct-01', ...CLASS_OF_LEVEL[3]]);
+    await cli(['device', 'add', 'ct-01', '--host', '127.0.0.1', '--port', String(device.port), '--protocol', 'ssh', '--udi', 'UDI-ct-01', ...CLASS_OF_LEVEL[2]]);
     await cli(['device', 'credential', 'ct-01', '--username', 'root', '--key-file', device.clientKeyFile]);
     await cli(['device', 'trust', 'ct-01']);
     [a, b] = await Promise.all([spawnGateway(configA), spawnGateway(configB)]);

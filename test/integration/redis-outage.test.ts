@@ -1,4 +1,3 @@
-import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,41 +5,14 @@ import { ApiClient } from '../support/api-client.js';
 import type { DeviceSshd } from '../support/device-sshd.js';
 import { startGatewayWithDevice, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
 import { startPrivateRedis, type PrivateRedis } from '../support/redis.js';
-import { runSsh, type SshRun } from '../support/ssh-client.js';
+import { interactiveSsh, runSsh, type Interactive } from '../support/ssh-client.js';
 
 /**
  * Failing closed (issue 3): while Redis is unreachable nobody new gets in, and they are told why;
  * live sessions go on and are recorded; the node reconnects by itself; and what happened during
  * the outage reaches the audit chain afterwards, once each.
  */
-interface Interactive {
-  type(text: string): void;
-  waitFor(text: string, timeoutMs?: number): Promise<void>;
-  done: Promise<SshRun>;
-}
-
-function interactive(port: number, u: TestUser): Interactive {
-  let child: ChildProcess | null = null;
-  let seen = '';
-  const waiters: Array<{ text: string; resolve: () => void }> = [];
-  const done = runSsh({
-    port, login: `${u.name}#ct-01`, password: u.password, totpSecret: u.totpSecret, args: ['-tt'], typed: [], timeoutMs: 120_000,
-    onSpawn: (c) => { child = c; },
-    onStdout: (chunk) => {
-      seen += chunk;
-      for (const w of [...waiters]) if (seen.includes(w.text)) { w.resolve(); waiters.splice(waiters.indexOf(w), 1); }
-    },
-  });
-  return {
-    type: (text) => { (child as ChildProcess | null)?.stdin?.write(text); },
-    waitFor: (text, timeoutMs = 15_000) => new Promise<void>((resolve, reject) => {
-      if (seen.includes(text)) return resolve();
-      const timer = setTimeout(() => reject(new Error(`did not see ${JSON.stringify(text)} in: ${seen.slice(-400)}`)), timeoutMs);
-      waiters.push({ text, resolve: () => { clearTimeout(timer); resolve(); } });
-    }),
-    done,
-  };
-}
+const interactive = (port: number, u: TestUser): Interactive => interactiveSsh({ port, login: `${u.name}#ct-01`, password: u.password, totpSecret: u.totpSecret });
 
 describe('Redis goes away mid-session and comes back', () => {
   let redis: PrivateRedis;

@@ -29,12 +29,34 @@ export interface DeviceSshd {
   hostKeyFile: string;
   /** Restart the device with a different host key (a swapped or compromised device). */
   replaceHostKey(): Promise<void>;
+  /**
+   * With `logCommands`: every command the device was asked to run, as it arrived (one entry per
+   * exec request; `<shell>` for an interactive shell). What is not here never reached the device.
+   */
+  received(): string[];
   stop(): Promise<void>;
 }
 
+export interface DeviceSshdOptions {
+  /** Log every command the device receives (an sshd ForceCommand wrapper). */
+  logCommands?: boolean;
+  /** With logCommands: false to only log, never run anything (for attack corpora against a device run as root). */
+  execute?: boolean;
+}
+
 /** A real OpenSSH sshd on loopback playing the medical device. */
-export async function startDeviceSshd(): Promise<DeviceSshd> {
+export async function startDeviceSshd(opts: DeviceSshdOptions = {}): Promise<DeviceSshd> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pc-device-'));
+  const received = path.join(dir, 'received.log');
+  const wrapper = path.join(dir, 'force-command.sh');
+  if (opts.logCommands) {
+    // NUL-separated: a command may hold newlines. SSH_ORIGINAL_COMMAND is exactly what the client sent.
+    const run = opts.execute === false
+      ? 'echo "device received it (not run)"; exit 0'
+      : 'if [ -n "$SSH_ORIGINAL_COMMAND" ]; then exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"; else exec /bin/bash --norc --noprofile -i; fi';
+    writeFileSync(wrapper, `#!/bin/sh\nprintf '%s\\0' "\${SSH_ORIGINAL_COMMAND:-<shell>}" >> '${received}'\n${run}\n`);
+    chmodSync(wrapper, 0o755);
+  }
   mkdirSync('/run/sshd', { recursive: true });
   const hostKeyFile = path.join(dir, 'host_ed25519');
   const clientKeyFile = path.join(dir, 'client_ed25519');
@@ -48,7 +70,8 @@ export async function startDeviceSshd(): Promise<DeviceSshd> {
   writeFileSync(config, [
     `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${hostKeyFile}`, `AuthorizedKeysFile ${authorized}`,
     'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no',
-    `PidFile ${path.join(dir, 'sshd.pid')}`, 'AllowTcpForwarding yes', 'MaxStartups 100:30:200', 'MaxSessions 100', 'LogLevel ERROR', '',
+    `PidFile ${path.join(dir, 'sshd.pid')}`, 'AllowTcpForwarding yes', 'MaxStartups 100:30:200', 'MaxSessions 100', 'LogLevel ERROR',
+    ...(opts.logCommands ? [`ForceCommand ${wrapper}`] : []), '',
   ].join('\n'));
 
   let child: ChildProcess;
@@ -84,6 +107,13 @@ export async function startDeviceSshd(): Promise<DeviceSshd> {
       rmSync(`${hostKeyFile}.pub`);
       sshKeygen(hostKeyFile);
       await start();
+    },
+    received() {
+      try {
+        return readFileSync(received, 'utf8').split('\0').filter((c) => c !== '');
+      } catch {
+        return [];
+      }
     },
     async stop() {
       await stopChild();

@@ -53,6 +53,7 @@ export const TEST_POLICY_TOML = `
 mode = "full"
 [profiles.diag]
 mode = "restricted"
+allow_constructs = ["sequence"]
 rules = [
   { program = "echo", action = "allow" },
   { program = "uname", action = "allow" },

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -117,4 +117,100 @@ export function runSsh(o: SshOptions): Promise<SshRun> {
       child.stdin.end(o.stdin ?? '');
     }
   });
+}
+
+export interface SshMaster {
+  /** Runs one command as its own session channel over the signed-in connection (no new sign-in). */
+  run(command: string, opts?: { stdin?: string; timeoutMs?: number }): Promise<SshRun>;
+  close(): Promise<void>;
+}
+
+/**
+ * One signed-in OpenSSH connection (ControlMaster) that many commands share, as `ssh` itself
+ * multiplexes: each command is a new session channel, so a corpus of hundreds of commands needs
+ * one password + TOTP sign-in, not hundreds.
+ */
+export async function sshMaster(o: Pick<SshOptions, 'port' | 'login' | 'password' | 'totpSecret' | 'totpCode'>): Promise<SshMaster> {
+  const askpass = askpassScript(o.password, { ...(o.totpSecret ? { secret: o.totpSecret } : {}), ...(o.totpCode ? { code: o.totpCode } : {}) });
+  const sock = path.join(path.dirname(askpass), 'control');
+  const target = `${o.login}@127.0.0.1`;
+  const master = spawn('ssh', [...SSH_BASE_ARGS, '-p', String(o.port), '-M', '-S', sock, '-N', '-o', 'ControlPersist=no', target], {
+    env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' }, stdio: ['ignore', 'ignore', 'pipe'], detached: true,
+  });
+  let masterErr = '';
+  master.stderr?.on('data', (d: Buffer) => { masterErr += d.toString(); });
+  const check = (): boolean => spawnSync('ssh', ['-S', sock, '-O', 'check', target], { stdio: 'ignore' }).status === 0;
+  for (let i = 0; i < 200 && !check(); i++) {
+    if (master.exitCode !== null) throw new Error(`ssh master exited: ${masterErr}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!check()) throw new Error(`ssh master did not come up: ${masterErr}`);
+  return {
+    run(command, opts = {}) {
+      return new Promise((resolve, reject) => {
+        const child = spawn('ssh', ['-S', sock, '-o', 'ControlMaster=no', '-p', String(o.port), target, command], { stdio: ['pipe', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+        child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+        const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+        child.on('error', reject);
+        child.on('close', (code) => {
+          clearTimeout(timer);
+          resolve({ code: code ?? -1, stdout, stderr, prompts: [] });
+        });
+        child.stdin.end(opts.stdin ?? '');
+      });
+    },
+    async close() {
+      spawnSync('ssh', ['-S', sock, '-O', 'exit', target], { stdio: 'ignore' });
+      if (master.exitCode === null) {
+        const exited = new Promise((r) => master.once('exit', r));
+        master.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(path.dirname(askpass), { recursive: true, force: true });
+    },
+  };
+}
+
+export interface Interactive {
+  /** Writes keystrokes to the session, as typed. */
+  type(text: string): void;
+  /** Resolves once the user's screen has shown `text` (anywhere in the output so far), or the output satisfies a test. */
+  waitFor(text: string | RegExp | ((seen: string) => boolean), timeoutMs?: number): Promise<void>;
+  /** Everything the user's terminal received so far. */
+  seen(): string;
+  done: Promise<SshRun>;
+}
+
+/** An interactive session with a terminal (`ssh -tt`) that a test types into at its own pace. */
+export function interactiveSsh(o: Omit<SshOptions, 'typed' | 'onSpawn' | 'onStdout' | 'command'> & { command?: string }): Interactive {
+  let child: ChildProcess | null = null;
+  let seen = '';
+  const waiters: Array<{ match: (s: string) => boolean; resolve: () => void }> = [];
+  const done = runSsh({
+    ...o, args: ['-tt', ...(o.args ?? [])], typed: [], timeoutMs: o.timeoutMs ?? 120_000,
+    onSpawn: (c) => { child = c; },
+    onStdout: (chunk) => {
+      seen += chunk;
+      for (const w of [...waiters]) {
+        if (w.match(seen)) {
+          w.resolve();
+          waiters.splice(waiters.indexOf(w), 1);
+        }
+      }
+    },
+  });
+  return {
+    type: (text) => { (child as ChildProcess | null)?.stdin?.write(text); },
+    seen: () => seen,
+    waitFor: (text, timeoutMs = 15_000) => new Promise<void>((resolve, reject) => {
+      const match = (s: string): boolean => (typeof text === 'string' ? s.includes(text) : typeof text === 'function' ? text(s) : text.test(s));
+      if (match(seen)) return resolve();
+      const timer = setTimeout(() => reject(new Error(`did not see ${String(text)} in: ${JSON.stringify(seen.slice(-600))}`)), timeoutMs);
+      waiters.push({ match, resolve: () => { clearTimeout(timer); resolve(); } });
+    }),
+    done,
+  };
 }

@@ -278,6 +278,23 @@ describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
     expect((await store.listCommands({ limit: 10, text: '%_' })).map((c) => c.id)).toEqual(['c3']);
     expect((await store.listCommands({ limit: 10, user: 'finn' })).map((c) => c.id)).toEqual(['c3']);
     expect((await store.listCommands({ limit: 10, device: 'mri-1', text: 'sshd' })).map((c) => c.id)).toEqual(['c2', 'c1']);
+    expect((await store.listCommands({ limit: 10, decision: 'deny' })).map((c) => c.id)).toEqual(['c3']);
+    expect(await store.getCommand('c3')).toMatchObject({ line: 'ls 100%_done', user: 'finn' });
+    expect(await store.getCommand('nope')).toBeNull();
+  });
+
+  it('settles a command held for review exactly once, whichever node answers first', async () => {
+    await store.createCommand({ ...command('held', 's9', T, 'reboot'), decision: 'review' });
+    const peer = await opened.peer();
+    const answers = await Promise.all([
+      store.resolveCommandReview('held', { decision: 'allow', reviewer: 'mgr', reason: 'planned' }),
+      peer.resolveCommandReview('held', { decision: 'deny', reviewer: 'portcullis', reason: 'review timed out' }),
+    ]);
+    expect(answers.filter(Boolean)).toHaveLength(1);
+    const settled = await store.getCommand('held');
+    expect(settled?.decision).toBe(answers[0] ? 'allow' : 'deny');
+    expect(await store.resolveCommandReview('held', { decision: 'allow', reviewer: 'late', reason: null })).toBe(false);
+    expect(await store.resolveCommandReview('c-none', { decision: 'allow', reviewer: 'x', reason: null })).toBe(false);
   });
 
   it('keeps web sessions until they expire or are deleted', async () => {

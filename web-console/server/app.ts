@@ -7,6 +7,7 @@ import { StoreUnavailableError } from '../../gateway/store/store.js';
 import { InputError } from '../../gateway/identity/users.js';
 import { ApiError, openApiDocument } from './api-route.js';
 import { registerAuth } from './auth-api.js';
+import { registerCommands } from './commands-api.js';
 import { registerDevices } from './devices-api.js';
 import { registerPeople } from './people-api.js';
 import { registerRecords } from './records-api.js';
@@ -94,6 +95,7 @@ export async function buildWebApp(rt: Runtime, _broker: SessionBroker): Promise<
   registerPeople(app, rt);
   registerRequests(app, rt);
   registerRecords(app, rt);
+  registerCommands(app, rt);
   app.get('/api/openapi.json', async () => openApiDocument(VERSION));
   return app;
 }

@@ -1,0 +1,25 @@
+/**
+ * What the broker needs of a live session's byte mover, whichever it is: the plain relay (full
+ * and inspected modes, exec requests) or the gateway-owned prompt of restricted mode.
+ */
+export type RelayEnd = 'client_closed' | 'device_closed' | 'recording_failed';
+
+export interface ExitInfo {
+  code: number | null;
+  signal: string | null;
+}
+
+export interface SessionIo {
+  bytesIn: number;
+  bytesOut: number;
+  /** When the user last typed (the idle limit counts from here). */
+  lastInputAt: number;
+  exit: ExitInfo | null;
+  start(): void;
+  /** A gateway notice on the user's terminal, recorded as what they saw. */
+  notice(text: string): void;
+  resize(cols: number, rows: number, height: number, width: number): void;
+  signal(name: string): void;
+  /** Ends the session from the gateway's side (grant ended, idle, killed). */
+  terminate(exitCode: number): void;
+}

@@ -1,0 +1,117 @@
+import { randomUUID } from 'node:crypto';
+import { decideCommand, type CommandDecision, type CommandProfile, type ParsedLine } from '../../policy/command-policy.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { ClusterBus } from '../cluster/bus.js';
+import type { Logger } from '../log/logger.js';
+import type { Notifier } from '../notify/notifier.js';
+import type { CommandRecord, Store } from '../store/store.js';
+import { parseCommandLine } from './shell-parse.js';
+
+export interface MediatorDeps {
+  store: Store;
+  audit: AuditLog;
+  bus: ClusterBus;
+  notifier: Notifier;
+  log: Logger;
+  clock: () => number;
+  reviewTimeoutMs: number;
+  /** Resolves when someone answers review `id` on any node (the broker hears the bus), or never. */
+  reviewAnswered(id: string): Promise<void>;
+}
+
+export interface SessionFacts {
+  id: string;
+  user: string;
+  device: string;
+}
+
+/** The rule that decided, as people read it: the profile and the rule's position in it (from 1). */
+const ruleName = (d: CommandDecision): string | null => (d.rule === null ? null : `${d.profile}#${d.rule + 1}`);
+
+/**
+ * One session's command mediation (R-6.3c): every command line is decided by the profile,
+ * entered in the command log and the audit chain (R-6.4c, R-A.3d), and a `review` decision is
+ * held until an approver answers (on any node) or the timeout denies it.
+ */
+export class CommandMediator {
+  constructor(private readonly deps: MediatorDeps, readonly session: SessionFacts, readonly profile: CommandProfile) {}
+
+  get mode(): CommandProfile['mode'] {
+    return this.profile.mode;
+  }
+
+  /** Parses and decides one line, and logs the decision. A gateway that cannot log it does not allow it. */
+  async decide(line: string, parsed?: ParsedLine): Promise<{ decision: CommandDecision; commandId: string; parsed: ParsedLine }> {
+    const p = parsed ?? (await parseCommandLine(line));
+    let decision = decideCommand(p, this.profile);
+    const commandId = randomUUID();
+    try {
+      await this.log(commandId, line, decision.action === 'allow' && this.mode === 'full' ? 'logged' : decision.action, decision);
+    } catch (err) {
+      this.deps.log.error('command could not be logged; refused', { session: this.session.id, error: (err as Error).message });
+      decision = { ...decision, action: 'deny', code: 'STORE_UNAVAILABLE', reason: 'the gateway could not record this command, so it was not run (fail closed)' };
+    }
+    return { decision, commandId, parsed: p };
+  }
+
+  /** Full mode and lines the gateway only watches: logged, not decided. */
+  async record(line: string): Promise<void> {
+    const decision = decideCommand(await parseCommandLine(line), this.profile);
+    await this.log(randomUUID(), line, 'logged', decision);
+  }
+
+  private async log(id: string, line: string, decision: CommandRecord['decision'], d: CommandDecision): Promise<void> {
+    const at = this.deps.clock();
+    const record: CommandRecord = {
+      id, session: this.session.id, user: this.session.user, device: this.session.device, at, line, mode: this.mode, decision,
+      rule: ruleName(d), reason: d.reason, reviewer: null, exitStatus: null,
+    };
+    await this.deps.store.createCommand(record);
+    await this.deps.audit.record('command', {
+      actor: this.session.user, outcome: decision === 'deny' ? 'denied' : decision === 'allow' ? 'ok' : 'info', code: decision === 'deny' ? d.code : null,
+      data: { command: id, session: this.session.id, device: this.session.device, line, mode: this.mode, profile: d.profile, decision, rule: record.rule, reason: d.reason },
+    });
+  }
+
+  /**
+   * Holds a `review` line until an approver confirms or rejects it from the API (any node), or
+   * the timeout passes (deny). The answer is settled in the store first-wins, so an answer and
+   * the timeout racing on two nodes still give one outcome.
+   */
+  async review(commandId: string, line: string, decision: CommandDecision): Promise<CommandDecision> {
+    const { store, audit, notifier, clock } = this.deps;
+    const deadline = clock() + this.deps.reviewTimeoutMs;
+    const held = {
+      command: commandId, session: this.session.id, user: this.session.user, device: this.session.device, line, rule: ruleName(decision),
+      reason: decision.reason, timeoutAt: new Date(deadline).toISOString(),
+    };
+    await audit.record('command.review_requested', { actor: this.session.user, outcome: 'info', data: held });
+    notifier.notify('command.review_requested', held);
+    const answered = this.deps.reviewAnswered(commandId);
+    for (;;) {
+      const left = deadline - clock();
+      if (left <= 0) break;
+      // Woken by the bus; every second the store is read again in case a message was lost.
+      await Promise.race([answered, new Promise((r) => setTimeout(r, Math.min(left, 1000)))]);
+      const c = await store.getCommand(commandId).catch(() => null);
+      if (c && c.decision !== 'review') return this.outcome(decision, c);
+    }
+    if (await store.resolveCommandReview(commandId, { decision: 'deny', reviewer: null, reason: 'no approver answered in time' })) {
+      await audit.record('command.review_timed_out', { actor: 'portcullis', outcome: 'denied', code: 'COMMAND_DENIED', data: { command: commandId, session: this.session.id, line } });
+    }
+    const c = await store.getCommand(commandId);
+    return this.outcome(decision, c);
+  }
+
+  private outcome(held: CommandDecision, c: CommandRecord | null): CommandDecision {
+    if (c?.decision === 'allow') return { ...held, action: 'allow', code: null, reason: `confirmed by ${c.reviewer ?? 'an approver'}` };
+    const why = c?.reviewer ? `rejected by ${c.reviewer}${c.reason ? `: ${c.reason}` : ''}` : (c?.reason ?? 'no approver answered in time');
+    return { ...held, action: 'deny', code: 'COMMAND_DENIED', reason: why };
+  }
+
+  async exitStatus(commandId: string, status: number | null): Promise<void> {
+    await this.deps.store.updateCommand(commandId, { exitStatus: status }).catch((err: Error) => {
+      this.deps.log.warn('exit status of a command could not be stored', { command: commandId, error: err.message });
+    });
+  }
+}
