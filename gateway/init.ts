@@ -68,7 +68,7 @@ export async function initialize(config: GatewayConfig, opts: { adminName?: stri
       const name = opts.adminName ?? 'admin';
       const password = opts.adminPassword ?? generatePassword();
       const { otpauthUri } = await createUser(rt, { name, roles: ['admin'], org: null, password, expiresAt: null }, 'portcullis-init');
-      admin = { name, password: opts.adminPassword ? null : password, otpauthUri };
+      admin = { name, password: opts.adminPassword ? null : password, otpauthUri: otpauthUri as string };
       created.push(`admin account ${name}`);
     }
     return { created, admin };

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { NO_NOTIFIER, type Notifier } from './notify/notifier.js';
+import { LiveEvents } from './notify/live-events.js';
 import { WebhookNotifier } from './notify/webhook.js';
 import { AuditLog } from './audit/audit-log.js';
 import { LocalBus, type ClusterBus } from './cluster/bus.js';
@@ -94,12 +95,13 @@ export async function openRuntime(config: GatewayConfig, opts: RuntimeOptions = 
     throw err;
   }
   const spool = new WriteSpool(opts.spool ? config.paths.spool : null, config.nodeId, store, log);
-  const notifier = openNotifier(config, log, clock);
+  const notifier = new LiveEvents(openNotifier(config, log, clock), bus, config.nodeId);
   const audit = new AuditLog(store, log, clock, spool);
   const vault = new Vault(box, store);
   const authenticator = new Authenticator(store, vault, audit, {
     lockout: { threshold: config.auth.lockout_threshold, durationMs: config.auth.lockout_duration },
     totpWindowSteps: config.auth.totp_window_steps,
+    totpIssuer: config.auth.totp_issuer,
   }, clock);
   return {
     config, store, audit, vault, log, authenticator, bus, spool, notifier, node: config.nodeId, clock,

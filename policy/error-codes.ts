@@ -6,7 +6,7 @@
 export const ERROR_CATALOGUE = {
   AUTH_FAILED: { status: 401, message: 'Sign-in failed: wrong user name, password or TOTP code.' },
   TOTP_REPLAYED: { status: 401, message: 'That TOTP code has already been used; wait for the next code.' },
-  TOTP_NOT_ENROLLED: { status: 401, message: 'This account has no TOTP enrolment; ask an administrator.' },
+  TOTP_NOT_ENROLLED: { status: 401, message: 'This account has no TOTP code yet: sign in once in the web console to enrol your authenticator app.' },
   ACCOUNT_LOCKED: { status: 423, message: 'The account is locked after repeated failed sign-ins.' },
   ACCOUNT_DISABLED: { status: 403, message: 'The account is disabled.' },
   ACCOUNT_EXPIRED: { status: 403, message: 'The account has expired.' },

@@ -7,6 +7,7 @@ import type { ExitInfo, SessionIo } from './session-io.js';
  * what they saw), the exit status is 1, and the device is never asked to run anything.
  */
 export class RefusedExec implements SessionIo {
+  onOutput?: (chunk: Buffer) => void;
   bytesIn = 0;
   bytesOut = 0;
   lastInputAt = Date.now();
@@ -18,6 +19,7 @@ export class RefusedExec implements SessionIo {
     const b = Buffer.from(this.message, 'utf8');
     this.bytesOut = b.length;
     this.recorder.output(b);
+    this.onOutput?.(b);
     this.client.stderr.write(b);
     this.client.exit(1);
     this.client.end();

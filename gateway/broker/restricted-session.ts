@@ -19,6 +19,7 @@ export interface RestrictedSessionOptions {
  * device never sees a line the profile did not allow: there is no shell on it to type into.
  */
 export class RestrictedSession implements SessionIo {
+  onOutput?: (chunk: Buffer) => void;
   bytesIn = 0;
   bytesOut = 0;
   lastInputAt = Date.now();
@@ -84,6 +85,7 @@ export class RestrictedSession implements SessionIo {
   private toClient(data: string | Buffer): void {
     const b = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     this.bytesOut += b.length;
+    this.onOutput?.(b);
     if (!this.recorder.output(b)) this.current?.pause();
     if (this.client.writable && !this.client.write(b)) {
       this.current?.pause();

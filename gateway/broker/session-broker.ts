@@ -62,10 +62,31 @@ const grantFacts = (g: GrantRecord): GrantFacts => ({
 /** Codes whose detail (times, grant ids) helps the user and reveals nothing of the device. */
 const DETAIL_SHOWN: ReadonlySet<ErrorCode> = new Set(['STORE_UNAVAILABLE', 'GRANT_NOT_STARTED', 'GRANT_EXPIRED', 'GRANT_REVOKED', 'ACCOUNT_LOCKED', 'ACCOUNT_EXPIRED', 'DEVICE_QUARANTINED', 'DEVICE_DECOMMISSIONED', 'NO_GRANT', 'DEVICE_UNKNOWN', 'NDA_MISSING', 'NDA_EXPIRED']);
 
+/** How much of a session's recent output a new watcher is shown first (enough to paint a screen). */
+const WATCH_BACKLOG_BYTES = 64 * 1024;
+/** A remote watcher that stopped renewing its interest is dropped after this long. */
+const WATCHER_TTL_MS = 30_000;
+
+export interface SessionEnding {
+  reason: SessionEndReason;
+  /** The notice the user was shown, e.g. "Session closed: … [SESSION_KILLED]". */
+  notice: string | null;
+}
+
 export class LiveSession {
   readonly warned = new Set<number>();
   killedBy: string | null = null;
   private closing: Promise<void> | null = null;
+  /** Resolves when the session has ended (for front doors that tell their client why). */
+  readonly ended: Promise<SessionEnding>;
+  private resolveEnded: (e: SessionEnding) => void = () => undefined;
+  /** The last output the user saw, for a watcher who joins now. */
+  private backlog: Buffer[] = [];
+  private backlogBytes = 0;
+  /** Watchers (any node) and when they last said they still watch. */
+  readonly watchers = new Map<string, number>();
+  private pendingWatch: Buffer[] = [];
+  private watchTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly record: SessionRecord,
@@ -74,7 +95,50 @@ export class LiveSession {
     readonly upstreamConnection: Client | null,
     public grantEnd: number,
     private readonly finalize: (s: LiveSession, reason: SessionEndReason, notice: string | null) => Promise<void>,
-  ) {}
+    private readonly publishWatch: (payload: string) => void = () => undefined,
+  ) {
+    this.ended = new Promise((r) => { this.resolveEnded = r; });
+    relay.onOutput = (chunk) => this.output(chunk);
+  }
+
+  /** Everything the user sees passes here: kept for new watchers, and sent to current ones in batches. */
+  private output(chunk: Buffer): void {
+    this.backlog.push(chunk);
+    this.backlogBytes += chunk.length;
+    while (this.backlogBytes > WATCH_BACKLOG_BYTES && this.backlog.length > 1) this.backlogBytes -= (this.backlog.shift() as Buffer).length;
+    if (this.watchers.size === 0) return;
+    this.pendingWatch.push(chunk);
+    // Batched every 50 ms: a bulk download must not become one bus message per packet.
+    this.watchTimer ??= setTimeout(() => this.flushWatch(), 50);
+  }
+
+  private flushWatch(): void {
+    this.watchTimer = null;
+    const now = Date.now();
+    for (const [w, at] of this.watchers) if (now - at > WATCHER_TTL_MS) this.watchers.delete(w);
+    if (this.pendingWatch.length === 0 || this.watchers.size === 0) {
+      this.pendingWatch = [];
+      return;
+    }
+    const data = Buffer.concat(this.pendingWatch);
+    this.pendingWatch = [];
+    this.publishWatch(JSON.stringify({ t: 'd', b: data.toString('base64') }));
+  }
+
+  /** A watcher (re)announced itself; a new one first gets the recent screen. */
+  watch(watcher: string): void {
+    const isNew = !this.watchers.has(watcher);
+    this.watchers.set(watcher, Date.now());
+    if (isNew) this.publishWatch(JSON.stringify({ t: 'backlog', to: watcher, b: Buffer.concat(this.backlog).toString('base64') }));
+  }
+
+  /** Called by the broker once the session has ended and been sealed. */
+  markEnded(e: SessionEnding): void {
+    if (this.watchTimer) clearTimeout(this.watchTimer);
+    this.flushWatch();
+    this.publishWatch(JSON.stringify({ t: 'end', reason: e.reason, notice: e.notice }));
+    this.resolveEnded(e);
+  }
 
   get id(): string {
     return this.record.id;
@@ -116,6 +180,11 @@ export class SessionBroker {
   }
 
   private onBusMessage(m: BusMessage): void {
+    if (m.type === 'watch.start') {
+      this.live.get(m.session)?.watch(m.watcher);
+      return;
+    }
+    if (m.type === 'event') return;
     if (m.type === 'command.reviewed') {
       for (const wake of this.reviewWaiters.get(m.command) ?? []) wake();
       this.reviewWaiters.delete(m.command);
@@ -276,6 +345,9 @@ export class SessionBroker {
           profile: profile.name, mode: profile.mode,
         },
       });
+      this.deps.notifier.notify('session.started', {
+        session: id, user: req.user.name, device: device.name, level, protocol: 'ssh', via: req.via, node: this.deps.node, grantEnds: new Date(grant.notAfter).toISOString(),
+      });
       // R-A.5b: sessions on the highest-risk devices are announced to security to watch live.
       if (config.approvalRules[level].alertSecurityOnStart && refusal === null) {
         this.deps.notifier.notify('session.watch_alert', { session: id, user: req.user.name, device: device.name, level, protocol: 'ssh', grant: grant.id, node: this.deps.node, client: req.clientAddress });
@@ -292,7 +364,8 @@ export class SessionBroker {
       this.background(live?.close(why, why === 'recording_failed' ? 'The recording failed, so the session was ended (fail closed).' : null));
     };
     const register = (io: SessionIo): LiveSession => {
-      live = new LiveSession(record, io, recorder, conn, grant.notAfter, (s, reason, notice) => this.finalize(s, reason, notice));
+      live = new LiveSession(record, io, recorder, conn, grant.notAfter, (s, reason, notice) => this.finalize(s, reason, notice),
+        (payload) => { void this.deps.bus.publishStream(`watch:${id}`, payload).catch(() => undefined); });
       this.live.set(id, live);
       return live;
     };
@@ -385,6 +458,7 @@ export class SessionBroker {
     } finally {
       // Only now: shutdown() waits for sessions still in this map, so the store outlives their sealing.
       this.live.delete(s.id);
+      s.markEnded({ reason, notice });
     }
   }
 
@@ -429,6 +503,7 @@ export class SessionBroker {
         durationMs: endedAt - record.startedAt, recording: record.recordingId, ...(error ? { error } : {}), ...(killedBy ? { killedBy } : {}),
       },
     });
+    this.deps.notifier.notify('session.ended', { session: record.id, user: record.user, device: record.device, node: record.node, reason, exitStatus, bytesIn, bytesOut });
   }
 
   private background(p: Promise<unknown> | undefined): void {

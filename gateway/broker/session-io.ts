@@ -22,4 +22,6 @@ export interface SessionIo {
   signal(name: string): void;
   /** Ends the session from the gateway's side (grant ended, idle, killed). */
   terminate(exitCode: number): void;
+  /** Set by the broker: told of every byte the user is shown (for live watching). */
+  onOutput?: (chunk: Buffer) => void;
 }

@@ -14,6 +14,7 @@ const other = (s: ClientStream): ClientStream => (s === 'stdout' ? 'stderr' : 's
  * nothing grows without bound.
  */
 export class SshRelay implements SessionIo {
+  onOutput?: (chunk: Buffer) => void;
   bytesIn = 0;
   bytesOut = 0;
   lastInputAt = Date.now();
@@ -49,6 +50,7 @@ export class SshRelay implements SessionIo {
 
     const down = (chunk: Buffer, stream: ClientStream): void => {
       this.bytesOut += chunk.length;
+      this.onOutput?.(chunk);
       if (!recorder.output(chunk)) this.block(this.downBlockers, 'recorder');
       this.toClient(stream, chunk);
     };
@@ -157,6 +159,7 @@ export class SshRelay implements SessionIo {
   notice(text: string): void {
     const bytes = Buffer.from(`\r\n[portcullis] ${text}\r\n`, 'utf8');
     this.recorder.output(bytes);
+    this.onOutput?.(bytes);
     this.recorder.event({ notice: text });
     if (this.client.writable) this.toClient('stderr', bytes);
   }

@@ -10,17 +10,25 @@ export type BusMessage =
   /** Grants, accounts or devices changed: re-decide live sessions now rather than at the next tick. */
   | { type: 'access.changed'; from: string; user?: string; device?: string }
   /** An approver answered a command held for review: the session waiting for it reads the answer. */
-  | { type: 'command.reviewed'; command: string; from: string };
+  | { type: 'command.reviewed'; command: string; from: string }
+  /** A workflow or session event for the consoles (LiveEvents): topic request|session|command|grant. */
+  | { type: 'event'; topic: string; action: string; data: Record<string, unknown>; from: string }
+  /** A console on `from` wants to watch `session` (sent again every few seconds while it watches). */
+  | { type: 'watch.start'; session: string; watcher: string; from: string };
 
 export interface ClusterBus {
   publish(message: BusMessage): Promise<void>;
   subscribe(handler: (message: BusMessage) => void): void;
+  /** A named stream (a watched session's output): text payloads to whoever listens on it right now. */
+  publishStream(stream: string, payload: string): Promise<void>;
+  /** Listens on a stream until the returned function is called. */
+  subscribeStream(stream: string, handler: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
 /** The bus of a single node (SQLite backend): the node tells only itself. */
 export class LocalBus implements ClusterBus {
-  private readonly events = new EventEmitter();
+  private readonly events = new EventEmitter().setMaxListeners(0);
 
   async publish(message: BusMessage): Promise<void> {
     // Delivered on a later turn, as from Redis: a publisher never runs handlers inside its own call.
@@ -29,6 +37,15 @@ export class LocalBus implements ClusterBus {
 
   subscribe(handler: (message: BusMessage) => void): void {
     this.events.on('message', handler);
+  }
+
+  async publishStream(stream: string, payload: string): Promise<void> {
+    this.events.emit(`stream:${stream}`, payload);
+  }
+
+  async subscribeStream(stream: string, handler: (payload: string) => void): Promise<() => Promise<void>> {
+    this.events.on(`stream:${stream}`, handler);
+    return async () => { this.events.off(`stream:${stream}`, handler); };
   }
 
   async close(): Promise<void> {
@@ -41,6 +58,12 @@ export function parseBusMessage(text: string): BusMessage | null {
     const m = JSON.parse(text) as Partial<BusMessage>;
     if (m.type === 'session.kill' && typeof m.session === 'string' && typeof m.by === 'string' && typeof m.from === 'string') {
       return { type: m.type, session: m.session, by: m.by, reason: typeof m.reason === 'string' ? m.reason : '', from: m.from };
+    }
+    if (m.type === 'event' && typeof m.topic === 'string' && typeof m.action === 'string' && typeof m.from === 'string' && m.data && typeof m.data === 'object') {
+      return { type: m.type, topic: m.topic, action: m.action, data: m.data, from: m.from };
+    }
+    if (m.type === 'watch.start' && typeof m.session === 'string' && typeof m.watcher === 'string' && typeof m.from === 'string') {
+      return { type: m.type, session: m.session, watcher: m.watcher, from: m.from };
     }
     if (m.type === 'command.reviewed' && typeof m.command === 'string' && typeof m.from === 'string') {
       return { type: m.type, command: m.command, from: m.from };

@@ -40,6 +40,16 @@ export class RedisBus implements ClusterBus {
     this.handlers.push(handler);
   }
 
+  async publishStream(stream: string, payload: string): Promise<void> {
+    await this.store.publish(`${this.channel}:stream:${stream}`, payload);
+  }
+
+  async subscribeStream(stream: string, handler: (payload: string) => void): Promise<() => Promise<void>> {
+    const channel = `${this.channel}:stream:${stream}`;
+    await this.sub.subscribe(channel, handler);
+    return async () => { await this.sub.unsubscribe(channel, handler).catch(() => undefined); };
+  }
+
   async close(): Promise<void> {
     this.handlers.length = 0;
     if (this.sub.isOpen) await this.sub.close().catch(() => this.sub.destroy());

@@ -6,7 +6,11 @@ import { PerKeyLimit } from '../limits/per-key-limit.js';
 import { StoreUnavailableError, type Store, type UserRecord } from '../store/store.js';
 import type { Vault } from '../vault/vault.js';
 import { dummyPasswordHash, verifyPassword } from './password.js';
-import { matchTotp } from './totp.js';
+import { matchTotp, newTotpSecret, totpUri } from './totp.js';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+const safeEqual = (a: string, b: string): boolean => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
 const MAX_CONCURRENT_SIGN_INS = 3;
 
@@ -15,6 +19,8 @@ export interface SignInAttempt {
   /** null when the first factor was a public key the front door already verified. */
   password: string | null;
   totp: string;
+  /** The console may start a TOTP enrolment for an account that has none (after a right password). */
+  allowEnrolment?: boolean;
   /** e.g. "ssh 127.0.0.1:53422" — for the audit entry. */
   source: string;
   method: string;
@@ -22,11 +28,21 @@ export interface SignInAttempt {
 
 export type SignInResult =
   | { ok: true; user: UserRecord }
-  | { ok: false; code: ErrorCode; message: string };
+  | { ok: false; code: ErrorCode; message: string; enrolment?: EnrolmentOffer };
+
+/** A TOTP enrolment begun at first sign-in: shown to the person once, as a QR code and as text. */
+export interface EnrolmentOffer {
+  token: string;
+  otpauthUri: string;
+  secret: string;
+}
+
+const ENROLMENT_TTL_MS = 10 * 60_000;
 
 export interface AuthenticatorOptions {
   lockout: LockoutRule;
   totpWindowSteps: number;
+  totpIssuer?: string;
 }
 
 export function principalFacts(u: UserRecord): PrincipalFacts {
@@ -115,7 +131,12 @@ export class Authenticator {
       return { ok: false, code: allowed.code, message: `${describeCode(allowed.code)} (${allowed.detail})` };
     }
     const firstFactor = a.password === null ? true : await verifyPassword(a.password, user.passwordHash);
-    if (!user.totpSealed) return this.fail(user, base, 'TOTP_NOT_ENROLLED', 'no TOTP enrolment', firstFactor, now);
+    if (!user.totpSealed) {
+      if (firstFactor && a.allowEnrolment && a.password !== null) {
+        return { ok: false, code: 'TOTP_NOT_ENROLLED', message: describeCode('TOTP_NOT_ENROLLED'), enrolment: await this.beginEnrolment(user, base) };
+      }
+      return this.fail(user, base, 'TOTP_NOT_ENROLLED', 'no TOTP enrolment', firstFactor, now);
+    }
     const step = matchTotp(this.vault.openTotp(user.name, user.totpSealed), a.totp.trim(), now, this.opts.totpWindowSteps);
     if (!firstFactor) return this.fail(user, base, 'AUTH_FAILED', 'wrong password', false, now);
     if (step === null) return this.fail(user, base, 'AUTH_FAILED', 'wrong TOTP code', true, now);
@@ -133,6 +154,51 @@ export class Authenticator {
     await this.store.updateUser(user.name, { failedLogins: 0, lockedUntil: null });
     await this.audit.record('login.ok', { actor: user.name, outcome: 'ok', data: base });
     return { ok: true, user };
+  }
+
+  /**
+   * A new secret for a person who has none, held (sealed) with the hash of a one-time token until
+   * the first code from their authenticator proves they scanned it.
+   */
+  private async beginEnrolment(user: UserRecord, base: Record<string, unknown>): Promise<EnrolmentOffer> {
+    const secret = newTotpSecret();
+    const token = `${user.name}.${randomBytes(24).toString('base64url')}`;
+    await this.store.updateUser(user.name, {
+      enrolment: { tokenHash: sha256(token), secretSealed: this.vault.sealTotp(user.name, secret), expiresAt: this.clock() + ENROLMENT_TTL_MS },
+    });
+    await this.audit.record('totp.enrolment_started', { actor: user.name, outcome: 'info', data: base });
+    return { token, secret, otpauthUri: totpUri(secret, this.opts.totpIssuer ?? 'Portcullis', user.name) };
+  }
+
+  /** The first code of a new enrolment: right, and the person is enrolled and signed in; wrong, and it counts as a failed sign-in. */
+  async finishEnrolment(token: string, code: string, source: string): Promise<SignInResult> {
+    try {
+      return await this.finishEnrolmentChecked(token, code, source);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) return this.storeDown(token.split('.')[0] ?? '', source, err);
+      throw err;
+    }
+  }
+
+  private async finishEnrolmentChecked(token: string, code: string, source: string): Promise<SignInResult> {
+    const now = this.clock();
+    const name = token.slice(0, Math.max(0, token.lastIndexOf('.')));
+    const base = { user: name, source, method: 'totp-enrolment' };
+    const user = name ? await this.store.getUser(name) : null;
+    const e = user?.enrolment;
+    if (!user || !e || e.expiresAt <= now || !safeEqual(e.tokenHash, sha256(token))) {
+      await this.audit.record('login.failed', { actor: name || 'unknown', outcome: 'denied', code: 'AUTH_FAILED', data: { ...base, reason: 'no such enrolment, or it expired' } });
+      return { ok: false, code: 'AUTH_FAILED', message: 'The enrolment expired or is unknown; sign in again to start a new one.' };
+    }
+    const allowed = loginAllowed(principalFacts(user), now);
+    if (!allowed.allow) return { ok: false, code: allowed.code, message: `${describeCode(allowed.code)} (${allowed.detail})` };
+    const step = matchTotp(this.vault.openTotp(user.name, e.secretSealed), code.trim(), now, this.opts.totpWindowSteps);
+    if (step === null) return this.fail(user, base, 'AUTH_FAILED', 'wrong first TOTP code', true, now);
+    if (!(await this.store.consumeTotpStep(user.name, step))) return this.fail(user, base, 'TOTP_REPLAYED', 'TOTP code already used', true, now);
+    await this.store.updateUser(user.name, { totpSealed: e.secretSealed, enrolment: null, failedLogins: 0, lockedUntil: null });
+    await this.audit.record('totp.enrolled', { actor: user.name, outcome: 'ok', data: base });
+    await this.audit.record('login.ok', { actor: user.name, outcome: 'ok', data: base });
+    return { ok: true, user: { ...user, totpSealed: e.secretSealed, enrolment: null } };
   }
 
   private async fail(user: UserRecord, base: Record<string, unknown>, code: ErrorCode, reason: string, firstFactorOk: boolean, now: number): Promise<SignInResult> {

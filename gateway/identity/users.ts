@@ -58,8 +58,12 @@ async function checkOrg(rt: Runtime, roles: readonly Role[], org: string | null)
   if (!(await rt.store.getOrg(org))) throw new InputError('NOT_FOUND', `no organisation ${JSON.stringify(org)}; add it first (portcullis org add)`);
 }
 
-/** Creates a user enrolled in TOTP; returns the enrolment URI, which is shown once and never stored in clear. */
-export async function createUser(rt: Runtime, u: NewUser, actor: string): Promise<{ user: UserRecord; otpauthUri: string }> {
+/**
+ * Creates a user. Enrolled in TOTP at once (the enrolment URI is returned, shown once and never
+ * stored in clear), or, with `enrolOnFirstSignIn`, left for the person to enrol themselves at
+ * their first sign-in in the console (the secret then never passes through an administrator).
+ */
+export async function createUser(rt: Runtime, u: NewUser & { enrolOnFirstSignIn?: boolean }, actor: string): Promise<{ user: UserRecord; otpauthUri: string | null }> {
   if (!USER_NAME.test(u.name)) throw new InputError('INVALID_INPUT', `user name ${JSON.stringify(u.name)} must be 1-64 letters, digits, '.', '_' or '-'`);
   if (u.roles.length === 0) throw new InputError('INVALID_INPUT', 'a user needs at least one role');
   const weak = checkPasswordStrength(u.password);
@@ -67,14 +71,18 @@ export async function createUser(rt: Runtime, u: NewUser, actor: string): Promis
   if (await rt.store.getUser(u.name)) throw new InputError('ALREADY_EXISTS', `user ${u.name} already exists`);
   checkNda(u.nda);
   await checkOrg(rt, u.roles, u.org);
-  const secret = newTotpSecret();
+  const secret = u.enrolOnFirstSignIn ? null : newTotpSecret();
   const user: UserRecord = {
-    name: u.name, roles: u.roles, org: u.org, passwordHash: await hashPassword(u.password), totpSealed: rt.vault.sealTotp(u.name, secret),
-    totpLastStep: 0, failedLogins: 0, lockedUntil: null, disabled: false, expiresAt: u.expiresAt, publicKeys: [], nda: u.nda ?? null, locale: null, createdAt: rt.clock(),
+    name: u.name, roles: u.roles, org: u.org, passwordHash: await hashPassword(u.password), totpSealed: secret === null ? null : rt.vault.sealTotp(u.name, secret),
+    totpLastStep: 0, failedLogins: 0, lockedUntil: null, disabled: false, expiresAt: u.expiresAt, publicKeys: [], nda: u.nda ?? null, locale: null,
+    enrolment: null, createdAt: rt.clock(),
   };
   await rt.store.createUser(user);
-  await rt.audit.record('user.created', { actor, outcome: 'ok', data: { user: u.name, roles: u.roles, org: u.org, expiresAt: u.expiresAt, nda: ndaView(u.nda ?? null) } });
-  return { user, otpauthUri: totpUri(secret, rt.config.auth.totp_issuer, u.name) };
+  await rt.audit.record('user.created', {
+    actor, outcome: 'ok',
+    data: { user: u.name, roles: u.roles, org: u.org, expiresAt: u.expiresAt, nda: ndaView(u.nda ?? null), totp: secret === null ? 'at first sign-in' : 'enrolled' },
+  });
+  return { user, otpauthUri: secret === null ? null : totpUri(secret, rt.config.auth.totp_issuer, u.name) };
 }
 
 export async function addPublicKey(rt: Runtime, name: string, keyText: string, actor: string): Promise<string> {
@@ -158,4 +166,27 @@ export async function createOrg(rt: Runtime, o: { name: string; displayName: str
     throw err;
   }
   await rt.audit.record('org.created', { actor, outcome: 'ok', data: { org: o.name, displayName: o.displayName, contact: o.contact } });
+}
+
+/** The person's TOTP is forgotten; they enrol again at their next sign-in in the console (a lost phone). */
+export async function resetTotp(rt: Runtime, name: string, actor: string): Promise<void> {
+  await existing(rt, name);
+  await rt.store.updateUser(name, { totpSealed: null, enrolment: null });
+  await rt.store.deleteWebSessionsOf(name);
+  await rt.audit.record('user.totp_reset', { actor, outcome: 'ok', data: { user: name } });
+  await rt.bus.publish({ type: 'access.changed', from: rt.node, user: name });
+}
+
+/** An admin changes who someone is: roles, organisation, account expiry. Their live sessions are re-decided at once. */
+export async function updateUserProfile(rt: Runtime, name: string, patch: { roles?: Role[]; org?: string | null; expiresAt?: number | null }, actor: string): Promise<UserRecord> {
+  const u = await existing(rt, name);
+  const roles = patch.roles ?? u.roles;
+  if (roles.length === 0) throw new InputError('INVALID_INPUT', 'a user needs at least one role');
+  const org = patch.org !== undefined ? patch.org : u.org;
+  await checkOrg(rt, roles, org);
+  const changes = { ...(patch.roles ? { roles } : {}), ...(patch.org !== undefined ? { org } : {}), ...(patch.expiresAt !== undefined ? { expiresAt: patch.expiresAt } : {}) };
+  await rt.store.updateUser(name, changes);
+  await rt.audit.record('user.updated', { actor, outcome: 'ok', data: { user: name, ...changes } });
+  await rt.bus.publish({ type: 'access.changed', from: rt.node, user: name });
+  return { ...u, ...changes };
 }

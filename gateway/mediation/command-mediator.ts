@@ -25,8 +25,16 @@ export interface SessionFacts {
   device: string;
 }
 
-/** The rule that decided, as people read it: the profile and the rule's position in it (from 1). */
-const ruleName = (d: CommandDecision): string | null => (d.rule === null ? null : `${d.profile}#${d.rule + 1}`);
+/**
+ * The rule that decided, as people read it: the profile and the rule's position in it (from 1);
+ * for a line of several commands, each command's rule ("lab-analyser#2+3").
+ */
+export function ruleLabel(d: CommandDecision): string | null {
+  if (d.rule !== null) return `${d.profile}#${d.rule + 1}`;
+  if (d.perCommand.length > 1 && d.perCommand.every((c) => c.rule !== null)) return `${d.profile}#${d.perCommand.map((c) => (c.rule as number) + 1).join('+')}`;
+  return null;
+}
+const ruleName = ruleLabel;
 
 /**
  * One session's command mediation (R-6.3c): every command line is decided by the profile,

@@ -443,11 +443,13 @@ export class InspectedShell {
   private wakers: Array<() => void> = [];
 
   // Since the last released line or Ctrl-C: what makes a recognised prompt trustworthy.
-  private typedSinceReset = false;
+  /**
+   * The exact printable text sent ahead (typed during a command, or the unterminated last line
+   * of a paste): the shell shows it after its next prompt. null once anything else was sent.
+   */
+  private ahead: Buffer[] | null = [];
   private outputSinceReset = false;
   private fullScreenSinceReset = false;
-  /** The unterminated last line of a released paste: the shell shows it after its next prompt. */
-  private typeAhead = '';
 
   private readonly tokenizer = new InputTokenizer();
   private queue: Token[] = [];
@@ -597,7 +599,7 @@ export class InspectedShell {
         return null;
       case 'text':
         if (atPrompt) this.typed.insert(token.data);
-        this.forward(token.data);
+        this.forward(token.data, true);
         return null;
       case 'key':
         if (atPrompt) this.typed.key(token.key, token.data);
@@ -722,8 +724,8 @@ export class InspectedShell {
         return;
       }
     }
-    this.release(Buffer.from(`${parts.join('\r')}\r${trailing}`, 'utf8'));
-    this.typeAhead = trailing;
+    this.release(Buffer.from(`${parts.join('\r')}\r`, 'utf8'));
+    this.forward(Buffer.from(trailing, 'utf8'), true);
   }
 
   /** The decision for one line: the gateway's own refusals, then `decide`, then `review`. */
@@ -782,10 +784,12 @@ export class InspectedShell {
   // Outcomes
   // -------------------------------------------------------------------------------------------
 
-  private forward(data: Buffer): void {
+  /** Send to the device; `printable` marks plain text, which the shell will show as typed. */
+  private forward(data: Buffer, printable = false): void {
     if (this.disposed || data.length === 0) return;
     this.lastInputAt = performance.now();
-    this.typedSinceReset = true;
+    if (printable) this.ahead?.push(data);
+    else this.ahead = null;
     this.opts.toDevice(data);
   }
 
@@ -821,10 +825,9 @@ export class InspectedShell {
   }
 
   private afterLine(): void {
-    this.typedSinceReset = false;
+    this.ahead = [];
     this.outputSinceReset = false;
     this.fullScreenSinceReset = this.fullScreen();
-    this.typeAhead = '';
     this.typed.reset();
   }
 
@@ -889,42 +892,37 @@ export class InspectedShell {
     if (!at) return;
     const before = at.text.slice(0, at.cursor);
     if (!isBlank(at.text.slice(at.cursor))) return;
-    if (this.typeAhead !== '' && this.recogniseTypeAhead(at, before)) return;
+    const ahead = this.ahead === null ? null : Buffer.concat(this.ahead).toString('utf8');
     if (this.stateValue === 'unknown') {
       const end = PROMPT_ENDS.find((e) => before.endsWith(e));
-      if (!end || this.typedSinceReset) return;
+      if (!end || ahead !== '') return;
       this.promptEnd = end;
-    } else {
-      if (!this.outputSinceReset) return;
-      if (before === CONTINUATION_PROMPT && this.promptEnd !== CONTINUATION_PROMPT) {
-        if (!this.typedSinceReset) this.stateValue = 'continuation';
-        return;
-      }
-      if (this.promptEnd === null || !before.endsWith(this.promptEnd)) return;
-      if (this.typedSinceReset && !(this.fullScreenSinceReset && before === this.prompt?.text)) return;
+      this.setPrompt(before, at.start, '');
+      return;
     }
-    this.setPrompt(before, at.start);
+    if (!this.outputSinceReset || this.promptEnd === null) return;
+    if (before === CONTINUATION_PROMPT && this.promptEnd !== CONTINUATION_PROMPT) {
+      if (ahead === '') this.stateValue = 'continuation';
+      return;
+    }
+    if (ahead === null) {
+      // Keys went to a program: only a full-screen one, now gone, leaves the very same prompt behind.
+      if (this.fullScreenSinceReset && before === this.prompt?.text) this.setPrompt(before, at.start, '');
+      return;
+    }
+    // What was sent ahead is exactly what the shell shows after its prompt (and all it will read).
+    if (!before.endsWith(ahead)) return;
+    const promptText = before.slice(0, before.length - ahead.length);
+    if (promptText.endsWith(this.promptEnd)) this.setPrompt(promptText, at.start, ahead);
   }
 
-  /** After a paste whose last line had no line end, the prompt comes back with that text on it. */
-  private recogniseTypeAhead(at: ScreenLine, before: string): boolean {
-    if (this.stateValue !== 'command' || this.typedSinceReset || !this.outputSinceReset || this.promptEnd === null) return false;
-    if (!before.endsWith(this.typeAhead)) return false;
-    const promptText = before.slice(0, before.length - this.typeAhead.length);
-    if (!promptText.endsWith(this.promptEnd)) return false;
-    const typeAhead = this.typeAhead;
-    this.setPrompt(promptText, at.start);
-    this.typed.insert(Buffer.from(typeAhead, 'utf8'));
-    return true;
-  }
-
-  private setPrompt(text: string, startRow: number): void {
+  private setPrompt(text: string, startRow: number, ahead: string): void {
     const buf = this.term.buffer.active;
     this.prompt?.marker?.dispose();
     this.prompt = { text, marker: this.term.registerMarker(startRow - (buf.baseY + buf.cursorY)) };
     this.stateValue = 'prompt';
-    this.typeAhead = '';
     this.typed.reset();
+    this.typed.insert(Buffer.from(ahead, 'utf8'));
     this.opts.log?.(`inspected shell: prompt ${JSON.stringify(text)}`);
   }
 

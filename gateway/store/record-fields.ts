@@ -13,7 +13,7 @@ export type Fields<T> = { readonly [K in keyof T]-?: FieldKind };
 
 export const USER_FIELDS: Fields<UserRecord> = {
   name: 'str', roles: 'json', org: 'str?', passwordHash: 'str', totpSealed: 'str?', totpLastStep: 'num', failedLogins: 'num',
-  lockedUntil: 'num?', disabled: 'bool', expiresAt: 'num?', publicKeys: 'json', nda: 'json?', locale: 'str?', createdAt: 'num',
+  lockedUntil: 'num?', disabled: 'bool', expiresAt: 'num?', publicKeys: 'json', nda: 'json?', locale: 'str?', enrolment: 'json?', createdAt: 'num',
 };
 
 export const ORG_FIELDS: Fields<OrgRecord> = { name: 'str', displayName: 'str', contact: 'str?', createdAt: 'num' };

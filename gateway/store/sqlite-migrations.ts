@@ -184,5 +184,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     seq INTEGER NOT NULL
   );
   `,
+  // 3: TOTP enrolment at first sign-in (the web console).
+  `
+  ALTER TABLE users ADD COLUMN enrolment TEXT;
+  `,
 ];
-

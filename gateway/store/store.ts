@@ -34,7 +34,17 @@ export interface UserRecord {
   nda: NdaRecord | null;
   /** The console language the user chose (en, zh-CN); null for the browser's. */
   locale: string | null;
+  /** A TOTP enrolment begun at first sign-in and not finished yet. */
+  enrolment: PendingEnrolment | null;
   createdAt: number;
+}
+
+export interface PendingEnrolment {
+  /** SHA-256 of the enrolment token the browser holds (the token itself is never stored). */
+  tokenHash: string;
+  /** The new TOTP secret, sealed by the vault, until the first code proves it was scanned. */
+  secretSealed: string;
+  expiresAt: number;
 }
 
 /** A vendor organisation (Siemens Healthineers, Mindray…). */

@@ -59,6 +59,29 @@ export class ApiClient {
     });
   }
 
+  /** A GET whose answer is a stream: status, headers and the first chunk of the body, then the connection is dropped. */
+  head(path: string): Promise<ApiResponse<{ error?: { code: string } }>> {
+    return new Promise((resolve, reject) => {
+      const req = request({
+        host: this.host, port: this.port, path, method: 'GET', rejectUnauthorized: false, minVersion: 'TLSv1.2',
+        headers: { ...(this.cookie ? { cookie: this.cookie } : {}) },
+      }, (res) => {
+        res.once('data', (d: Buffer) => {
+          let body: { error?: { code: string } } = {};
+          try {
+            body = JSON.parse(d.toString()) as typeof body;
+          } catch {
+            // a stream's first chunk, not JSON
+          }
+          resolve({ status: res.statusCode ?? 0, body, headers: res.headers });
+          req.destroy();
+        });
+      });
+      req.on('error', (err) => { if (!req.destroyed) reject(err); });
+      req.end();
+    });
+  }
+
   get<T = Record<string, unknown>>(path: string): Promise<ApiResponse<T>> {
     return this.call<T>('GET', path);
   }

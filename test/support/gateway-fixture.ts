@@ -113,7 +113,7 @@ export async function startGatewayFixture(extraToml = ''): Promise<GatewayFixtur
       const vendor = roles.includes('vendor');
       const nda = vendor ? { signedAt: Date.now() - 86_400_000, expiresAt: Date.now() + 365 * 86_400_000, reference: 'NDA-TEST' } : null;
       const { otpauthUri } = await createUser(gw.runtime, { name, roles, org: vendor ? 'test-vendor' : null, password, expiresAt: null, nda }, 'test');
-      const totpSecret = new URL(otpauthUri).searchParams.get('secret') as string;
+      const totpSecret = new URL(otpauthUri as string).searchParams.get('secret') as string;
       return { name, password, totpSecret };
     },
     async addDevice(name, device, level = 2) {

@@ -64,7 +64,7 @@ const BACKENDS: Array<[string, () => Promise<Opened>]> = [
 const T = 1_800_000_000_000;
 const user = (name: string): UserRecord => ({
   name, roles: ['vendor'], org: 'Acme', passwordHash: 'scrypt$x', totpSealed: 'v1:abc', totpLastStep: 0, failedLogins: 0,
-  lockedUntil: null, disabled: false, expiresAt: null, publicKeys: [], nda: null, locale: null, createdAt: T,
+  lockedUntil: null, disabled: false, expiresAt: null, publicKeys: [], nda: null, locale: null, enrolment: null, createdAt: T,
 });
 const device = (name: string, udi: string | null = null): DeviceRecord => ({
   name, host: '10.0.0.1', ports: { ssh: 22 }, protocols: ['ssh'], udi, ip: null, mac: null, type: null, manufacturer: null, model: null,

@@ -52,8 +52,8 @@ export interface RouteDef<B extends Schema | undefined, Q extends Schema | undef
   response: R;
   /** Status of a successful answer (200 unless said). */
   status?: number;
-  /** A media type other than JSON (a CSV download): the handler's string is sent as is. */
-  produces?: 'text/csv';
+  /** A media type other than JSON (a CSV download, a recording): the handler's string or stream is sent as is. */
+  produces?: 'text/csv' | 'application/x-asciicast';
 }
 
 export interface RouteContext<B, Q, P> {
@@ -165,3 +165,16 @@ export function openApiDocument(version: string): Record<string, unknown> {
 export const isoTime = z.iso.datetime({ offset: true }).transform((s) => Date.parse(s));
 /** A record name as the CLI accepts it (users, devices, organisations). */
 export const nameParam = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { message: 'expected 1-64 letters, digits, ".", "_" or "-"' });
+
+/**
+ * Declares a route that is not JSON in, JSON out (a WebSocket, an event stream), so the OpenAPI
+ * document and the authorization-matrix test know it too. Its handler calls `authorize` itself.
+ */
+export function declareRoute(def: { method: 'GET'; url: string; access: Access; summary: string; tags: string[]; produces: string; query?: Schema; params?: Schema }): void {
+  if (!DECLARED_ROUTES.some((r) => r.method === def.method && r.url === def.url)) {
+    DECLARED_ROUTES.push({
+      method: def.method, url: def.url, access: def.access, summary: def.summary, tags: def.tags, status: def.produces === 'websocket' ? 101 : 200,
+      produces: def.produces, schemas: { query: def.query, params: def.params, response: z.string() },
+    });
+  }
+}

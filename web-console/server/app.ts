@@ -7,7 +7,12 @@ import { StoreUnavailableError } from '../../gateway/store/store.js';
 import { InputError } from '../../gateway/identity/users.js';
 import { ApiError, openApiDocument } from './api-route.js';
 import { registerAuth } from './auth-api.js';
+import websocket from '@fastify/websocket';
 import { registerCommands } from './commands-api.js';
+import { registerEvents } from './events-api.js';
+import { registerRecordings } from './recordings-api.js';
+import { registerStaticUi } from './static-ui.js';
+import { registerTerminals } from './terminal-ws.js';
 import { registerDevices } from './devices-api.js';
 import { registerPeople } from './people-api.js';
 import { registerRecords } from './records-api.js';
@@ -27,7 +32,7 @@ declare module 'fastify' {
  * Every route is declared once (api-route.ts); errors leave as `{ error: { code, message } }`
  * with the catalogue's status, never as a stack trace.
  */
-export async function buildWebApp(rt: Runtime, _broker: SessionBroker): Promise<FastifyInstance> {
+export async function buildWebApp(rt: Runtime, broker: SessionBroker): Promise<FastifyInstance> {
   const routes: Array<{ method: string; url: string }> = [];
   const app = Fastify({
     logger: false,
@@ -49,7 +54,9 @@ export async function buildWebApp(rt: Runtime, _broker: SessionBroker): Promise<
     reply.header('x-content-type-options', 'nosniff');
     reply.header('x-frame-options', 'DENY');
     reply.header('referrer-policy', 'no-referrer');
-    reply.header('cache-control', 'no-store');
+    reply.header('cross-origin-opener-policy', 'same-origin');
+    reply.header('permissions-policy', 'camera=(), microphone=(), geolocation=()');
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
   });
   app.setErrorHandler(async (err: FastifyError | ApiError | Error, req, reply) => {
     let code: ErrorCode;
@@ -75,7 +82,6 @@ export async function buildWebApp(rt: Runtime, _broker: SessionBroker): Promise<
     }
     return reply.code(status).send({ error: { code, message: ERROR_CATALOGUE[code].message, ...(detail ? { detail } : {}) } });
   });
-  app.setNotFoundHandler(async (_req, reply) => reply.code(404).send({ error: { code: 'NOT_FOUND', message: ERROR_CATALOGUE.NOT_FOUND.message } }));
 
   const status = { type: 'object', properties: { status: { type: 'string' } }, required: ['status'] } as const;
   app.get('/healthz', { schema: { response: { 200: status } } }, async () => ({ status: 'ok' }));
@@ -89,6 +95,8 @@ export async function buildWebApp(rt: Runtime, _broker: SessionBroker): Promise<
     }
   });
 
+  // WebSockets (browser terminal, live watch) at most 1 MiB a frame.
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
   registerAuth(app, rt);
   registerSessions(app, rt);
   registerDevices(app, rt);
@@ -96,6 +104,10 @@ export async function buildWebApp(rt: Runtime, _broker: SessionBroker): Promise<
   registerRequests(app, rt);
   registerRecords(app, rt);
   registerCommands(app, rt);
+  registerRecordings(app, rt);
+  registerEvents(app, rt);
+  registerTerminals(app, rt, broker);
+  registerStaticUi(app);
   app.get('/api/openapi.json', async () => openApiDocument(VERSION));
   return app;
 }

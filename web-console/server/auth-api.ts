@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { describeCode } from '../../policy/error-codes.js';
+import { describeCode, type ErrorCode } from '../../policy/error-codes.js';
 import { loginAllowed } from '../../policy/lockout.js';
 import { principalFacts } from '../../gateway/identity/authenticator.js';
 import { RateLimit } from '../../gateway/limits/rate-limit.js';
@@ -87,27 +87,64 @@ export function registerAuth(app: FastifyInstance, rt: Runtime): void {
     return { user, session };
   }
 
-  route(app, {
-    method: 'POST', url: '/api/auth/login', access: 'public', tags: ['auth'],
-    summary: 'Sign in with password and TOTP code; sets the session cookie and returns the CSRF token',
-    body: z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(1024), totp: z.string().min(1).max(16) }),
-    response: meSchema,
-  }, async ({ body, req, reply }) => {
+  /** A signed-in browser: an opaque cookie, and the CSRF token this session's state changes must carry. */
+  const startSession = async (user: UserRecord, req: FastifyRequest, reply: FastifyReply) => {
     const now = clock();
-    const source = `web ${req.ip}`;
-    if (!perAddress.take(req.ip, now)) {
-      await rt.audit.recordEventually('login.refused', { actor: body.username, outcome: 'denied', code: 'RATE_LIMITED', data: { user: body.username, source } });
-      throw new ApiError('RATE_LIMITED');
-    }
-    const early = await rt.authenticator.precheck(body.username, source);
-    const result = early ?? await rt.authenticator.signIn({ username: body.username, password: body.password, totp: body.totp, source, method: 'password+totp' });
-    if (!result.ok) throw new ApiError(result.code, result.message === describeCode(result.code) ? null : result.message);
     const token = randomBytes(32).toString('base64url');
     const csrf = randomBytes(32).toString('base64url');
     const expiresAt = Math.min(now + config.web.session_max_age, now + config.web.session_idle_timeout);
-    await store.createWebSession({ id: tokenId(token), user: result.user.name, csrf, createdAt: now, lastSeenAt: now, expiresAt, address: req.ip });
+    await store.createWebSession({ id: tokenId(token), user: user.name, csrf, createdAt: now, lastSeenAt: now, expiresAt, address: req.ip });
     reply.header('set-cookie', `${SESSION_COOKIE}=${token}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=${Math.floor(config.web.session_max_age / 1000)}`);
-    return { user: userView(result.user), csrfToken: csrf, idleTimeoutSeconds: config.web.session_idle_timeout / 1000, expiresAt: new Date(expiresAt).toISOString() };
+    return { user: userView(user), csrfToken: csrf, idleTimeoutSeconds: config.web.session_idle_timeout / 1000, expiresAt: new Date(expiresAt).toISOString() };
+  };
+  const limited = async (who: string, req: FastifyRequest): Promise<void> => {
+    if (!perAddress.take(req.ip, clock())) {
+      await rt.audit.recordEventually('login.refused', { actor: who, outcome: 'denied', code: 'RATE_LIMITED', data: { user: who, source: `web ${req.ip}` } });
+      throw new ApiError('RATE_LIMITED');
+    }
+  };
+  const refusal = (r: { code: ErrorCode; message: string }): ApiError => new ApiError(r.code, r.message === describeCode(r.code) ? null : r.message);
+
+  const enrolmentSchema = z.object({ enrolment: z.object({ token: z.string(), otpauthUri: z.string(), secret: z.string() }) }).meta({ id: 'Enrolment' });
+
+  route(app, {
+    method: 'POST', url: '/api/auth/login', access: 'public', tags: ['auth'],
+    summary: 'Sign in with password and TOTP code: sets the session cookie and returns the CSRF token. An account without TOTP yet gets an enrolment instead (after a right password)',
+    body: z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(1024), totp: z.string().max(16).default('') }),
+    response: z.union([meSchema, enrolmentSchema]),
+  }, async ({ body, req, reply }) => {
+    await limited(body.username, req);
+    const source = `web ${req.ip}`;
+    const early = await rt.authenticator.precheck(body.username, source);
+    const result = early ?? await rt.authenticator.signIn({ username: body.username, password: body.password, totp: body.totp, source, method: 'password+totp', allowEnrolment: true });
+    if (!result.ok) {
+      if (result.enrolment) return { enrolment: result.enrolment };
+      throw refusal(result);
+    }
+    return startSession(result.user, req, reply);
+  });
+
+  route(app, {
+    method: 'POST', url: '/api/auth/enrol', access: 'public', tags: ['auth'],
+    summary: 'Finish a TOTP enrolment with the first code from the authenticator app; signs in',
+    body: z.object({ token: z.string().min(10).max(200), totp: z.string().min(1).max(16) }),
+    response: meSchema,
+  }, async ({ body, req, reply }) => {
+    await limited(body.token.split('.')[0] ?? 'unknown', req);
+    const result = await rt.authenticator.finishEnrolment(body.token, body.totp, `web ${req.ip}`);
+    if (!result.ok) throw refusal(result);
+    return startSession(result.user, req, reply);
+  });
+
+  route(app, {
+    method: 'PUT', url: '/api/auth/me/locale', access: 'signed-in', tags: ['auth'], summary: 'Remember the console language of the signed-in user',
+    body: z.object({ locale: z.enum(['en', 'zh-CN']) }), response: meSchema,
+  }, async ({ body, principal }) => {
+    await store.updateUser(principal.user.name, { locale: body.locale });
+    return {
+      user: { ...userView(principal.user), locale: body.locale }, csrfToken: principal.session.csrf, idleTimeoutSeconds: config.web.session_idle_timeout / 1000,
+      expiresAt: new Date(principal.session.expiresAt).toISOString(),
+    };
   });
 
   route(app, {

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { ROLES } from '../../policy/types.js';
-import { createOrg, createUser, InputError, lockUser, ndaView, setDisabled, setNda, unlockUser } from '../../gateway/identity/users.js';
+import { createOrg, createUser, InputError, lockUser, ndaView, resetTotp, setDisabled, setNda, unlockUser, updateUserProfile } from '../../gateway/identity/users.js';
 import type { Runtime } from '../../gateway/runtime.js';
 import type { UserRecord } from '../../gateway/store/store.js';
 import { isoTime, nameParam, route } from './api-route.js';
@@ -12,7 +12,7 @@ export const userSchema = z.object({
   name: z.string(), roles: z.array(z.string()), org: z.string().nullable(),
   nda: z.object({ signedAt: z.string(), expiresAt: z.string(), reference: z.string().nullable() }).nullable(),
   disabled: z.boolean(), lockedUntil: z.string().nullable(), expiresAt: z.string().nullable(), publicKeys: z.number(), locale: z.string().nullable(),
-  createdAt: z.string(),
+  totpEnrolled: z.boolean(), createdAt: z.string(),
 }).meta({ id: 'User' });
 
 /** Never the password hash, the TOTP seed or the failure counter: the schema has no room for them. */
@@ -20,7 +20,7 @@ export function userView(u: UserRecord, now: number): z.input<typeof userSchema>
   return {
     name: u.name, roles: u.roles, org: u.org, nda: ndaView(u.nda), disabled: u.disabled,
     lockedUntil: u.lockedUntil !== null && u.lockedUntil > now ? iso(u.lockedUntil) : null, expiresAt: iso(u.expiresAt), publicKeys: u.publicKeys.length,
-    locale: u.locale, createdAt: iso(u.createdAt) as string,
+    locale: u.locale, totpEnrolled: u.totpSealed !== null, createdAt: iso(u.createdAt) as string,
   };
 }
 
@@ -37,18 +37,41 @@ export function registerPeople(app: FastifyInstance, rt: Runtime): void {
 
   route(app, {
     method: 'POST', url: '/api/users', access: 'user.manage', tags: ['people'], status: 201,
-    summary: 'Create an account; the TOTP enrolment URI is in this answer only (show it as a QR code, once)',
+    summary: 'Create an account; with enrolOnFirstSignIn the person enrols TOTP themselves at first sign-in, otherwise the enrolment URI is in this answer only',
     body: z.object({
       name: nameParam, roles: z.array(z.enum(ROLES)).min(1), org: nameParam.nullable().optional(), password: z.string().min(12).max(1024),
-      expiresAt: isoTime.nullable().optional(), nda: ndaBody.nullable().optional(),
+      expiresAt: isoTime.nullable().optional(), nda: ndaBody.nullable().optional(), enrolOnFirstSignIn: z.boolean().default(false),
     }),
-    response: z.object({ user: userSchema, otpauthUri: z.string() }),
+    response: z.object({ user: userSchema, otpauthUri: z.string().nullable() }),
   }, async ({ body, principal }) => {
     const { user, otpauthUri } = await createUser(rt, {
       name: body.name, roles: body.roles, org: body.org ?? null, password: body.password, expiresAt: body.expiresAt ?? null,
       nda: body.nda ? { signedAt: body.nda.signedAt, expiresAt: body.nda.expiresAt, reference: body.nda.reference ?? null } : null,
+      enrolOnFirstSignIn: body.enrolOnFirstSignIn,
     }, principal.user.name);
     return { user: userView(user, rt.clock()), otpauthUri };
+  });
+
+  route(app, {
+    method: 'PATCH', url: '/api/users/:name', access: 'user.manage', tags: ['people'], summary: 'Change roles, organisation or account expiry',
+    params: z.object({ name: nameParam }),
+    body: z.object({ roles: z.array(z.enum(ROLES)).min(1).optional(), org: nameParam.nullable().optional(), expiresAt: isoTime.nullable().optional() }),
+    response: userSchema,
+  }, async ({ params, body, principal }) => {
+    if (params.name === principal.user.name && body.roles && !body.roles.includes('admin')) throw new InputError('INVALID_INPUT', 'you cannot take the admin role from yourself');
+    const u = await updateUserProfile(rt, params.name, {
+      ...(body.roles ? { roles: body.roles } : {}), ...(body.org !== undefined ? { org: body.org } : {}), ...(body.expiresAt !== undefined ? { expiresAt: body.expiresAt } : {}),
+    }, principal.user.name);
+    return userView(u, rt.clock());
+  });
+
+  route(app, {
+    method: 'POST', url: '/api/users/:name/reset-totp', access: 'user.manage', tags: ['people'],
+    summary: 'Forget a person\'s TOTP (a lost phone): they enrol again at their next sign-in; their browser sessions end',
+    params: z.object({ name: nameParam }), response: userSchema,
+  }, async ({ params, principal }) => {
+    await resetTotp(rt, params.name, principal.user.name);
+    return userView((await store.getUser(params.name)) as UserRecord, rt.clock());
   });
 
   route(app, {

@@ -7,6 +7,7 @@ import {
   approveRequest, cancelRequest, createRequest, denyRequest, requestView, revokeGrant, revokeRequest,
 } from '../../gateway/access/requests.js';
 import { InputError } from '../../gateway/identity/users.js';
+import { maintenanceRecords } from '../../gateway/access/maintenance-records.js';
 import type { Runtime } from '../../gateway/runtime.js';
 import type { GrantRecord, RequestRecord } from '../../gateway/store/store.js';
 import { isoTime, route, type Principal } from './api-route.js';
@@ -68,6 +69,17 @@ export function registerRequests(app: FastifyInstance, rt: Runtime): void {
     method: 'GET', url: '/api/requests/:id', access: 'signed-in', tags: ['requests'], summary: 'One access request with its approvals and what it still needs',
     params: idParams, response: requestSchema,
   }, async ({ params, principal }) => requestView(rt, await visible(params.id, principal)));
+
+  route(app, {
+    method: 'GET', url: '/api/requests/:id/history', access: 'request.read_all', tags: ['requests'],
+    summary: 'For the approver: the requester\'s recent sessions (maintenance records) on the devices of this request',
+    params: idParams, response: z.object({ sessions: z.array(z.record(z.string(), z.unknown())) }),
+  }, async ({ params, principal }) => {
+    const r = await visible(params.id, principal);
+    const perDevice = await Promise.all(r.devices.map((device) => maintenanceRecords(rt, { vendor: r.requester, device, limit: 10 })));
+    const sessions = perDevice.flat().sort((a, b) => b.start.localeCompare(a.start)).slice(0, 20);
+    return { sessions: sessions.map((m) => ({ ...m })) };
+  });
 
   route(app, {
     method: 'POST', url: '/api/requests', access: 'request.create', tags: ['requests'], status: 201,

@@ -1,10 +1,24 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { deviceLevel } from '../../gateway/inventory/devices.js';
 import type { Runtime } from '../../gateway/runtime.js';
 import type { SessionRecord } from '../../gateway/store/store.js';
 import { ApiError, route } from './api-route.js';
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
+
+/** Looks each key up once per request, however many sessions share it. */
+function memo<T>(get: (key: string) => Promise<T>): (key: string) => Promise<T> {
+  const cache = new Map<string, Promise<T>>();
+  return (key) => {
+    let p = cache.get(key);
+    if (!p) {
+      p = get(key);
+      cache.set(key, p);
+    }
+    return p;
+  };
+}
 
 export const sessionSchema = z.object({
   id: z.string(),
@@ -26,11 +40,14 @@ export const sessionSchema = z.object({
   bytesOut: z.number(),
   recordingId: z.string(),
   grantId: z.string(),
+  grantEnds: z.string().nullable(),
+  deviceLevel: z.number().nullable(),
   killRequested: z.object({ by: z.string(), at: z.string(), reason: z.string() }).nullable(),
 }).meta({ id: 'Session' });
 
-export function sessionView(s: SessionRecord, alive: ReadonlySet<string>): z.input<typeof sessionSchema> {
+export function sessionView(s: SessionRecord, alive: ReadonlySet<string>, extra: { grantEnds: number | null; deviceLevel: number | null } = { grantEnds: null, deviceLevel: null }): z.input<typeof sessionSchema> {
   return {
+    grantEnds: iso(extra.grantEnds), deviceLevel: extra.deviceLevel,
     id: s.id, user: s.user, device: s.device, protocol: s.protocol, via: s.via, kind: s.kind, command: s.command, client: s.clientAddress,
     node: s.node, nodeAlive: alive.has(s.node), startedAt: iso(s.startedAt) as string, endedAt: iso(s.endedAt), endReason: s.endReason,
     exitStatus: s.exitStatus, bytesIn: s.bytesIn, bytesOut: s.bytesOut, recordingId: s.recordingId, grantId: s.grantId,
@@ -58,8 +75,10 @@ export function registerSessions(app: FastifyInstance, rt: Runtime): void {
       store.listNodes(clock()),
     ]);
     const alive = new Set(nodes.map((n) => n.id));
+    const grantEnd = memo((id) => store.getGrant(id).then((g) => g?.notAfter ?? null));
+    const level = memo((name) => store.getDevice(name).then((d) => (d ? deviceLevel(d) : null)));
     return {
-      sessions: sessions.map((s) => sessionView(s, alive)),
+      sessions: await Promise.all(sessions.map(async (s) => sessionView(s, alive, { grantEnds: await grantEnd(s.grantId), deviceLevel: await level(s.device) }))),
       nodes: nodes.map((n) => ({ id: n.id, ssh: n.ssh, web: n.web, startedAt: new Date(n.startedAt).toISOString() })),
     };
   });

@@ -1,0 +1,166 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ServerChannel } from 'ssh2';
+import type { WebSocket } from 'ws';
+// For its additions to Fastify's route options (wsHandler).
+import type {} from '@fastify/websocket';
+import { z } from 'zod';
+import type { ErrorCode } from '../../policy/error-codes.js';
+import type { LiveSession, SessionBroker, SessionEnding } from '../../gateway/broker/session-broker.js';
+import type { Runtime } from '../../gateway/runtime.js';
+import { ApiError, authorize, declareRoute } from './api-route.js';
+import { WebTerminalChannel } from './web-terminal-channel.js';
+
+/** Why a session ended, as the catalogue code a browser can translate. */
+const END_CODES: Record<string, ErrorCode | null> = {
+  killed: 'SESSION_KILLED', grant_ended: 'GRANT_EXPIRED', idle_timeout: null, recording_failed: 'RECORDING_FAILED', gateway_shutdown: null,
+  client_closed: null, device_closed: null, command_denied: 'COMMAND_DENIED', error: 'DEVICE_UNREACHABLE', interrupted: null, access_revoked: null,
+};
+
+export function endCode(e: SessionEnding): string | null {
+  const fromNotice = e.notice ? /\[([A-Z_]+)\]\s*$/.exec(e.notice.trim())?.[1] : undefined;
+  return fromNotice ?? END_CODES[e.reason] ?? null;
+}
+
+/**
+ * Cross-site WebSocket hijacking: a page on another site could open a socket that carries our
+ * cookie. SameSite=Strict already keeps the cookie off it; the Origin check is the second lock.
+ */
+function sameOrigin(req: FastifyRequest): boolean {
+  const origin = req.headers.origin;
+  if (!origin) return false;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+const sendJson = (ws: WebSocket, msg: Record<string, unknown>): void => {
+  if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
+};
+
+const terminalQuery = z.object({
+  device: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
+  cols: z.coerce.number().int().min(10).max(500).default(80),
+  rows: z.coerce.number().int().min(5).max(300).default(24),
+});
+
+/**
+ * WebSocket front doors of the web console: the browser terminal (into the same session broker
+ * as the SSH front door) and the read-only live watch of any node's session.
+ */
+export function registerTerminals(app: FastifyInstance, rt: Runtime, broker: SessionBroker): void {
+  declareRoute({
+    method: 'GET', url: '/api/terminal', access: 'session.connect', tags: ['sessions'], produces: 'websocket', query: terminalQuery,
+    summary: 'WebSocket: a terminal session to a device on your grant (binary frames: terminal bytes; text: {"type":"resize"}, {"type":"status"}, {"type":"end"})',
+  });
+  declareRoute({
+    method: 'GET', url: '/api/sessions/:id/watch', access: 'session.watch', tags: ['sessions'], produces: 'websocket', params: z.object({ id: z.string() }),
+    summary: 'WebSocket: watch a live session read-only, on whichever node it runs (the recent screen first, then live output)',
+  });
+
+  // A plain GET (no upgrade) gets the same checks and is told to use a WebSocket.
+  const notUpgraded = async (): Promise<never> => {
+    throw new ApiError('INVALID_INPUT', 'this address takes a WebSocket connection');
+  };
+  const guard = (access: 'session.connect' | 'session.watch') => async (req: FastifyRequest): Promise<void> => {
+    authorize(access, req.principal);
+    if (req.headers.upgrade && !sameOrigin(req)) throw new ApiError('FORBIDDEN', 'the WebSocket did not come from this site');
+  };
+
+  app.route({
+    method: 'GET', url: '/api/terminal', config: { access: 'session.connect' }, preHandler: guard('session.connect'), handler: notUpgraded,
+    wsHandler: (socket: WebSocket, req: FastifyRequest) => {
+      void openTerminal(socket, req).catch((err: Error) => {
+        rt.log.error('web terminal failed', { error: err.message });
+        sendJson(socket, { type: 'end', code: 'INTERNAL', message: 'The gateway could not open the session.' });
+        socket.close();
+      });
+    },
+  });
+
+  async function openTerminal(socket: WebSocket, req: FastifyRequest): Promise<void> {
+    const parsed = terminalQuery.safeParse(req.query);
+    const principal = req.principal;
+    if (!parsed.success || !principal) {
+      sendJson(socket, { type: 'end', code: 'INVALID_INPUT', message: 'Name a device to connect to.' });
+      socket.close();
+      return;
+    }
+    const { device, cols, rows } = parsed.data;
+    const channel = new WebTerminalChannel(socket);
+    const result = await broker.openSsh({
+      user: principal.user, deviceName: device, via: 'web', clientAddress: `web ${req.ip}`, fileTransfer: false, kind: 'shell', command: null,
+      pty: { term: 'xterm-256color', cols, rows, width: 0, height: 0, modes: {} }, env: {},
+    // The broker drives an SSH session channel; WebTerminalChannel has every part of it that the broker uses.
+    }, channel as unknown as ServerChannel);
+    if (!result.ok) {
+      sendJson(socket, { type: 'end', code: result.code, message: result.message });
+      socket.close();
+      return;
+    }
+    const live: LiveSession = result.session;
+    sendJson(socket, { type: 'status', state: 'connected', session: live.id });
+    channel.onControl = (msg) => {
+      if (msg.type === 'resize' && typeof msg.cols === 'number' && typeof msg.rows === 'number') {
+        const c = Math.max(10, Math.min(500, Math.floor(msg.cols)));
+        const r = Math.max(5, Math.min(300, Math.floor(msg.rows)));
+        live.relay.resize(c, r, 0, 0);
+      }
+    };
+    const e = await live.ended;
+    sendJson(socket, { type: 'end', code: endCode(e), reason: e.reason, message: e.notice ?? 'The session ended.', exitStatus: channel.exitCode });
+    socket.close();
+  }
+
+  app.route({
+    method: 'GET', url: '/api/sessions/:id/watch', config: { access: 'session.watch' }, preHandler: guard('session.watch'), handler: notUpgraded,
+    wsHandler: (socket: WebSocket, req: FastifyRequest) => {
+      void watch(socket, req).catch((err: Error) => {
+        rt.log.error('watch failed', { error: err.message });
+        socket.close();
+      });
+    },
+  });
+
+  async function watch(socket: WebSocket, req: FastifyRequest): Promise<void> {
+    const id = (req.params as { id: string }).id;
+    const session = await rt.store.getSession(id);
+    if (!session) {
+      sendJson(socket, { type: 'end', code: 'NOT_FOUND', message: 'No such session.' });
+      socket.close();
+      return;
+    }
+    if (session.endedAt !== null) {
+      sendJson(socket, { type: 'end', reason: session.endReason, message: 'The session has ended; replay its recording.' });
+      socket.close();
+      return;
+    }
+    const watcher = randomUUID();
+    const by = req.principal?.user.name ?? 'unknown';
+    await rt.audit.record('session.watched', { actor: by, outcome: 'info', data: { session: id, user: session.user, device: session.device, node: session.node } });
+    const unsubscribe = await rt.bus.subscribeStream(`watch:${id}`, (payload) => {
+      let m: { t?: string; to?: string; b?: string; reason?: string; notice?: string | null };
+      try {
+        m = JSON.parse(payload) as typeof m;
+      } catch {
+        return;
+      }
+      if ((m.t === 'd' || (m.t === 'backlog' && m.to === watcher)) && typeof m.b === 'string') {
+        if (socket.readyState === socket.OPEN) socket.send(Buffer.from(m.b, 'base64'), { binary: true });
+      } else if (m.t === 'end') {
+        sendJson(socket, { type: 'end', reason: m.reason ?? null, message: m.notice ?? 'The session ended.' });
+        socket.close();
+      }
+    });
+    // Asked again every 10 s: the node holding the session forgets a watcher that stopped asking.
+    const announce = (): void => { void rt.bus.publish({ type: 'watch.start', session: id, watcher, from: rt.node }).catch(() => undefined); };
+    announce();
+    const timer = setInterval(announce, 10_000);
+    socket.on('close', () => {
+      clearInterval(timer);
+      void unsubscribe();
+    });
+  }
+}
