@@ -15,6 +15,19 @@ const NEEDS = [
   { bin: '/usr/bin/asciinema', pkg: 'asciinema' },
   { bin: '/usr/bin/redis-server', pkg: 'redis-server' },
   { bin: '/usr/bin/redis-cli', pkg: 'redis-tools' },
+  // The web console's browser tests: Debian's Chromium, driven by playwright-core (never a downloaded browser).
+  { bin: '/usr/bin/chromium', pkg: 'chromium' },
+  // Desktops: TigerVNC as the VNC device and the gateway's private displays, FreeRDP as the RDP
+  // client and (shadowing an Xvfb display) the RDP device.
+  { bin: '/usr/bin/Xvnc', pkg: 'tigervnc-standalone-server' },
+  { bin: '/usr/bin/tigervncpasswd', pkg: 'tigervnc-tools' },
+  { bin: '/usr/bin/xfreerdp', pkg: 'freerdp2-x11' },
+  { bin: '/usr/bin/freerdp-shadow-cli', pkg: 'freerdp2-shadow-x11' },
+  { bin: '/usr/bin/winpr-hash', pkg: 'winpr-utils' },
+  { bin: '/usr/bin/Xvfb', pkg: 'xvfb' },
+  { bin: '/usr/bin/xwd', pkg: 'x11-apps' },
+  { bin: '/usr/bin/xsetroot', pkg: 'x11-xserver-utils' },
+  { bin: '/usr/bin/xauth', pkg: 'xauth' },
 ];
 
 const missing = [...new Set(NEEDS.filter((n) => !existsSync(n.bin)).map((n) => n.pkg))];
@@ -58,4 +71,4 @@ if (!(await answers())) {
     process.exit(1);
   }
 }
-console.log('test-env: OpenSSH, oathtool, asciinema and Redis are ready');
+console.log('test-env: OpenSSH, oathtool, asciinema, Redis, Chromium, TigerVNC and FreeRDP are ready');

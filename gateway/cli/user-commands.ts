@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { ROLES, type Role } from '../../policy/types.js';
 import { parseTimeSpec } from '../config/duration.js';
 import { checkPasswordStrength, hashPassword } from '../identity/password.js';
-import { addPublicKey, createOrg, createUser, InputError, ndaView, setDisabled, setNda, unlockUser } from '../identity/users.js';
+import { addPublicKey, createOrg, createUser, InputError, ndaView, resetTotp, setDisabled, setNda, unlockUser, updateUserProfile } from '../identity/users.js';
 import type { NdaRecord } from '../store/store.js';
 import { checkActor } from './actor.js';
 import { parse, readStdinSecret, required, UsageError } from './cli-io.js';
@@ -99,6 +99,33 @@ export async function userCommand(ctx: CliContext, args: string[]): Promise<numb
         return 0;
       });
     }
+    case 'reset-totp': {
+      const { positionals } = parse(rest, {}, 1);
+      const name = required(positionals[0], 'NAME (positional)');
+      return ctx.withRuntime(async (rt) => {
+        await checkActor(rt, ctx.actor, 'user.manage');
+        await resetTotp(rt, name, ctx.actor);
+        ctx.out.result({ name, totpEnrolled: false }, [`Forgot the TOTP of ${name}: they enrol again at their next sign-in in the web console.`]);
+        return 0;
+      });
+    }
+    case 'set': {
+      const { values, positionals } = parse(rest, { role: { type: 'string', multiple: true }, org: { type: 'string' }, expires: { type: 'string' } }, 1);
+      const name = required(positionals[0], 'NAME (positional)');
+      const roles = values.role as string[] | undefined;
+      const bad = roles?.find((r) => !(ROLES as readonly string[]).includes(r));
+      if (bad) throw new UsageError(`unknown role ${JSON.stringify(bad)} (one of ${ROLES.join(', ')})`);
+      return ctx.withRuntime(async (rt) => {
+        await checkActor(rt, ctx.actor, 'user.manage');
+        const expiresAt = values.expires === undefined ? undefined : values.expires === 'never' ? null : time(values.expires, rt.clock(), 'expires');
+        const u = await updateUserProfile(rt, name, {
+          ...(roles ? { roles: roles as Role[] } : {}), ...(values.org !== undefined ? { org: values.org === '' ? null : values.org } : {}),
+          ...(expiresAt !== undefined ? { expiresAt } : {}),
+        }, ctx.actor);
+        ctx.out.result({ name, roles: u.roles, org: u.org, expiresAt: u.expiresAt ? new Date(u.expiresAt).toISOString() : null }, [`Updated ${name}: ${u.roles.join(', ')}${u.org ? `, ${u.org}` : ''}.`]);
+        return 0;
+      });
+    }
     case 'unlock': {
       const { positionals } = parse(rest, {}, 1);
       const name = required(positionals[0], 'NAME (positional)');
@@ -109,7 +136,7 @@ export async function userCommand(ctx: CliContext, args: string[]): Promise<numb
       });
     }
     default:
-      throw new UsageError('user: expected add, key, password, list, nda, disable, enable or unlock');
+      throw new UsageError('user: expected add, key, password, list, nda, set, reset-totp, disable, enable or unlock');
   }
 }
 

@@ -626,6 +626,8 @@ export class InspectedShell {
         this.forward(token.data);
         return;
       }
+      // Only so that the log shows what was typed: nothing is released either way.
+      await this.waitUntil(() => this.quiet() && this.echoed(), this.echoTimeoutMs, signal);
       this.refuseLine(this.cursorLineText(), 'no shell prompt has been recognised yet, so the gateway cannot tell what would run');
       return;
     }
@@ -655,6 +657,11 @@ export class InspectedShell {
       this.refuseLine(read.text, read.reason);
       return;
     }
+    const shown = this.controlShown(read.line);
+    if (shown !== null) {
+      this.refuseLine(read.line, `the line shows a typed control character as ${caret(shown)}, so the shell holds other characters than the screen shows`);
+      return;
+    }
     if (!ready) {
       const why = !this.quiet()
         ? 'the screen kept changing, so the line could not be read'
@@ -666,11 +673,6 @@ export class InspectedShell {
     }
     // The typed text is exact (trailing spaces included, which a screen cannot show).
     const line = this.typed.predictable ? this.typed.text : read.line;
-    const shown = [...this.typed.controls].find((c) => read.line.includes(caret(c)));
-    if (shown !== undefined) {
-      this.refuseLine(line, `the line shows a typed control character as ${caret(shown)}, so the shell holds other characters than the screen shows`);
-      return;
-    }
     if (isBlank(line)) {
       this.release(enter);
       return;
@@ -788,7 +790,8 @@ export class InspectedShell {
   private forward(data: Buffer, printable = false): void {
     if (this.disposed || data.length === 0) return;
     this.lastInputAt = performance.now();
-    if (printable) this.ahead?.push(data);
+    // Keys for a full-screen program are that program's, never text waiting for the shell.
+    if (printable && !this.fullScreen()) this.ahead?.push(data);
     else this.ahead = null;
     this.opts.toDevice(data);
   }
@@ -857,14 +860,21 @@ export class InspectedShell {
 
   private lineReady(): boolean {
     if (!this.quiet()) return false;
-    if (!this.typed.predictable) return this.echoed();
     const read = this.readPromptLine();
+    // A control character shown as ^X settles it: that line is refused whatever else arrives.
+    if (read.ok && this.echoed() && this.controlShown(read.line) !== null) return true;
+    if (!this.typed.predictable) return this.echoed();
     return read.ok && read.line === trimSpaces(this.typed.text);
+  }
+
+  /** A control character typed since the prompt that the screen shows in caret notation (^[, ^A…). */
+  private controlShown(line: string): number | null {
+    return [...this.typed.controls].find((c) => line.includes(caret(c))) ?? null;
   }
 
   private fullScreen(): boolean {
     const modes = this.term.modes;
-    return this.term.buffer.active.type === 'alternate' || modes.applicationCursorKeysMode || modes.applicationKeypadMode;
+    return modes.insertMode;
   }
 
   private noteFullScreen(): void {

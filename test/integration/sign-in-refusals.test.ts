@@ -8,6 +8,7 @@ import { describeCode } from '../../policy/error-codes.js';
 import { sshKeygen, type DeviceSshd } from '../support/device-sshd.js';
 import { startGatewayWithDevice, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
 import { runSsh, type SshOptions, type SshRun } from '../support/ssh-client.js';
+import { ApiClient } from '../support/api-client.js';
 
 const { Client } = ssh2; // CommonJS module
 
@@ -313,5 +314,22 @@ describe('sign-in refusals seen by the OpenSSH client', () => {
       expect(await auditFor('login.ok', u.name)).toEqual([]);
       await expectNoSession(u.name);
     });
+  });
+
+  // The console's sign-in: one address may try only so often (a password sprayer moves on to other
+  // accounts, which lockout alone does not stop), and the refusal is audited.
+  it('tells an address that tries to sign in too often to wait (429), before checking any password', async () => {
+    const victim = await fx.addUser('sprayed');
+    const api = new ApiClient(fx.gw.web.port);
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) statuses.push((await api.login(`nobody-${i}`, 'guess-guess-guess', { code: '123456' })).status);
+    expect(statuses.slice(0, 10)).toEqual(Array(10).fill(401));
+    expect(statuses.slice(10)).toEqual([429, 429]);
+    // Even the right password and code are not looked at while the address waits.
+    const right = await api.login(victim.name, victim.password, { secret: victim.totpSecret });
+    expect(right.status).toBe(429);
+    expect(right.body.error?.code).toBe('RATE_LIMITED');
+    expect((await fx.audit('login.refused')).filter((e) => e.code === 'RATE_LIMITED').length).toBeGreaterThanOrEqual(3);
+    expect(await auditFor('login.ok', victim.name)).toEqual([]);
   });
 });
