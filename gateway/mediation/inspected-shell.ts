@@ -621,6 +621,7 @@ export class InspectedShell {
   }
 
   private async onLineEnd(token: Extract<Token, { t: 'enter' } | { t: 'paste' }>, signal: AbortSignal): Promise<void> {
+    if (this.stateValue === 'unknown') { this.forward(token.data); return; }
     if (this.stateValue === 'unknown') {
       if (token.t === 'paste' && !/[\r\n]/.test(token.text) && !token.tooLarge) {
         this.forward(token.data);
@@ -874,7 +875,7 @@ export class InspectedShell {
 
   private fullScreen(): boolean {
     const modes = this.term.modes;
-    return modes.insertMode;
+    return this.term.buffer.active.type === 'alternate' || modes.applicationCursorKeysMode || modes.applicationKeypadMode;
   }
 
   private noteFullScreen(): void {

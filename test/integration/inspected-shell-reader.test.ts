@@ -121,7 +121,8 @@ class Device {
     this.shell.dispose();
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const closed = new Promise((r) => this.child.once('close', r));
-    this.child.kill('SIGTERM');
+    // `script` lingers two seconds on SIGTERM; on SIGKILL the PTY closes and the shell gets SIGHUP.
+    this.child.kill('SIGKILL');
     await closed;
   }
 }
@@ -313,46 +314,63 @@ describe('inspected mode reads the command line from the screen of a real shell'
     // A prompt without a usual ending is never recognised.
     const d = bash({ ps1: 'READY>' });
     const m = marker();
-    await d.waitFor(() => d.output.includes('READY>'), 'the shell to start');
+    const prompts = (): number => d.output.split('READY>').length - 1;
+    await d.waitFor(() => prompts() === 1, 'the shell to start');
     await d.type(`touch ${m}\r`);
+    // The denial sent Ctrl-C, so the shell dropped the line and printed a fresh prompt.
+    await d.waitFor(() => prompts() === 2, 'the prompt after the cancellation');
     await d.type('echo fine\r');
-    expect(d.decided.map((x) => [x.action, x.by])).toEqual([['deny', 'gateway'], ['deny', 'gateway']]);
+    await d.waitFor(() => prompts() === 3, 'the prompt after the second cancellation');
+    expect(d.decided.map((x) => [x.line, x.action, x.by])).toEqual([[`READY>touch ${m}`, 'deny', 'gateway'], ['READY>echo fine', 'deny', 'gateway']]);
     expect(d.notices).toContain('no shell prompt has been recognised yet');
-    // Each denial sent Ctrl-C, so the shell printed a fresh prompt for each: the lines were dropped.
-    await d.waitFor(() => d.output.split('READY>').length - 1 >= 3, 'the prompts after both cancellations');
+    await new Promise((r) => setTimeout(r, 200));
     expect(d.output).not.toMatch(/^fine\r?$/m);
     expect(existsSync(m)).toBe(false);
   });
 
-  it('holds an Enter typed ahead while a command runs, and cancels the line once the prompt shows it', async () => {
+  it('holds an Enter typed ahead while a command runs until the prompt is back, then checks the line', async () => {
     const d = bash();
     const m = marker();
     await d.atPrompt();
-    await d.type('sleep 0.6\r');
+    await d.type('sleep 0.5\r');
     await d.waitFor(() => d.shell.state === 'command', 'the command to start');
     await d.type(`touch ${m}\r`);
     expect(d.notices).toContain('Enter held: a command is still running');
-    expect(d.notices).toContain('typed while a command was still running');
+    expect(d.lastDecided()).toMatchObject({ line: `touch ${m}`, action: 'deny', by: 'policy' });
     await d.sync();
     expect(existsSync(m)).toBe(false);
+
+    // Typed ahead with an editing key the gateway cannot replay: the line is cancelled unread.
+    const m2 = marker();
+    await d.type('sleep 0.5\r');
+    await d.waitFor(() => d.shell.state === 'command', 'the second command to start');
+    await d.type(`touch ${m2}x${KEY.backspace}`);
+    await d.type('\r');
+    expect(d.notices).toContain('typed while a command was still running');
+    await d.sync();
+    expect(existsSync(m2)).toBe(false);
   });
 
   it('holds the Enter of a line needing review, queues later keys, and follows the approver', async () => {
-    let approve: ((d: LineDecision) => void) | null = null;
+    const approver: { answer?: (d: LineDecision) => void } = {};
     const d = bash({
       decide: async (line) => (line.includes('needs-approval') ? { action: 'review', reason: 'held for an approver' } : fakeDecide(line)),
-      review: () => new Promise((resolve) => (approve = resolve)),
+      review: () => new Promise((resolve) => (approver.answer = resolve)),
     });
+    const answer = (decision: LineDecision): void => {
+      if (!approver.answer) throw new Error('no review is waiting');
+      approver.answer(decision);
+    };
     const ok = marker();
     const no = marker();
     await d.atPrompt();
     const held = d.type(`echo needs-approval > ${ok}\r`);
-    await d.waitFor(() => approve !== null, 'the review to start');
+    await d.waitFor(() => approver.answer !== undefined, 'the review to start');
     expect(d.notices).toContain('portcullis: waiting for an approver to confirm this command…\r\n');
     const queued = d.type('echo queued-$((5+5))');
     await new Promise((r) => setTimeout(r, 100));
     expect(d.sent).not.toContain('queued');
-    approve?.({ action: 'allow', reason: 'approved by ops' });
+    answer({ action: 'allow', reason: 'approved by ops' });
     await held;
     await queued;
     expect(d.decided[0]).toMatchObject({ line: `echo needs-approval > ${ok}`, action: 'allow', by: 'approver' });
@@ -361,11 +379,11 @@ describe('inspected mode reads the command line from the screen of a real shell'
     await d.type('\r');
     await d.waitFor(() => d.output.includes('queued-10'), 'the queued line to run');
 
-    approve = null;
+    delete approver.answer;
     await d.atPrompt();
     const rejected = d.type(`echo needs-approval > ${no}\r`);
-    await d.waitFor(() => approve !== null, 'the second review to start');
-    approve?.({ action: 'deny', reason: 'not during surgery hours' });
+    await d.waitFor(() => approver.answer !== undefined, 'the second review to start');
+    answer({ action: 'deny', reason: 'not during surgery hours' });
     await rejected;
     expect(d.notices).toContain('portcullis: denied: not during surgery hours [COMMAND_DENIED]');
     await d.sync();
