@@ -7,7 +7,8 @@ import { startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
 import { CLASS_OF_LEVEL, runCli, TEST_POLICY_TOML, type CliResult } from '../support/gateway-fixture.js';
 import { spawnGateway, type GatewayProcess } from '../support/gateway-process.js';
 import { openTestRedisStore, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
-import { runSsh, type SshRun } from '../support/ssh-client.js';
+import { interactiveSsh, runSsh, type SshRun } from '../support/ssh-client.js';
+import { openSocket } from '../support/web-socket.js';
 
 /**
  * Two gateway processes on one Redis (issue 3): whatever happens on one node takes effect on the
@@ -140,6 +141,28 @@ describe('two gateway nodes on one Redis', () => {
     const vendorApi = new ApiClient(b.webPort);
     await vendorApi.login(alice.name, alice.password, { code: oathtoolCode(alice.secret, new Date(Date.now() + 30_000)) });
     expect((await vendorApi.post(`/api/sessions/${target?.id}/kill`, { reason: 'x' })).status).toBe(403);
+  });
+
+  it('lets security on node B watch, live, a session that node A holds', async () => {
+    const walt = await addUser('walt');
+    const sec = await addUser('sec-watch-x', 'security');
+    await grant('walt');
+    const u = walt;
+    const s = interactiveSsh({ port: a.sshPort, login: 'walt#ct-01', password: u.password, totpSecret: u.secret });
+    s.type('echo before-watch\r');
+    await s.waitFor('before-watch');
+    const api = new ApiClient(b.webPort);
+    await api.login(sec.name, sec.password, { secret: sec.secret });
+    const id = (await api.get<{ sessions: Array<{ id: string; node: string }> }>('/api/sessions?open=true&user=walt')).body.sessions[0]?.id;
+    const watch = await openSocket(b.webPort, `/api/sessions/${id}/watch`, api);
+    // First the recent screen (the backlog), then what happens from now on.
+    await watch.waitFor(() => watch.text().includes('before-watch'));
+    s.type('echo seen-from-$((2*21))\r');
+    await watch.waitFor(() => watch.text().includes('seen-from-42'));
+    s.type('exit\r');
+    await s.done;
+    await watch.closed;
+    expect(watch.controls.at(-1)).toMatchObject({ type: 'end' });
   });
 
   it('refuses on node B a TOTP code already used on node A', async () => {

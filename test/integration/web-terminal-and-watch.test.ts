@@ -1,48 +1,15 @@
 import { request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
 import { ApiClient, oathtoolCode, TotpSource } from '../support/api-client.js';
 import type { DeviceSshd } from '../support/device-sshd.js';
 import { startGatewayWithDevice, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
+import { openSocket } from '../support/web-socket.js';
 
 /**
  * The web console's own front doors, from a client's side: TOTP enrolment at first sign-in, the
  * browser terminal into the session broker (same checks, recording and enforcement as SSH), live
  * watch from security, the event stream, and replay of the recording (R-A.4d, R-A.5b, R-A.3e).
  */
-interface Socket {
-  ws: WebSocket;
-  text: () => string;
-  controls: Array<Record<string, unknown>>;
-  closed: Promise<void>;
-  waitFor(pred: () => boolean, timeoutMs?: number): Promise<void>;
-}
-
-function openSocket(port: number, path: string, api: ApiClient, origin = `https://127.0.0.1:${port}`): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`wss://127.0.0.1:${port}${path}`, { headers: { cookie: api.cookie ?? '', origin }, rejectUnauthorized: false });
-    let out = '';
-    const controls: Array<Record<string, unknown>> = [];
-    const closed = new Promise<void>((r) => ws.once('close', () => r()));
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (isBinary) out += data.toString('utf8');
-      else controls.push(JSON.parse(data.toString('utf8')) as Record<string, unknown>);
-    });
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
-    ws.once('error', reject);
-    ws.once('open', () => resolve({
-      ws, text: () => out, controls, closed,
-      waitFor: async (pred, timeoutMs = 15_000) => {
-        const end = Date.now() + timeoutMs;
-        while (!pred()) {
-          if (Date.now() > end) throw new Error(`timed out; output so far: ${JSON.stringify(out.slice(-400))} controls: ${JSON.stringify(controls)}`);
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      },
-    }));
-  });
-}
-
 describe('the web console\'s terminal, watch, events and replay', () => {
   let fx: GatewayFixture;
   let device: DeviceSshd;

@@ -1,0 +1,39 @@
+import { WebSocket } from 'ws';
+import type { ApiClient } from './api-client.js';
+
+/** A WebSocket of the web console (terminal, watch), opened as a browser on this origin would, with the API client's cookie. */
+export interface Socket {
+  ws: WebSocket;
+  /** Every binary frame so far, as text. */
+  text: () => string;
+  /** Every JSON control frame so far. */
+  controls: Array<Record<string, unknown>>;
+  closed: Promise<void>;
+  waitFor(pred: () => boolean, timeoutMs?: number): Promise<void>;
+}
+
+export function openSocket(port: number, path: string, api: ApiClient, origin = `https://127.0.0.1:${port}`): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`wss://127.0.0.1:${port}${path}`, { headers: { cookie: api.cookie ?? '', origin }, rejectUnauthorized: false });
+    let out = '';
+    const controls: Array<Record<string, unknown>> = [];
+    const closed = new Promise<void>((r) => ws.once('close', () => r()));
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) out += data.toString('utf8');
+      else controls.push(JSON.parse(data.toString('utf8')) as Record<string, unknown>);
+    });
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+    ws.once('error', reject);
+    ws.once('open', () => resolve({
+      ws, text: () => out, controls, closed,
+      waitFor: async (pred, timeoutMs = 15_000) => {
+        const end = Date.now() + timeoutMs;
+        while (!pred()) {
+          if (Date.now() > end) throw new Error(`timed out; output so far: ${JSON.stringify(out.slice(-400))} controls: ${JSON.stringify(controls)}`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      },
+    }));
+  });
+}
+
