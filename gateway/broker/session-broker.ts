@@ -92,7 +92,8 @@ export class LiveSession {
     readonly record: SessionRecord,
     readonly relay: SessionIo,
     readonly recorder: RecordingWriter,
-    readonly upstreamConnection: Client | null,
+    /** Lets go of the device side (closes the SSH connection, stops a desktop's processes). */
+    readonly release: () => void,
     public grantEnd: number,
     private readonly finalize: (s: LiveSession, reason: SessionEndReason, notice: string | null) => Promise<void>,
     private readonly publishWatch: (payload: string) => void = () => undefined,
@@ -364,7 +365,7 @@ export class SessionBroker {
       this.background(live?.close(why, why === 'recording_failed' ? 'The recording failed, so the session was ended (fail closed).' : null));
     };
     const register = (io: SessionIo): LiveSession => {
-      live = new LiveSession(record, io, recorder, conn, grant.notAfter, (s, reason, notice) => this.finalize(s, reason, notice),
+      live = new LiveSession(record, io, recorder, () => conn?.end(), grant.notAfter, (s, reason, notice) => this.finalize(s, reason, notice),
         (payload) => { void this.deps.bus.publishStream(`watch:${id}`, payload).catch(() => undefined); });
       this.live.set(id, live);
       return live;
@@ -452,7 +453,7 @@ export class SessionBroker {
   private async finalize(s: LiveSession, reason: SessionEndReason, notice: string | null): Promise<void> {
     if (notice) s.relay.notice(notice);
     if (reason !== 'client_closed' && reason !== 'device_closed' && reason !== 'command_denied') s.relay.terminate(255);
-    s.upstreamConnection?.end();
+    s.release();
     try {
       await this.seal(s, reason);
     } finally {
@@ -530,7 +531,7 @@ export class SessionBroker {
   private async enforceOne(s: LiveSession, now: number): Promise<void> {
     const { config, store, log } = this.deps;
     try {
-      const [{ decision }, record] = await Promise.all([this.decide(s.record.user, s.record.device, 'ssh'), store.getSession(s.id)]);
+      const [{ decision }, record] = await Promise.all([this.decide(s.record.user, s.record.device, s.record.protocol), store.getSession(s.id)]);
       if (record?.killRequest) {
         // The bus carries kills at once; this catches one whose message was lost.
         await this.killLocal(s, record.killRequest.by, record.killRequest.reason);

@@ -79,7 +79,7 @@ export function deviceRecordFrom(input: DeviceInput, now: number, actor: string)
     type: text(input.type, 'type'), manufacturer: text(input.manufacturer, 'manufacturer'), model: text(input.model, 'model'),
     department: text(input.department, 'department'), location: text(input.location, 'location'),
     classification, state: 'active', lifecycle: [{ type: 'registered', at: now, by: actor, approvedBy: null, details: {} }],
-    hostKeyAlgo: null, hostKeyBlob: null, createdAt: now,
+    hostKeyAlgo: null, hostKeyBlob: null, rdpCertSha256: null, createdAt: now,
   };
 }
 
@@ -94,6 +94,7 @@ export function deviceView(d: DeviceRecord, hasCredential?: boolean) {
     classification: d.classification, level: deviceLevel(d), state: d.state,
     lifecycle: d.lifecycle.map((e) => ({ ...e, at: iso(e.at) })),
     hostKey: blob ? { type: d.hostKeyAlgo, fingerprint: fingerprint(blob) } : null,
+    rdpCertificate: d.rdpCertSha256 ? { sha256: d.rdpCertSha256 } : null,
     ...(hasCredential !== undefined ? { credentialStored: hasCredential } : {}),
     createdAt: iso(d.createdAt),
   };

@@ -21,7 +21,7 @@ export const ORG_FIELDS: Fields<OrgRecord> = { name: 'str', displayName: 'str', 
 export const DEVICE_FIELDS: Fields<DeviceRecord> = {
   name: 'str', host: 'str', ports: 'json', protocols: 'json', udi: 'str?', ip: 'str?', mac: 'str?', type: 'str?', manufacturer: 'str?',
   model: 'str?', department: 'str?', location: 'str?', classification: 'json?', state: 'str', lifecycle: 'json', hostKeyAlgo: 'str?',
-  hostKeyBlob: 'str?', createdAt: 'num',
+  hostKeyBlob: 'str?', rdpCertSha256: 'str?', createdAt: 'num',
 };
 
 export const GRANT_FIELDS: Fields<GrantRecord> = {

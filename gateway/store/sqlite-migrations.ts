@@ -188,4 +188,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE users ADD COLUMN enrolment TEXT;
   `,
+  // 4: desktops: the pinned RDP certificate.
+  `
+  ALTER TABLE devices ADD COLUMN rdp_cert_sha256 TEXT;
+  `,
 ];

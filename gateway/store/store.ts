@@ -98,6 +98,8 @@ export interface DeviceRecord {
   /** Pinned SSH host key: algorithm and base64 blob, as OpenSSH writes them in known_hosts. */
   hostKeyAlgo: string | null;
   hostKeyBlob: string | null;
+  /** Pinned RDP (TLS) certificate: SHA-256 of its DER, as colon-separated upper-case hex. */
+  rdpCertSha256: string | null;
   createdAt: number;
 }
 

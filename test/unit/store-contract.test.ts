@@ -68,7 +68,7 @@ const user = (name: string): UserRecord => ({
 });
 const device = (name: string, udi: string | null = null): DeviceRecord => ({
   name, host: '10.0.0.1', ports: { ssh: 22 }, protocols: ['ssh'], udi, ip: null, mac: null, type: null, manufacturer: null, model: null,
-  department: null, location: null, classification: null, state: 'active', lifecycle: [], hostKeyAlgo: null, hostKeyBlob: null, createdAt: T,
+  department: null, location: null, classification: null, state: 'active', lifecycle: [], hostKeyAlgo: null, hostKeyBlob: null, rdpCertSha256: null, createdAt: T,
 });
 const grant = (id: string, u: string, d: string, createdAt = T): GrantRecord => ({
   id, user: u, device: d, protocol: 'ssh', notBefore: T, notAfter: T + 3_600_000, createdBy: 'admin', createdAt, revokedAt: null,
@@ -153,11 +153,11 @@ describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
     const classification = { usageForm: 'ionising-radiation', contact: 'body' as const, severity: 'serious', effect: null };
     const event = { type: 'quarantined' as const, at: T + 1, by: 'sec', approvedBy: null, details: { reason: 'back from repair', vendorTicket: 7, wiped: false } };
     await store.updateDevice('ct-01', {
-      hostKeyAlgo: 'ssh-ed25519', hostKeyBlob: 'AAAA', state: 'quarantined', ports: { ssh: 2222, vnc: 5901 }, protocols: ['ssh', 'vnc'],
+      hostKeyAlgo: 'ssh-ed25519', hostKeyBlob: 'AAAA', state: 'quarantined', ports: { ssh: 2222, vnc: 5901 }, protocols: ['ssh', 'vnc'], rdpCertSha256: 'AB:CD',
       classification, lifecycle: [event], department: 'Radiology', location: 'B2-014', manufacturer: 'Siemens', model: 'SOMATOM', type: 'CT',
     });
     expect(await store.getDevice('ct-01')).toMatchObject({
-      hostKeyAlgo: 'ssh-ed25519', hostKeyBlob: 'AAAA', state: 'quarantined', protocols: ['ssh', 'vnc'], ports: { ssh: 2222, vnc: 5901 },
+      hostKeyAlgo: 'ssh-ed25519', hostKeyBlob: 'AAAA', state: 'quarantined', protocols: ['ssh', 'vnc'], ports: { ssh: 2222, vnc: 5901 }, rdpCertSha256: 'AB:CD',
       classification, lifecycle: [event], department: 'Radiology', udi: 'UDI-1',
     });
     // A UDI moves only to a value nobody else holds; the old one is free again afterwards.

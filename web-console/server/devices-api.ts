@@ -18,6 +18,7 @@ export const deviceSchema = z.object({
   department: z.string().nullable(), location: z.string().nullable(), classification: classificationSchema.nullable(), level: z.number(), state: z.string(),
   lifecycle: z.array(z.object({ type: z.string(), at: z.string(), by: z.string(), approvedBy: z.string().nullable(), details: z.record(z.string(), z.unknown()) })),
   hostKey: z.object({ type: z.string().nullable(), fingerprint: z.string() }).nullable(),
+  rdpCertificate: z.object({ sha256: z.string() }).nullable(),
   credentialStored: z.boolean().optional(),
   createdAt: z.string(),
 }).meta({ id: 'Device' });
