@@ -26,6 +26,15 @@ export default tseslint.config(
     },
   },
   {
+    // The browser app imports only policy/ from the server side (roles, the error catalogue), and nothing from Node.
+    files: ['web-console/ui/src/**/*.{ts,tsx}'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ group: ['node:*', '**/gateway/**', '**/recordings/**', '**/web-console/server/**'], message: 'The browser app imports policy/ only from the server side, and nothing from Node.' }],
+      }],
+    },
+  },
+  {
     files: ['bin/**/*.js', 'scripts/**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly' } },
   },

@@ -551,9 +551,10 @@ export interface CommandDecision {
   mode: CommandMode;
 }
 
+/** People count rules from 1, as they read them in the profile (the command log says "profile#N" too). */
 const ruleLabel = (i: number, r: CommandRule): string => {
   const args = r.args === undefined ? '' : r.args.length === 0 ? ' (no arguments)' : ` ${r.args.join(' ')}`;
-  return `rule ${i} (${r.program}${args} → ${r.action})`;
+  return `rule ${i + 1} (${r.program}${args} → ${r.action})`;
 };
 
 function checkCommand(cmd: SimpleCommand, index: number, rules: CompiledRule[]): CommandVerdict {

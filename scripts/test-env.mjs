@@ -17,6 +17,8 @@ const NEEDS = [
   { bin: '/usr/bin/redis-cli', pkg: 'redis-tools' },
   // The web console's browser tests: Debian's Chromium, driven by playwright-core (never a downloaded browser).
   { bin: '/usr/bin/chromium', pkg: 'chromium' },
+  // The console's Chinese pages need a CJK font, or Chromium draws empty boxes.
+  { bin: '/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc', pkg: 'fonts-noto-cjk' },
   // Desktops: TigerVNC as the VNC device and the gateway's private displays, FreeRDP as the RDP
   // client and (shadowing an Xvfb display) the RDP device.
   { bin: '/usr/bin/Xvnc', pkg: 'tigervnc-standalone-server' },

@@ -114,8 +114,11 @@ export async function requestView(rt: Runtime, r: RequestRecord) {
   } catch {
     // A device deleted from under an old request: show what is stored.
   }
+  const requester = await rt.store.getUser(r.requester);
+  const org = requester?.org ? await rt.store.getOrg(requester.org) : null;
   return {
-    id: r.id, requester: r.requester, devices: r.devices, protocols: r.protocols, purpose: r.purpose, workOrder: r.workOrder,
+    id: r.id, requester: r.requester, organisation: org?.displayName ?? requester?.org ?? null,
+    devices: r.devices, protocols: r.protocols, purpose: r.purpose, workOrder: r.workOrder,
     requested: { from: iso(r.notBefore) as string, until: iso(r.notAfter) as string, profile: r.profile, fileTransfer: r.fileTransfer },
     effective: { from: iso(terms.notBefore) as string, until: iso(terms.notAfter) as string, profile: terms.profile, fileTransfer: terms.fileTransfer },
     level, status,

@@ -41,8 +41,9 @@ export class RestrictedSession implements SessionIo {
     private readonly opts: RestrictedSessionOptions,
     private readonly onFinish: (why: RelayEnd) => void,
   ) {
-    this.cols = opts.pty?.cols ?? 80;
-    this.rows = opts.pty?.rows ?? 24;
+    // 0×0 (ssh -tt without a terminal) is no size: take the usual one.
+    this.cols = opts.pty?.cols || 80;
+    this.rows = opts.pty?.rows || 24;
   }
 
   start(): void {

@@ -22,7 +22,8 @@ import type { BusMessage, ClusterBus } from '../cluster/bus.js';
 import { RefusedExec } from './refused-exec.js';
 import { RestrictedSession } from './restricted-session.js';
 import type { RelayEnd, SessionIo } from './session-io.js';
-import { SshRelay } from './ssh-relay.js';
+import { SshRelay, type InputGate } from './ssh-relay.js';
+import { commandLogGate, inspectedGate } from '../mediation/inspected-gate.js';
 import { CommandMediator, type MediatorDeps } from '../mediation/command-mediator.js';
 import { execLineFor } from '../mediation/exec-line.js';
 import { parseCommandLine } from '../mediation/shell-parse.js';
@@ -76,6 +77,7 @@ export interface SessionEnding {
 export class LiveSession {
   readonly warned = new Set<number>();
   killedBy: string | null = null;
+  bytesStoredAt = 0;
   private closing: Promise<void> | null = null;
   /** Resolves when the session has ended (for front doors that tell their client why). */
   readonly ended: Promise<SessionEnding>;
@@ -400,7 +402,18 @@ export class SessionBroker {
       await this.endRecord(record, 'error', null, 0, 0, (err as Error).message);
       return { ok: false, code: 'DEVICE_UNREACHABLE', message: describeCode('DEVICE_UNREACHABLE') };
     }
-    const opened = register(new SshRelay(client, upstream, recorder, ended));
+    // Interactive shells: inspected mode gates each line at Enter; full mode only logs the lines.
+    let gate: InputGate | null = null;
+    let relay: SshRelay | null = null;
+    if (req.kind === 'shell') {
+      // A client without a real terminal (ssh -tt from a script) sends 0×0: take the usual size instead.
+      const size = { cols: req.pty?.cols || 80, rows: req.pty?.rows || 24 };
+      gate = profile.mode === 'inspected'
+        ? inspectedGate(mediator, () => relay as SshRelay, size, log)
+        : commandLogGate(mediator, size, log);
+    }
+    relay = new SshRelay(client, upstream, recorder, ended, gate, req.pty !== null);
+    const opened = register(relay);
     opened.relay.start();
     if (clientGone) this.background(opened.close('client_closed'));
     return { ok: true, session: opened };
@@ -544,6 +557,11 @@ export class SessionBroker {
         return;
       }
       s.grantEnd = decision.value.notAfter;
+      // Live sessions' byte counts reach the store every few seconds, so every node's list shows them.
+      if (now - s.bytesStoredAt >= 5000) {
+        s.bytesStoredAt = now;
+        await store.updateSession(s.id, { bytesIn: s.relay.bytesIn, bytesOut: s.relay.bytesOut });
+      }
     } catch (err) {
       if (!(err instanceof StoreUnavailableError)) throw err;
       // Without the store, what this node knows still holds: the grant's end (a successor grant

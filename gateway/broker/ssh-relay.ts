@@ -4,6 +4,20 @@ import type { ExitInfo, RelayEnd, SessionIo } from './session-io.js';
 
 export type { ExitInfo, RelayEnd } from './session-io.js';
 
+/**
+ * What sits between the user's keystrokes and the device in inspected mode (and, only watching,
+ * in full mode): it sees the device's output and the user's input and, when it gates, decides
+ * what reaches the device (mediation/inspected-shell.ts).
+ */
+export interface InputGate {
+  /** true: input reaches the device only through the gate; false: the gate only watches. */
+  gates: boolean;
+  fromUser(chunk: Buffer): Promise<void>;
+  fromDevice(chunk: Buffer): void;
+  resize(cols: number, rows: number): void;
+  dispose(): void;
+}
+
 type ClientStream = 'stdout' | 'stderr';
 const other = (s: ClientStream): ClientStream => (s === 'stdout' ? 'stderr' : 'stdout');
 
@@ -28,20 +42,45 @@ export class SshRelay implements SessionIo {
   private readonly held: Array<{ stream: ClientStream; chunk: Buffer }> = [];
   private onClientWritesDone: (() => void) | null = null;
 
+  /** Input goes through the gate one chunk after the other, in order. */
+  private gateQueue: Promise<void> = Promise.resolve();
+
   constructor(
     private readonly client: ServerChannel,
     private readonly upstream: ClientChannel,
     private readonly recorder: RecordingWriter,
     private readonly onFinish: (why: RelayEnd) => void,
+    private readonly gate: InputGate | null = null,
+    /** With a PTY the gate's notices go where the shell's own messages go: the terminal's one stream. */
+    private readonly pty = false,
   ) {}
+
+  /** For the gate: bytes it lets through to the device. */
+  toDevice(data: Buffer): void {
+    if (!this.finished && !this.upstream.write(data)) this.block(this.upBlockers, 'device-window');
+  }
+
+  /** For the gate: a notice on the user's terminal only (recorded as what they saw). */
+  toUser(text: string): void {
+    const bytes = Buffer.from(text, 'utf8');
+    this.recorder.output(bytes);
+    this.onOutput?.(bytes);
+    if (this.client.writable) this.toClient(this.pty ? 'stdout' : 'stderr', bytes);
+  }
 
   start(): void {
     const { client, upstream, recorder } = this;
 
+    const gate = this.gate;
     client.on('data', (chunk: Buffer) => {
       this.bytesIn += chunk.length;
       this.lastInputAt = Date.now();
       if (!recorder.input(chunk)) this.block(this.upBlockers, 'recorder');
+      if (gate) {
+        const step = this.gateQueue.then(() => gate.fromUser(chunk));
+        this.gateQueue = step.catch(() => undefined);
+        if (gate.gates) return;
+      }
       if (!upstream.write(chunk)) this.block(this.upBlockers, 'device-window');
     });
     client.on('end', () => upstream.end());
@@ -51,6 +90,7 @@ export class SshRelay implements SessionIo {
     const down = (chunk: Buffer, stream: ClientStream): void => {
       this.bytesOut += chunk.length;
       this.onOutput?.(chunk);
+      gate?.fromDevice(chunk);
       if (!recorder.output(chunk)) this.block(this.downBlockers, 'recorder');
       this.toClient(stream, chunk);
     };
@@ -166,6 +206,7 @@ export class SshRelay implements SessionIo {
 
   resize(cols: number, rows: number, height: number, width: number): void {
     this.recorder.resize(cols, rows);
+    this.gate?.resize(cols, rows);
     this.upstream.setWindow(rows, cols, height, width);
   }
 
@@ -194,6 +235,7 @@ export class SshRelay implements SessionIo {
   private finish(why: RelayEnd): void {
     if (this.finished) return;
     this.finished = true;
+    this.gate?.dispose();
     if (why !== 'device_closed') this.upstream.close();
     this.onFinish(why);
   }

@@ -62,6 +62,12 @@ export class CommandMediator {
     return { decision, commandId, parsed: p };
   }
 
+  /** A line the gateway refused before the profile was even asked (inspected mode could not read it). */
+  async refused(line: string, reason: string): Promise<void> {
+    const d: CommandDecision = { action: 'deny', rule: null, reason, code: 'COMMAND_DENIED', perCommand: [], profile: this.profile.name, mode: this.mode };
+    await this.log(randomUUID(), line, 'deny', d);
+  }
+
   /** Full mode and lines the gateway only watches: logged, not decided. */
   async record(line: string): Promise<void> {
     const decision = decideCommand(await parseCommandLine(line), this.profile);

@@ -14,11 +14,13 @@
  *   line right after one of `$ `, `# `, `> `, `% `, that text (the whole screen line before the
  *   cursor, wrapped rows joined) is taken as the prompt. The first prompt fixes which of the four
  *   endings the shell uses; later prompts must end the same way, so a `> ` continuation prompt
- *   (PS2) or a program's own prompt is not mistaken for the shell's. A prompt is only recognised
- *   (a) before anything was typed since the last released line or Ctrl-C and after the shell wrote
- *   something, or (b) if it is exactly the previous prompt and a full-screen program ran since:
- *   otherwise typed text ending in `$ ` could pose as a prompt. `> ` alone on a line after a
- *   released command is taken as the shell's continuation prompt.
+ *   (PS2) or a program's own prompt is not mistaken for the shell's. After a released line or
+ *   Ctrl-C, a prompt is only recognised once the device wrote something, and (a) if nothing was
+ *   sent since, or (b) if what was sent since is plain text and the screen shows exactly that
+ *   text after the prompt (type-ahead: it becomes the line being edited), or (c) if it is exactly
+ *   the previous prompt and a full-screen program ran since. Otherwise typed text ending in `$ `
+ *   could pose as a prompt. `> ` alone on a line after a released command is taken as the
+ *   shell's continuation prompt.
  * - At a prompt, keys pass straight through. At Enter (CR, LF, CR LF, or Ctrl-O, which bash also
  *   takes as "run this line"), the Enter is held; once the echo of everything typed has arrived
  *   and output is quiet, the line is the text after the prompt on the prompt's screen line (rows
@@ -28,8 +30,8 @@
  *   Ctrl-K) the gateway replays them and the screen must show exactly that line; otherwise
  *   (history, completion, word keys…) the screen alone decides, and only after the device
  *   answered the last key. The line then goes to `decide`; `allow` releases the Enter, `deny`
- *   sends Ctrl-C instead (bash, dash, zsh and readline all drop the line on it, a PS2
- *   continuation included, and nothing is added to the history) and shows
+ *   sends Ctrl-C instead (bash and dash, and zsh, drop the line on it, a PS2 continuation
+ *   included, and add nothing to the history; Ctrl-U would leave a continuation open) and shows
  *   `portcullis: denied: <reason> [COMMAND_DENIED]`; `review` shows that an approver is being
  *   waited for and lets `review` give the final allow or deny. Input typed meanwhile waits, in
  *   order; Ctrl-C cancels the wait (and the line).
@@ -52,9 +54,10 @@
  *   An Enter is released at once to a program that owns the keyboard (alternate screen,
  *   application cursor or keypad mode: less, vi, top…). On the normal screen the gateway cannot
  *   tell a program reading a line from type-ahead the shell would run later without a check
- *   (`sleep 9` then `rm …⏎`), so the Enter is held until the prompt returns: an empty prompt means
- *   the Enter is checked there; the old prompt with the typed-ahead text on it means the line is
- *   cancelled and must be typed again. Ctrl-C ends the wait.
+ *   (`sleep 9` then `rm …⏎`), so the Enter is held until the prompt returns and is then checked
+ *   there like any other; if keys the gateway cannot replay were typed ahead (so the prompt is
+ *   not recognised), the old prompt on the cursor line means the line is cancelled and must be
+ *   typed again. Ctrl-C ends the wait.
  *
  * What it cannot promise (README "Inspected mode")
  * - The decided text is what the screen shows; the shell may still expand it differently
@@ -67,10 +70,12 @@
  * - Readline's emacs key map with its default bindings is assumed. vi editing mode (from the
  *   device's inputrc), user key bindings, horizontal-scroll-mode, and shells that redraw in other
  *   ways may run lines the gateway never saw an Enter for, or be read wrongly.
- * - A prompt must end in `$ `, `# `, `> ` or `% ` and differ from PS2; a prompt that changes on
- *   its own (a clock) is only re-learned after a released command or Ctrl-C.
- * - Timing: a device that stalls longer than `echoTimeoutMs` between echoing keys typed just
- *   before Enter, with editing keys the gateway cannot replay, could make it read a stale line.
+ * - A prompt must end in `$ `, `# `, `> ` or `% ` and differ from PS2. A prompt that changes on
+ *   its own (a clock) makes the line after a redraw (Ctrl-L) unreadable, so it is denied; the
+ *   prompt is learned again after the next released command or Ctrl-C.
+ * - Timing: after keys the gateway cannot replay (Up, Tab, Ctrl-W…), the line is read once the
+ *   device has answered and gone quiet for `settleMs`; a device that stalls longer than that in
+ *   the middle of answering keys typed just before Enter could make it read a stale line.
  * - The session's window size must be the one given here (`resize`) for wrapped lines to read
  *   correctly.
  */
@@ -621,7 +626,6 @@ export class InspectedShell {
   }
 
   private async onLineEnd(token: Extract<Token, { t: 'enter' } | { t: 'paste' }>, signal: AbortSignal): Promise<void> {
-    if (this.stateValue === 'unknown') { this.forward(token.data); return; }
     if (this.stateValue === 'unknown') {
       if (token.t === 'paste' && !/[\r\n]/.test(token.text) && !token.tooLarge) {
         this.forward(token.data);
@@ -643,7 +647,7 @@ export class InspectedShell {
         return;
       }
       if (where === 'typeahead') {
-        this.refuseLine(this.cursorLineText(), 'this line was typed while a command was still running, so it was not checked; type it again at the prompt');
+        this.refuseLine(this.cursorLineText(), 'this line was typed while a command was still running and the gateway could not follow it; type it again at the prompt');
         return;
       }
     }
@@ -678,7 +682,7 @@ export class InspectedShell {
       this.release(enter);
       return;
     }
-    const outcome = await this.settle(line, signal);
+    const outcome = await this.decideLine(line, signal);
     this.opts.onDecided?.(line, outcome);
     if (outcome.action === 'allow') this.release(enter);
     else this.cancelLine(outcome.reason);
@@ -713,6 +717,11 @@ export class InspectedShell {
       refuse(read.ok ? 'the line already on the prompt could not be read' : read.reason);
       return;
     }
+    const shown = this.controlShown(read.line);
+    if (shown !== null) {
+      refuse(`the line already on the prompt shows a typed control character as ${caret(shown)}`);
+      return;
+    }
     const current = this.typed.predictable ? { line: this.typed.text, cursor: this.typed.cursor } : read;
     const parts = paste.text.split(/\r\n|\r|\n/);
     const trailing = parts.pop() ?? '';
@@ -720,7 +729,7 @@ export class InspectedShell {
     const lines = parts.map((p, i) => (i === 0 ? current.line.slice(0, cursor) + p + current.line.slice(cursor) : p));
     for (const [i, line] of lines.entries()) {
       if (isBlank(line)) continue;
-      const outcome = await this.settle(line, signal);
+      const outcome = await this.decideLine(line, signal);
       this.opts.onDecided?.(line, { ...outcome, pasteLine: i + 1 });
       if (outcome.action !== 'allow') {
         this.cancelLine(`line ${i + 1} of the paste (\`${line}\`): ${outcome.reason}`);
@@ -732,7 +741,7 @@ export class InspectedShell {
   }
 
   /** The decision for one line: the gateway's own refusals, then `decide`, then `review`. */
-  private async settle(line: string, signal: AbortSignal): Promise<LineOutcome> {
+  private async decideLine(line: string, signal: AbortSignal): Promise<LineOutcome> {
     const deny = (reason: string, by: DecidedBy): LineOutcome => ({ action: 'deny', reason, by });
     if (/(^|[^\\])(\\\\)*\\$/.test(line)) {
       return deny('the line ends with a backslash (a line continuation): the shell would wait for more, which cannot be checked as one command', 'gateway');
@@ -769,12 +778,12 @@ export class InspectedShell {
     for (;;) {
       await this.waitUntil(() => this.quiet() && this.echoed(), this.echoTimeoutMs, signal);
       this.recognise();
-      // Widened: recognise() may have moved the state on.
-      const state = this.stateValue as InspectedState;
-      if (state === 'prompt') return 'prompt';
-      if (state === 'continuation') return 'continuation';
-      if (this.fullScreen()) return 'program';
+      if (this.stateValue === 'prompt') return 'prompt';
+      if (this.stateValue === 'continuation') return 'continuation';
+      if (this.term.buffer.active.type === 'alternate') return 'program';
+      // Before keypad modes: readline itself turns keypad mode on at its prompt if `enable-keypad` is set.
       if (this.quiet() && this.typedAheadAtPrompt()) return 'typeahead';
+      if (this.fullScreen()) return 'program';
       if (!told) {
         told = true;
         this.opts.toUser(this.notice('Enter held: a command is still running, and a line typed now could reach the shell unchecked; it goes through when the prompt is back (Ctrl-C cancels)'));
@@ -937,12 +946,17 @@ export class InspectedShell {
     this.opts.log?.(`inspected shell: prompt ${JSON.stringify(text)}`);
   }
 
-  /** The previous prompt is back at the cursor with text after it: type-ahead the shell has read. */
+  /**
+   * The previous prompt is back on the cursor line but was not recognised: the shell has read keys
+   * typed while the command ran that the gateway cannot replay. The terminal may have echoed them
+   * before the prompt too (when they arrived after the shell handed the terminal back to cooked
+   * mode), so the prompt is looked for anywhere before the cursor. Only ever used to cancel.
+   */
   private typedAheadAtPrompt(): boolean {
     const prompt = this.prompt?.text;
     if (!prompt || this.term.buffer.active.type !== 'normal') return false;
     const at = this.cursorLine();
-    return at !== null && at.text.startsWith(prompt) && !isBlank(at.text.slice(prompt.length));
+    return at !== null && at.text.slice(0, at.cursor).includes(prompt);
   }
 
   /** The command line after the prompt, read from the screen. */

@@ -39,6 +39,7 @@ const BOX: { mode: string; rules: CommandRule[]; allowConstructs: string[] } = {
 const POLICY = [
   '[commands]', 'review_timeout = "5s"',
   toml('box', BOX),
+  toml('insp', { ...BOX, mode: 'inspected' }),
   toml('ct-diag', BYPASS_PROFILE),
   '[profiles.everything]', 'mode = "full"',
   '[approval.level_2]', 'default_profile = "box"',
@@ -64,7 +65,7 @@ describe('command profiles through real OpenSSH sessions', () => {
     fx = await startGatewayFixture(POLICY);
     await fx.addDevice('box', box);
     await fx.addDevice('probe', probe);
-    for (const name of ['vic', 'ria', 'nia', 'rev', 'ted', 'fay', 'cora']) {
+    for (const name of ['vic', 'ria', 'nia', 'rev', 'ted', 'fay', 'cora', 'ines', 'fred']) {
       users[name] = await fx.addUser(name);
       await fx.grant(name, 'box', 'now', '+1h');
     }
@@ -72,6 +73,12 @@ describe('command profiles through real OpenSSH sessions', () => {
     expect(grant.code, grant.stderr).toBe(0);
     const full = await fx.cli(['grant', 'add', '--user', 'fay', '--device', 'probe', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', '--profile', 'everything']);
     expect(full.code, full.stderr).toBe(0);
+    // ines and fred work on box under other profiles than its default: revoke theirs and grant anew.
+    for (const [name, profile] of [['ines', 'insp'], ['fred', 'everything']] as const) {
+      for (const g of await fx.gw.runtime.store.listGrants({ user: name })) await fx.gw.runtime.store.revokeGrant(g.id, Date.now(), 'test');
+      const r = await fx.cli(['grant', 'add', '--user', name, '--device', 'box', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', '--profile', profile]);
+      expect(r.code, r.stderr).toBe(0);
+    }
     const dm = await fx.addUser('dm', ['device_manager']);
     reviewer = new ApiClient(fx.gw.web.port);
     await reviewer.login(dm.name, dm.password, { code: await totp.code(dm.totpSecret) });
@@ -233,5 +240,40 @@ describe('command profiles through real OpenSSH sessions', () => {
     expect(probe.received().at(-1)).toBe('uname -a; id');
     const logged = await security.get<{ commands: Array<{ decision: string; mode: string }> }>('/api/commands?user=fay');
     expect(logged.body.commands[0]).toMatchObject({ decision: 'logged', mode: 'full' });
+  });
+
+  it('checks each line of a real shell at Enter in inspected mode, and cancels what the profile refuses', async () => {
+    const marker = `/tmp/pc-inspected-${process.pid}`;
+    const u = users.ines as TestUser;
+    const s = interactiveSsh({ port: fx.sshPort, login: 'ines#box', password: u.password, totpCode: await totp.code(u.totpSecret) });
+    await s.waitFor('# ');
+    await new Promise((r) => setTimeout(r, 300));
+    s.type('echo inspected-$((40+2))\r');
+    await s.waitFor('[COMMAND_DENIED]');
+    s.type('echo inspected-ok\r');
+    await s.waitFor('inspected-ok\r\n');
+    s.type(`touch ${marker}\r`);
+    await s.waitFor((seen) => seen.split('[COMMAND_DENIED]').length - 1 >= 2);
+    s.type('echo still-here\r');
+    await s.waitFor('still-here\r\n');
+    s.type('exit\r');
+    await s.done;
+    expect(existsSync(marker)).toBe(false);
+    const log = await security.get<{ commands: Array<{ line: string; decision: string; mode: string }> }>('/api/commands?user=ines');
+    const lines = log.body.commands.map((c) => [c.line, c.decision, c.mode]);
+    expect(lines).toContainEqual([`touch ${marker}`, 'deny', 'inspected']);
+    expect(lines).toContainEqual(['echo inspected-ok', 'allow', 'inspected']);
+  });
+
+  it('logs the lines of a full-mode shell without holding them', async () => {
+    const u = users.fred as TestUser;
+    const s = interactiveSsh({ port: fx.sshPort, login: 'fred#box', password: u.password, totpCode: await totp.code(u.totpSecret) });
+    await s.waitFor('# ');
+    s.type('echo logged-$((1+1))\r');
+    await s.waitFor('logged-2');
+    s.type('exit\r');
+    await s.done;
+    const log = await security.get<{ commands: Array<{ line: string; decision: string; mode: string }> }>('/api/commands?user=fred');
+    expect(log.body.commands.map((c) => [c.line, c.decision, c.mode])).toContainEqual(['echo logged-$((1+1))', 'logged', 'full']);
   });
 });

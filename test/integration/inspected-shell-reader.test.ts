@@ -18,6 +18,8 @@ const ROWS = 24;
 const PS1 = 'user@ct-01:~$ ';
 const KEY = { up: '\u001b[A', left: '\u001b[D', right: '\u001b[C', backspace: '\u007f', ctrlA: '\u0001', ctrlW: '\u0017', ctrlX: '\u0018', ctrlC: '\u0003' };
 const paste = (text: string): string => `\u001b[200~${text}\u001b[201~`;
+/** Output without its CSI escape sequences: the text a user reads. */
+const plain = (s: string): string => s.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, 'g'), '');
 
 const dir = mkdtempSync(path.join(tmpdir(), 'portcullis-inspected-'));
 let markers = 0;
@@ -334,7 +336,10 @@ describe('inspected mode reads the command line from the screen of a real shell'
     await d.atPrompt();
     await d.type('sleep 0.5\r');
     await d.waitFor(() => d.shell.state === 'command', 'the command to start');
+    // Once sleep runs, the terminal is in cooked mode and echoes the keys before the next prompt too.
+    await new Promise((r) => setTimeout(r, 150));
     await d.type(`touch ${m}\r`);
+    expect(plain(d.output)).toContain(`touch ${m}${PS1}touch ${m}`);
     expect(d.notices).toContain('Enter held: a command is still running');
     expect(d.lastDecided()).toMatchObject({ line: `touch ${m}`, action: 'deny', by: 'policy' });
     await d.sync();
@@ -344,6 +349,7 @@ describe('inspected mode reads the command line from the screen of a real shell'
     const m2 = marker();
     await d.type('sleep 0.5\r');
     await d.waitFor(() => d.shell.state === 'command', 'the second command to start');
+    await new Promise((r) => setTimeout(r, 150));
     await d.type(`touch ${m2}x${KEY.backspace}`);
     await d.type('\r');
     expect(d.notices).toContain('typed while a command was still running');

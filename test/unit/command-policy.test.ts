@@ -124,7 +124,7 @@ describe('rules are ordered and the first match wins; nothing matched is denied'
   it('the decision names the rule that decided', () => {
     const d = decideCommand(line([words('df -h')]), profile([allow('ls'), allow('df')]));
     expect(d).toMatchObject({ action: 'allow', rule: 1, code: null });
-    expect(d.reason).toContain('rule 1');
+    expect(d.reason).toContain('rule 2');
   });
 
   it('default deny: an empty profile allows nothing', () => {

@@ -15,7 +15,7 @@ import { isoTime, route, type Principal } from './api-route.js';
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 
 const requestSchema = z.object({
-  id: z.string(), requester: z.string(), devices: z.array(z.string()), protocols: z.array(z.string()), purpose: z.string(), workOrder: z.string(),
+  id: z.string(), requester: z.string(), organisation: z.string().nullable(), devices: z.array(z.string()), protocols: z.array(z.string()), purpose: z.string(), workOrder: z.string(),
   requested: z.object({ from: z.string(), until: z.string(), profile: z.string(), fileTransfer: z.boolean() }),
   effective: z.object({ from: z.string(), until: z.string(), profile: z.string(), fileTransfer: z.boolean() }),
   level: z.number().nullable(), status: z.string(),

@@ -9,7 +9,9 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
  * origin only, no inline script, no framing.
  */
 export const CONTENT_SECURITY_POLICY = [
-  "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "font-src 'self'", "connect-src 'self'",
+  "default-src 'self'",
+  // 'wasm-unsafe-eval' lets the recording player compile its WebAssembly terminal; it allows no JavaScript eval.
+  "script-src 'self' 'wasm-unsafe-eval'", "style-src 'self'", "img-src 'self' data:", "font-src 'self'", "connect-src 'self'",
   "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'", "object-src 'none'",
 ].join('; ');
 

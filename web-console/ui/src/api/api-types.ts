@@ -1,0 +1,244 @@
+/**
+ * The shapes the gateway's JSON API answers with, as its zod schemas declare them
+ * (web-console/server/*.ts). Times are ISO 8601 strings.
+ */
+import type { Role } from '../../../../policy/types.js';
+
+export type Locale = 'en' | 'zh-CN';
+
+export interface Me {
+  user: { name: string; roles: Role[]; org: string | null; locale: string | null };
+  csrfToken: string;
+  idleTimeoutSeconds: number;
+  expiresAt: string;
+}
+
+export interface Enrolment {
+  enrolment: { token: string; otpauthUri: string; secret: string };
+}
+
+export interface ErrorBody {
+  error: { code: string; message: string; detail?: string | null };
+}
+
+export interface AccessWindow {
+  from: string;
+  until: string;
+  profile: string;
+  fileTransfer: boolean;
+}
+
+export interface Approval {
+  by: string;
+  roles: Role[];
+  at: string;
+  comment: string | null;
+  narrowing: { from?: string; until?: string; profile?: string; fileTransfer?: boolean } | null;
+}
+
+export interface AccessRequest {
+  id: string;
+  requester: string;
+  /** The requester's vendor organisation, when the server sends it. */
+  organisation?: string | null;
+  devices: string[];
+  protocols: string[];
+  purpose: string;
+  workOrder: string;
+  requested: AccessWindow;
+  effective: AccessWindow;
+  level: number | null;
+  status: string;
+  approvals: Approval[];
+  /** Each inner list is one approval still missing: any one of these roles fills it. */
+  stillNeeded: Role[][];
+  decidedAt: string | null;
+  decidedBy: string | null;
+  reason: string | null;
+  grantIds: string[];
+  createdAt: string;
+}
+
+export interface Grant {
+  id: string;
+  user: string;
+  device: string;
+  protocol: string;
+  from: string;
+  until: string;
+  request: string | null;
+  profile: string | null;
+  allowFileTransfer: boolean;
+  createdBy: string;
+  revokedAt: string | null;
+  revokedBy: string | null;
+}
+
+export interface DeviceSummary {
+  name: string;
+  type: string | null;
+  manufacturer: string | null;
+  model: string | null;
+  department: string | null;
+  location: string | null;
+  protocols: string[];
+  level: number;
+  state: string;
+}
+
+export interface LifecycleEvent {
+  type: string;
+  at: string;
+  by: string;
+  approvedBy: string | null;
+  details: Record<string, unknown>;
+}
+
+export interface Device extends DeviceSummary {
+  host: string;
+  ports: Record<string, number>;
+  udi: string | null;
+  ip: string | null;
+  mac: string | null;
+  classification: { usageForm: string; contact: string; severity: string | null; effect: string | null } | null;
+  lifecycle: LifecycleEvent[];
+  hostKey: { type: string | null; fingerprint: string } | null;
+  credentialStored?: boolean;
+  createdAt: string;
+}
+
+export interface PolicyLevel {
+  level: number;
+  approvals: Role[][];
+  longestWindowMinutes: number;
+  modes: string[];
+  alertSecurityOnStart: boolean;
+  defaultProfile: string | null;
+}
+
+export interface Profile {
+  name: string;
+  mode: string;
+  description: string[];
+}
+
+export interface Policy {
+  levels: PolicyLevel[];
+  profiles: Profile[];
+}
+
+export interface MaintenanceRecord {
+  session: string;
+  vendor: string;
+  organisation: string | null;
+  device: string;
+  deviceLevel: number | null;
+  protocol: string;
+  via: string;
+  start: string;
+  end: string | null;
+  endReason: string | null;
+  approvers: string[];
+  request: string | null;
+  workOrder: string | null;
+  purpose: string | null;
+  bytesIn: number;
+  bytesOut: number;
+  recording: string;
+  node: string;
+}
+
+export interface Session {
+  id: string;
+  user: string;
+  device: string;
+  /** Sent for live sessions (open=true). */
+  deviceLevel?: number | null;
+  protocol: string;
+  via: string;
+  kind: string;
+  command: string | null;
+  client: string;
+  node: string;
+  nodeAlive: boolean;
+  startedAt: string;
+  /** When the grant the session rides on ends (open=true). */
+  grantEnds?: string | null;
+  endedAt: string | null;
+  endReason: string | null;
+  exitStatus: number | null;
+  bytesIn: number;
+  bytesOut: number;
+  recordingId: string;
+  grantId: string;
+  killRequested: { by: string; at: string; reason: string } | null;
+}
+
+export interface Recording {
+  id: string;
+  session: string;
+  user: string;
+  device: string;
+  protocol: string;
+  startedAt: string;
+  endedAt: string | null;
+  endReason: string | null;
+  size: number;
+  sealed: boolean;
+}
+
+export interface CommandLine {
+  id: string;
+  session: string;
+  user: string;
+  device: string;
+  at: string;
+  line: string;
+  mode: string;
+  decision: string;
+  rule: string | null;
+  reason: string | null;
+  reviewer: string | null;
+  exitStatus: number | null;
+}
+
+export interface AuditEntry {
+  seq: number;
+  ts: string;
+  type: string;
+  actor: string;
+  outcome: string;
+  code: string | null;
+  data: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  auditEntries: number;
+  recordingsVerified: number;
+  recordingsUnsealed: string[];
+  problems: string[];
+}
+
+export interface User {
+  name: string;
+  roles: Role[];
+  org: string | null;
+  nda: { signedAt: string; expiresAt: string; reference: string | null } | null;
+  disabled: boolean;
+  lockedUntil: string | null;
+  expiresAt: string | null;
+  publicKeys: number;
+  locale: string | null;
+  /** False until the person has set up their authenticator (at first sign-in, or after a reset). */
+  totpEnrolled?: boolean;
+  createdAt: string;
+}
+
+export interface Organisation {
+  name: string;
+  displayName: string;
+  contact: string | null;
+}

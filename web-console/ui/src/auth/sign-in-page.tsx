@@ -1,0 +1,157 @@
+import { useEffect, useId, useRef, useState } from 'preact/hooks';
+import type { Enrolment } from '../api/api-types.js';
+import { Field } from '../components/form-field.js';
+import { QrCode } from '../components/qr-code.js';
+import { ErrorNote, Notice } from '../components/status-views.js';
+import { useI18n } from '../i18n/i18n.js';
+import { LanguageMenu } from '../i18n/language-menu.js';
+import { confirmEnrolment, signIn, type SignedOutReason } from './auth-state.js';
+
+/** The secret in groups of four, as authenticator apps show it when typed by hand. */
+const grouped = (secret: string): string => secret.replace(/(.{4})(?=.)/g, '$1 ');
+
+export function SignInPage({ reason }: { reason: SignedOutReason }) {
+  const { t } = useI18n();
+  const [enrolment, setEnrolment] = useState<Enrolment['enrolment'] | null>(null);
+  return (
+    <div class="auth-page">
+      <header class="auth-header">
+        <span class="brand">
+          <span class="brand-mark" aria-hidden="true" />
+          {t('app.name')}
+        </span>
+        <LanguageMenu />
+      </header>
+      <main id="main" class="auth-main">
+        {enrolment ? (
+          <EnrolForm enrolment={enrolment} onCancel={() => setEnrolment(null)} />
+        ) : (
+          <SignInForm reason={reason} onEnrol={setEnrolment} />
+        )}
+      </main>
+      <footer class="auth-footer">{t('app.tagline')}</footer>
+    </div>
+  );
+}
+
+function SignInForm({ reason, onEnrol }: { reason: SignedOutReason; onEnrol: (e: Enrolment['enrolment']) => void }) {
+  const { t } = useI18n();
+  const ids = { user: useId(), password: useId(), totp: useId() };
+  const [username, setUsername] = useState('');
+  const [password, setPassword] = useState('');
+  const [totp, setTotp] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const first = useRef<HTMLInputElement>(null);
+
+  useEffect(() => first.current?.focus(), []);
+
+  async function submit(e: Event): Promise<void> {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      const r = await signIn(username.trim(), password, totp);
+      if (r.kind === 'enrol') onEnrol(r.enrolment);
+    } catch (err) {
+      setError(err);
+      // A failed code is spent either way; the next try needs the next one.
+      setTotp('');
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <section class="card auth-card" aria-labelledby="sign-in-title">
+      <h1 id="sign-in-title">{t('signIn.title')}</h1>
+      {reason === 'idle' && <Notice kind="warning">{t('signIn.signedOutIdle')}</Notice>}
+      {reason === 'signed-out' && <Notice kind="success">{t('signIn.signedOut')}</Notice>}
+      {error !== null && <ErrorNote error={error} />}
+      <form onSubmit={(e) => void submit(e)} class="form" noValidate={false}>
+        <Field id={ids.user} label={t('signIn.username')} required>
+          <input ref={first} id={ids.user} name="username" autocomplete="username" required value={username}
+            onInput={(e) => setUsername(e.currentTarget.value)} />
+        </Field>
+        <Field id={ids.password} label={t('signIn.password')} required>
+          <input id={ids.password} name="password" type="password" autocomplete="current-password" required value={password}
+            onInput={(e) => setPassword(e.currentTarget.value)} />
+        </Field>
+        <Field id={ids.totp} label={t('signIn.totp')} hint={t('signIn.totpHint')}>
+          <input id={ids.totp} name="totp" inputMode="numeric" autocomplete="one-time-code" pattern="[0-9 ]{6,8}" maxLength={9}
+            aria-describedby={`${ids.totp}-hint`} value={totp} onInput={(e) => setTotp(e.currentTarget.value)} />
+        </Field>
+        <button type="submit" class="btn btn-primary btn-block" disabled={busy}>
+          {busy ? t('signIn.busy') : t('signIn.submit')}
+        </button>
+      </form>
+    </section>
+  );
+}
+
+function EnrolForm({ enrolment, onCancel }: { enrolment: Enrolment['enrolment']; onCancel: () => void }) {
+  const { t } = useI18n();
+  const codeId = useId();
+  const [code, setCode] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [copied, setCopied] = useState(false);
+
+  async function submit(e: Event): Promise<void> {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await confirmEnrolment(enrolment.token, code);
+    } catch (err) {
+      setError(err);
+      setCode('');
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  async function copySecret(): Promise<void> {
+    try {
+      await navigator.clipboard.writeText(enrolment.secret);
+      setCopied(true);
+    } catch {
+      setCopied(false);
+    }
+  }
+
+  return (
+    <section class="card auth-card auth-card-wide" aria-labelledby="enrol-title">
+      <h1 id="enrol-title">{t('enrol.title')}</h1>
+      <p>{t('enrol.intro')}</p>
+      <div class="enrol-grid">
+        <QrCode text={enrolment.otpauthUri} label={t('enrol.qrLabel')} />
+        <div>
+          <p class="label-text">{t('enrol.secretLabel')}</p>
+          <p class="secret" data-secret={enrolment.secret}>
+            <code>{grouped(enrolment.secret)}</code>
+          </p>
+          <button type="button" class="btn btn-small" onClick={() => void copySecret()}>
+            {copied ? t('terminal.copied') : t('enrol.copySecret')}
+          </button>
+          <p class="hint">{t('enrol.secretHint')}</p>
+        </div>
+      </div>
+      {error !== null && <ErrorNote error={error} />}
+      <form class="form" onSubmit={(e) => void submit(e)}>
+        <Field id={codeId} label={t('enrol.code')} hint={t('enrol.codeHint')} required>
+          <input id={codeId} name="enrol-code" inputMode="numeric" autocomplete="one-time-code" required pattern="[0-9 ]{6,8}" maxLength={9}
+            aria-describedby={`${codeId}-hint`} value={code} onInput={(e) => setCode(e.currentTarget.value)} />
+        </Field>
+        <div class="actions">
+          <button type="submit" class="btn btn-primary" disabled={busy}>
+            {busy ? t('signIn.busy') : t('enrol.submit')}
+          </button>
+          <button type="button" class="btn" onClick={onCancel}>
+            {t('common.cancel')}
+          </button>
+        </div>
+      </form>
+    </section>
+  );
+}
