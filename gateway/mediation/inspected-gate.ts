@@ -67,6 +67,11 @@ export function inspectedGate(mediator: CommandMediator, relay: () => Relay, siz
     cols: size.cols, rows: size.rows,
     log: (message) => log.debug(message),
     decide: async (line): Promise<LineDecision> => {
+      // Leaving the shell is always allowed (and logged): it runs nothing, and Ctrl-D does the same.
+      if (/^\s*(exit|logout)(\s+\d{1,3})?\s*$/.test(line)) {
+        await mediator.record(line);
+        return { action: 'allow', reason: 'leaving the shell' };
+      }
       const { decision, commandId } = await mediator.decide(line);
       if (decision.action === 'review') held.set(line, { id: commandId, decision });
       return { action: decision.action, reason: decision.reason };
