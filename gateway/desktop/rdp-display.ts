@@ -31,6 +31,12 @@
  * `maxDisconnectionSeconds` (the broker stays connected for the whole session because it records
  * every frame), and xfreerdp dies with its X server; and at the next start, leftovers of dead
  * gateways are found by their private directories and killed.
+ *
+ * The broker's part: connect one RFB client to `socketPath` (shared, so nothing else is pushed
+ * off) as soon as `ready` resolves — the display's own probe disconnects then and Xvnc starts
+ * counting `maxDisconnectionSeconds` — and keep it for the whole session; call `resize()` when
+ * the browser's size changes, and `stop()` on every end path (`stopAllRdpDisplays()` at
+ * shutdown).
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -85,7 +91,10 @@ export class RdpDisplayError extends Error {
 
 /** Knobs measured by test/bench/rdp-display.ts; the defaults are what it settled on. */
 export interface RdpTuning {
-  /** Xvnc's depth (`-depth`): 16 halves its framebuffer. */
+  /**
+   * Xvnc's depth (`-depth`). 16 saves ~8 MB a session at 1280×800 but shows 65 536 colours
+   * (visible banding in grey ramps and images); the browser is sent 32-bit pixels either way.
+   */
   depth: 16 | 24;
   /**
    * xfreerdp's session colour depth (`/bpp`). null leaves it to FreeRDP 2, which then asks for
@@ -108,8 +117,8 @@ export interface RdpTuning {
 }
 
 export const DEFAULT_RDP_TUNING: Readonly<RdpTuning> = Object.freeze({
-  depth: 16,
-  bpp: 16,
+  depth: 24,
+  bpp: 32,
   glx: false,
   gfx: false,
   frameRate: 30,
@@ -136,7 +145,10 @@ export interface RdpDisplayOptions {
   /** From spawn to a painted frame. */
   timeoutMs: number;
   log: Logger;
-  /** Parent of the private directories; default `$XDG_RUNTIME_DIR/portcullis-rdp` or `<tmp>/portcullis-rdp-<uid>`. */
+  /**
+   * Parent of the private directories; default `$XDG_RUNTIME_DIR/portcullis-rdp` or
+   * `<tmp>/portcullis-rdp-<uid>`. Process-wide: the first display started decides it.
+   */
   runtimeDir?: string;
   tuning?: Partial<RdpTuning>;
 }
@@ -687,17 +699,17 @@ class Session implements RdpDisplay {
       '-depth', String(t.depth),
       '-rfbunixpath', this.socketPath,
       '-rfbunixmode', '0600',
-      '-rfbport', '-1',
+      '-rfbport', '-1', // 0 would still mean 5900 + display
       '-SecurityTypes', 'None',
       '-nolisten', 'tcp',
-      '-AllowOverride=',
+      '-AllowOverride=', // no X client may turn the clipboard (or anything) back on via the VNC extension
       '-MaxDisconnectionTime', String(t.maxDisconnectionSeconds),
       '-FrameRate', String(t.frameRate),
-      '-desktop', `RDP ${this.opts.host}`,
-      '-s', '0',
+      '-desktop', `RDP ${this.opts.host}`, // not the gateway's user@host
+      '-s', '0', // no screen saver blanking a session someone is watching
       '-dpms',
-      '-noreset',
-      '-br',
+      '-noreset', // a resize restarts xfreerdp, the only X client: no server reset in between
+      '-br', // a black root: the first non-black pixel is the device's first frame
     ];
     if (!this.opts.clipboard) args.push('-SendCutText=0', '-AcceptCutText=0', '-SendPrimary=0', '-SetPrimary=0');
     if (!t.glx) args.push('-extension', 'GLX');

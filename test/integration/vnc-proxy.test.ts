@@ -607,6 +607,7 @@ describe.runIf(process.env.PORTCULLIS_RFB_MEASURE === '1')('measured: bandwidth 
   }, 60_000);
   afterAll(async () => {
     await x?.stop();
+    if (recDir) rmSync(recDir, { recursive: true, force: true });
   });
 
   for (const [label, encodings] of [

@@ -11,7 +11,7 @@ import { RfbRecordingReader, type RfbRecordedFrame } from '../../recordings/rfb-
 import { RfbRecordingWriter } from '../../recordings/rfb-writer.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'pc-rfbfmt-'));
-afterAll(() => { if (!process.env.KEEP) rmSync(dir, { recursive: true, force: true }); });
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const HOUR = 3600 * 1_000_000;
 const IDLE_FROM = 20 * 60 * 1_000_000;
