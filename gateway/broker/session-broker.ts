@@ -1,10 +1,17 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import path from 'node:path';
 import type { Client, ClientChannel, ServerChannel } from 'ssh2';
-import { describeCode, type ErrorCode } from '../../policy/error-codes.js';
+import { describeCode, ERROR_CATALOGUE, type ErrorCode } from '../../policy/error-codes.js';
 import { authorizeSession, grantedNow, warningsDue } from '../../policy/grant-check.js';
 import type { DeviceFacts, GrantFacts, Protocol } from '../../policy/types.js';
-import { RecordingWriter } from '../../recordings/recording-writer.js';
+import type { DeviceLevel } from '../../policy/device-classification.js';
+import { RecordingWriter, type SealedRecording } from '../../recordings/recording-writer.js';
+import { RGBX32 } from '../../recordings/rfb-keyframe.js';
+import { RfbRecordingWriter } from '../../recordings/rfb-writer.js';
+import { connectRfb, type RfbConnection } from '../desktop/rfb-client.js';
+import { RfbProxy } from '../desktop/rfb-proxy.js';
+import { startRdpDisplay, type RdpDisplay } from '../desktop/rdp-display.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { GatewayConfig } from '../config/load.js';
 import { formatDuration } from '../config/duration.js';
@@ -41,6 +48,17 @@ export interface BrokerDeps {
   clock?: () => number;
 }
 
+export interface DesktopOpenRequest {
+  user: UserRecord;
+  deviceName: string;
+  protocol: 'vnc' | 'rdp';
+  via: string;
+  clientAddress: string;
+  /** The browser's screen size (the RDP path's display follows it). */
+  width: number;
+  height: number;
+}
+
 export interface SshOpenRequest extends UpstreamRequest {
   user: UserRecord;
   deviceName: string;
@@ -61,7 +79,16 @@ const grantFacts = (g: GrantRecord): GrantFacts => ({
 });
 
 /** Codes whose detail (times, grant ids) helps the user and reveals nothing of the device. */
-const DETAIL_SHOWN: ReadonlySet<ErrorCode> = new Set(['STORE_UNAVAILABLE', 'GRANT_NOT_STARTED', 'GRANT_EXPIRED', 'GRANT_REVOKED', 'ACCOUNT_LOCKED', 'ACCOUNT_EXPIRED', 'DEVICE_QUARANTINED', 'DEVICE_DECOMMISSIONED', 'NO_GRANT', 'DEVICE_UNKNOWN', 'NDA_MISSING', 'NDA_EXPIRED']);
+const DETAIL_SHOWN: ReadonlySet<ErrorCode> = new Set(['RDP_CERT_MISMATCH', 'DEVICE_AUTH_FAILED', 'STORE_UNAVAILABLE', 'GRANT_NOT_STARTED', 'GRANT_EXPIRED', 'GRANT_REVOKED', 'ACCOUNT_LOCKED', 'ACCOUNT_EXPIRED', 'DEVICE_QUARANTINED', 'DEVICE_DECOMMISSIONED', 'NO_GRANT', 'DEVICE_UNKNOWN', 'NDA_MISSING', 'NDA_EXPIRED']);
+
+/** What the broker needs of a recording, whichever format (.pcrec terminal, .pcrfb desktop). */
+/** The recording could not be opened: the session is refused (fail closed). */
+class RecordingOpenError extends Error {}
+
+export interface SessionRecorder {
+  event(data: Record<string, unknown>): boolean;
+  close(): Promise<SealedRecording>;
+}
 
 /** How much of a session's recent output a new watcher is shown first (enough to paint a screen). */
 const WATCH_BACKLOG_BYTES = 64 * 1024;
@@ -93,7 +120,7 @@ export class LiveSession {
   constructor(
     readonly record: SessionRecord,
     readonly relay: SessionIo,
-    readonly recorder: RecordingWriter,
+    readonly recorder: SessionRecorder,
     /** Lets go of the device side (closes the SSH connection, stops a desktop's processes). */
     readonly release: () => void,
     public grantEnd: number,
@@ -106,6 +133,13 @@ export class LiveSession {
 
   /** Everything the user sees passes here: kept for new watchers, and sent to current ones in batches. */
   private output(chunk: Buffer): void {
+    if (this.relay.snapshot) {
+      // Desktops keep no byte backlog (snapshot() is the starting point); only live watchers get bytes.
+      if (this.watchers.size === 0) return;
+      this.pendingWatch.push(chunk);
+      this.watchTimer ??= setTimeout(() => this.flushWatch(), 50);
+      return;
+    }
     this.backlog.push(chunk);
     this.backlogBytes += chunk.length;
     while (this.backlogBytes > WATCH_BACKLOG_BYTES && this.backlog.length > 1) this.backlogBytes -= (this.backlog.shift() as Buffer).length;
@@ -132,7 +166,15 @@ export class LiveSession {
   watch(watcher: string): void {
     const isNew = !this.watchers.has(watcher);
     this.watchers.set(watcher, Date.now());
-    if (isNew) this.publishWatch(JSON.stringify({ t: 'backlog', to: watcher, b: Buffer.concat(this.backlog).toString('base64') }));
+    if (!isNew) return;
+    // A desktop's stream cannot be decoded from the middle: a new watcher starts from the screen as
+    // it is now (sent before any later batch), a terminal's from its recent output.
+    if (this.watchTimer) {
+      clearTimeout(this.watchTimer);
+      this.flushWatch();
+    }
+    const start = this.relay.snapshot ? this.relay.snapshot() : Buffer.concat(this.backlog);
+    this.publishWatch(JSON.stringify({ t: 'backlog', to: watcher, b: start.toString('base64') }));
   }
 
   /** Called by the broker once the session has ended and been sealed. */
@@ -262,7 +304,7 @@ export class SessionBroker {
   }
 
   private async openSshChecked(req: SshOpenRequest, client: ServerChannel): Promise<OpenResult> {
-    const { store, vault, audit, config, log } = this.deps;
+    const { vault, config, log } = this.deps;
     const { decision, device, grants } = await this.decide(req.user.name, req.deviceName, 'ssh');
     if (!decision.allow) return this.refuse(req, decision.code, decision.detail);
     if (!device) return this.refuse(req, 'DEVICE_UNKNOWN', `no device named ${req.deviceName}`);
@@ -311,56 +353,21 @@ export class SessionBroker {
       }
     }
 
-    const now = this.clock();
-    const day = new Date(now).toISOString().slice(0, 10).replaceAll('-', '/');
-    const relPath = path.join(day, `${id}.pcrec`);
-    let recorder: RecordingWriter;
+    let begun: { record: SessionRecord; recorder: RecordingWriter };
     try {
-      // No recorder, no session: the file exists before the device sends its first byte.
-      recorder = await RecordingWriter.create(
-        path.join(config.paths.recordings, relPath),
-        {
+      begun = await this.beginSession({
+        id, req, device, grant, protocol: 'ssh', kind: req.kind, command: req.command, profile, level, format: 'pcrec', alert: refusal === null,
+        openRecorder: (file, startedAt) => RecordingWriter.create(file, {
           format: 'pcrec', version: 1, recordingId: id, sessionId: id, user: req.user.name, device: device.name, protocol: 'ssh',
-          kind: req.kind, command: req.command, startedAt: now, term: req.pty?.term ?? null, cols: req.pty?.cols ?? 80, rows: req.pty?.rows ?? 24,
-        },
-        { flushIntervalMs: config.recordings.flush_interval, compression: config.recordings.compression },
-      );
+          kind: req.kind, command: req.command, startedAt, term: req.pty?.term ?? null, cols: req.pty?.cols ?? 80, rows: req.pty?.rows ?? 24,
+        }, { flushIntervalMs: config.recordings.flush_interval, compression: config.recordings.compression }),
+      });
     } catch (err) {
       conn?.end();
-      log.error('recording could not be opened', { error: (err as Error).message });
-      return this.refuse(req, 'RECORDING_FAILED', (err as Error).message);
-    }
-
-    const record: SessionRecord = {
-      id, user: req.user.name, device: device.name, protocol: 'ssh', grantId: grant.id, via: req.via, kind: req.kind, command: req.command,
-      clientAddress: req.clientAddress, node: this.deps.node, startedAt: now, endedAt: null, endReason: null, exitStatus: null,
-      bytesIn: 0, bytesOut: 0, recordingId: id, killRequest: null,
-    };
-    try {
-      await store.createRecording({ id, sessionId: id, path: relPath, format: 'pcrec', startedAt: now, sealedAt: null, size: null, sha256: null });
-      await store.createSession(record);
-      await audit.record('session.start', {
-        actor: req.user.name,
-        outcome: 'ok',
-        data: {
-          session: id, device: device.name, protocol: 'ssh', via: req.via, kind: req.kind, command: req.command, grant: grant.id,
-          grantEnds: new Date(grant.notAfter).toISOString(), client: req.clientAddress, recording: id, node: this.deps.node,
-          profile: profile.name, mode: profile.mode,
-        },
-      });
-      this.deps.notifier.notify('session.started', {
-        session: id, user: req.user.name, device: device.name, level, protocol: 'ssh', via: req.via, node: this.deps.node, grantEnds: new Date(grant.notAfter).toISOString(),
-      });
-      // R-A.5b: sessions on the highest-risk devices are announced to security to watch live.
-      if (config.approvalRules[level].alertSecurityOnStart && refusal === null) {
-        this.deps.notifier.notify('session.watch_alert', { session: id, user: req.user.name, device: device.name, level, protocol: 'ssh', grant: grant.id, node: this.deps.node, client: req.clientAddress });
-      }
-    } catch (err) {
-      // Not recorded as started, so not started: release the device and the file.
-      conn?.end();
-      await recorder.close().catch(() => undefined);
+      if (err instanceof RecordingOpenError) return this.refuse(req, 'RECORDING_FAILED', err.message);
       throw err;
     }
+    const { record, recorder } = begun;
 
     let live: LiveSession | null = null;
     const ended = (why: RelayEnd): void => {
@@ -417,6 +424,161 @@ export class SessionBroker {
     opened.relay.start();
     if (clientGone) this.background(opened.close('client_closed'));
     return { ok: true, session: opened };
+  }
+
+  /**
+   * A desktop session (VNC, or RDP through a private Xvnc running xfreerdp): the same decision,
+   * vault, recording, enforcement and ending as SSH; `browser` carries raw RFB both ways (the web
+   * front door's WebSocket). The browser is offered security type None: it is already signed in.
+   */
+  async openDesktop(req: DesktopOpenRequest, browser: Duplex): Promise<OpenResult> {
+    const refuse = async (code: ErrorCode, detail: string): Promise<OpenResult> => {
+      await this.deps.audit.recordEventually('session.refused', {
+        actor: req.user.name, outcome: 'denied', code,
+        data: { device: req.deviceName, protocol: req.protocol, via: req.via, client: req.clientAddress, detail },
+      });
+      return { ok: false, code, message: DETAIL_SHOWN.has(code) ? `${describeCode(code)} (${detail})` : describeCode(code) };
+    };
+    try {
+      return await this.openDesktopChecked(req, browser, refuse);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) return refuse('STORE_UNAVAILABLE', err.message);
+      throw err;
+    }
+  }
+
+  private async openDesktopChecked(req: DesktopOpenRequest, browser: Duplex, refuse: (code: ErrorCode, detail: string) => Promise<OpenResult>): Promise<OpenResult> {
+    const { vault, config, log, audit } = this.deps;
+    const { decision, device, grants } = await this.decide(req.user.name, req.deviceName, req.protocol);
+    if (!decision.allow) return refuse(decision.code, decision.detail);
+    if (!device) return refuse('DEVICE_UNKNOWN', `no device named ${req.deviceName}`);
+    const grant = grants.find((g) => g.id === decision.value.id) as GrantRecord;
+    const secret = await vault.deviceSecret(device.name);
+    if (!secret?.password) return refuse('CREDENTIAL_MISSING', `device ${device.name} has no stored ${req.protocol.toUpperCase()} password`);
+    if (req.protocol === 'rdp' && !device.rdpCertSha256) return refuse('RDP_CERT_NOT_PINNED', `device ${device.name} has no pinned RDP certificate`);
+    const level = deviceLevel(device);
+    const width = Math.max(640, Math.min(3840, Math.round(req.width)));
+    const height = Math.max(480, Math.min(2160, Math.round(req.height)));
+
+    // The device side: the device's own VNC server, or a private display running the RDP client.
+    let display: RdpDisplay | null = null;
+    let conn: RfbConnection;
+    try {
+      if (req.protocol === 'rdp') {
+        const [domain, user] = secret.username.includes('\\') ? secret.username.split('\\', 2) as [string, string] : [undefined, secret.username];
+        display = await startRdpDisplay({
+          host: device.host, port: portOf(device, 'rdp'), username: user, password: secret.password, ...(domain ? { domain } : {}),
+          certFingerprint: device.rdpCertSha256 as string, width, height, clipboard: grant.allowFileTransfer,
+          timeoutMs: Math.max(config.ssh.upstream_timeout, 15_000), log,
+        });
+        await display.ready;
+        conn = await connectRfb({ target: { path: display.socketPath }, password: null, timeoutMs: config.ssh.upstream_timeout });
+      } else {
+        conn = await connectRfb({ target: { host: device.host, port: portOf(device, 'vnc') }, password: secret.password, timeoutMs: config.ssh.upstream_timeout });
+      }
+    } catch (err) {
+      await display?.stop().catch(() => undefined);
+      const e = err as { code?: string; detail?: string; message: string };
+      const code = (e.code && e.code in ERROR_CATALOGUE ? e.code : 'DEVICE_UNREACHABLE') as ErrorCode;
+      return refuse(code, e.detail ?? e.message);
+    }
+    const releaseDevice = (): void => {
+      conn.socket.destroy();
+      void display?.stop().catch((err: Error) => log.warn('desktop display did not stop cleanly', { error: err.message }));
+    };
+
+    const id = randomUUID();
+    let begun: { record: SessionRecord; recorder: RfbRecordingWriter };
+    try {
+      begun = await this.beginSession({
+        id, req, device, grant, protocol: req.protocol, kind: 'desktop', command: null, profile: null, level, format: 'pcrfb', alert: true,
+        openRecorder: (file, startedAt) => RfbRecordingWriter.create(file, {
+          format: 'pcrfb', version: 1, recordingId: id, sessionId: id, user: req.user.name, device: device.name, protocol: req.protocol,
+          startedAt, width: conn.serverInit.width, height: conn.serverInit.height, pixelFormat: RGBX32, name: conn.serverInit.name,
+        }, { flushIntervalMs: config.recordings.flush_interval, compression: config.recordings.compression }),
+      });
+    } catch (err) {
+      releaseDevice();
+      if (err instanceof RecordingOpenError) return refuse('RECORDING_FAILED', err.message);
+      throw err;
+    }
+    const { record, recorder } = begun;
+    let live: LiveSession | null = null;
+    const proxy = new RfbProxy(browser, conn, recorder, (why) => {
+      this.background(live?.close(why, why === 'recording_failed' ? 'The recording failed, so the session was ended (fail closed).' : null));
+    }, {
+      // R-6.3e, R-6.3f: the clipboard is a data-export channel, open only on a grant that allows file transfer.
+      clipboard: grant.allowFileTransfer,
+      onClipboard: (t) => {
+        this.background(audit.recordEventually('desktop.clipboard', {
+          actor: req.user.name, outcome: t.allowed ? 'ok' : 'denied', ...(t.allowed ? {} : { code: 'FILE_TRANSFER_NOT_GRANTED' as const }),
+          data: { session: id, device: device.name, direction: t.direction, bytes: t.bytes, sha256: t.text === null ? null : createHash('sha256').update(t.text).digest('hex') },
+        }));
+      },
+      allowResize: req.protocol === 'rdp',
+    });
+    live = new LiveSession(record, proxy, recorder, releaseDevice, grant.notAfter, (s, reason, notice) => this.finalize(s, reason, notice),
+      (payload) => { void this.deps.bus.publishStream(`watch:${id}`, payload).catch(() => undefined); });
+    this.live.set(id, live);
+    display?.onExit((exit) => {
+      if (exit.reason !== 'stopped') this.background(live?.close('device_closed'));
+    });
+    proxy.start();
+    return { ok: true, session: live };
+  }
+
+  /**
+   * What every session starts with, whatever its protocol: the recording opened before the first
+   * byte (no recorder, no session), the session and recording rows, the audit entry, the events.
+   * If any of it fails the session does not start and the recording is closed again.
+   */
+  private async beginSession<R extends SessionRecorder>(o: {
+    id: string; req: { user: UserRecord; via: string; clientAddress: string }; device: DeviceRecord; grant: GrantRecord; protocol: Protocol;
+    kind: SessionRecord['kind']; command: string | null; profile: { name: string; mode: string } | null; level: number; format: string; alert: boolean;
+    openRecorder: (file: string, startedAt: number) => Promise<R>;
+  }): Promise<{ record: SessionRecord; recorder: R }> {
+    const { store, audit, config, log, notifier, node } = this.deps;
+    const now = this.clock();
+    const day = new Date(now).toISOString().slice(0, 10).replaceAll('-', '/');
+    const relPath = path.join(day, `${o.id}.${o.format}`);
+    let recorder: R;
+    try {
+      recorder = await o.openRecorder(path.join(config.paths.recordings, relPath), now);
+    } catch (err) {
+      log.error('recording could not be opened', { error: (err as Error).message });
+      throw new RecordingOpenError((err as Error).message);
+    }
+    const { req, device, grant } = o;
+    const record: SessionRecord = {
+      id: o.id, user: req.user.name, device: device.name, protocol: o.protocol, grantId: grant.id, via: req.via, kind: o.kind, command: o.command,
+      clientAddress: req.clientAddress, node, startedAt: now, endedAt: null, endReason: null, exitStatus: null,
+      bytesIn: 0, bytesOut: 0, recordingId: o.id, killRequest: null,
+    };
+    try {
+      await store.createRecording({ id: o.id, sessionId: o.id, path: relPath, format: o.format, startedAt: now, sealedAt: null, size: null, sha256: null });
+      await store.createSession(record);
+      await audit.record('session.start', {
+        actor: req.user.name,
+        outcome: 'ok',
+        data: {
+          session: o.id, device: device.name, protocol: o.protocol, via: req.via, kind: o.kind, command: o.command, grant: grant.id,
+          grantEnds: new Date(grant.notAfter).toISOString(), client: req.clientAddress, recording: o.id, node,
+          profile: o.profile?.name ?? null, mode: o.profile?.mode ?? null,
+        },
+      });
+      notifier.notify('session.started', {
+        session: o.id, user: req.user.name, device: device.name, level: o.level, protocol: o.protocol, via: req.via, node, grantEnds: new Date(grant.notAfter).toISOString(),
+      });
+      // R-A.5b: sessions on the highest-risk devices are announced to security to watch live.
+      if (config.approvalRules[o.level as DeviceLevel].alertSecurityOnStart && o.alert) {
+        notifier.notify('session.watch_alert', { session: o.id, user: req.user.name, device: device.name, level: o.level, protocol: o.protocol, grant: grant.id, node, client: req.clientAddress });
+      }
+    } catch (err) {
+      // Not recorded as started, so not started: close the file again.
+      await recorder.close().catch(() => undefined);
+      throw err;
+    }
+    return { record, recorder };
   }
 
   /**

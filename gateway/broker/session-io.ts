@@ -2,7 +2,7 @@
  * What the broker needs of a live session's byte mover, whichever it is: the plain relay (full
  * and inspected modes, exec requests) or the gateway-owned prompt of restricted mode.
  */
-export type RelayEnd = 'client_closed' | 'device_closed' | 'recording_failed';
+export type RelayEnd = 'client_closed' | 'device_closed' | 'recording_failed' | 'protocol_error';
 
 export interface ExitInfo {
   code: number | null;
@@ -24,4 +24,8 @@ export interface SessionIo {
   terminate(exitCode: number): void;
   /** Set by the broker: told of every byte the user is shown (for live watching). */
   onOutput?: (chunk: Buffer) => void;
+  /** Desktops: the screen as it is now, as a stream a fresh viewer can start from (a watcher joining late). */
+  snapshot?(): Buffer;
+  /** Desktops: where the front door shows gateway notices (beside the screen, not in the RFB stream). */
+  onNotice?: (text: string) => void;
 }

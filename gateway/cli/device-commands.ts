@@ -2,6 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import ssh2 from 'ssh2';
 import { fetchHostKey, ConnectorError } from '../connectors/ssh-connector.js';
 import { fingerprint, hostKeyAlgorithm } from '../connectors/host-key.js';
+import { fetchRdpCertificate, normalizeRdpFingerprint } from '../desktop/rdp-certificate.js';
 import { parseTimeSpec } from '../config/duration.js';
 import { InputError } from '../identity/users.js';
 import { portOf } from '../inventory/device-ports.js';
@@ -164,32 +165,56 @@ export async function deviceCommand(ctx: CliContext, args: string[]): Promise<nu
       });
     }
     case 'trust': {
-      const { values, positionals } = parse(rest, { expect: { type: 'string' } }, 1);
+      const { values, positionals } = parse(rest, { expect: { type: 'string' }, 'expect-rdp': { type: 'string' } }, 1);
       const name = required(positionals[0], 'NAME (positional)');
       return ctx.withRuntime(async (rt) => {
         await checkActor(rt, ctx.actor, 'device.manage');
         const d = await rt.store.getDevice(name);
         if (!d) throw new InputError('DEVICE_UNKNOWN', `no device named ${name}`);
-        let blob: Buffer;
-        try {
-          blob = await fetchHostKey(d.host, portOf(d, 'ssh'), rt.config.ssh.upstream_timeout);
-        } catch (err) {
-          throw new InputError('DEVICE_UNREACHABLE', `could not fetch the host key of ${name} at ${d.host}:${portOf(d, 'ssh')}: ${err instanceof ConnectorError ? err.detail : (err as Error).message}`);
+        if (!d.protocols.includes('ssh') && !d.protocols.includes('rdp')) {
+          throw new InputError('INVALID_INPUT', `device ${name} offers ${d.protocols.join(', ')}: VNC has no server identity to pin (its password is the only check)`);
         }
-        const fp = fingerprint(blob);
-        const type = hostKeyAlgorithm(blob);
-        if (values.expect && values.expect !== fp) {
-          await rt.audit.record('device.trust_refused', { actor: ctx.actor, outcome: 'denied', code: 'HOST_KEY_MISMATCH', data: { device: name, presented: fp, expected: values.expect } });
-          throw new InputError('HOST_KEY_MISMATCH', `the device presented ${fp}, not the expected ${values.expect}; nothing was pinned`);
+        const result: Record<string, unknown> = { device: name };
+        const lines: string[] = [];
+        if (d.protocols.includes('ssh')) {
+          let blob: Buffer;
+          try {
+            blob = await fetchHostKey(d.host, portOf(d, 'ssh'), rt.config.ssh.upstream_timeout);
+          } catch (err) {
+            throw new InputError('DEVICE_UNREACHABLE', `could not fetch the host key of ${name} at ${d.host}:${portOf(d, 'ssh')}: ${err instanceof ConnectorError ? err.detail : (err as Error).message}`);
+          }
+          const fp = fingerprint(blob);
+          const type = hostKeyAlgorithm(blob);
+          if (values.expect && values.expect !== fp) {
+            await rt.audit.record('device.trust_refused', { actor: ctx.actor, outcome: 'denied', code: 'HOST_KEY_MISMATCH', data: { device: name, presented: fp, expected: values.expect } });
+            throw new InputError('HOST_KEY_MISMATCH', `the device presented ${fp}, not the expected ${values.expect}; nothing was pinned`);
+          }
+          const previous = d.hostKeyBlob ? fingerprint(Buffer.from(d.hostKeyBlob, 'base64')) : null;
+          await rt.store.updateDevice(name, { hostKeyAlgo: type, hostKeyBlob: blob.toString('base64') });
+          await rt.audit.record('device.trusted', { actor: ctx.actor, outcome: 'ok', data: { device: name, type, fingerprint: fp, previous } });
+          Object.assign(result, { type, fingerprint: fp, previous });
+          lines.push(`Pinned ${type} host key of ${name}: ${fp}`, ...(previous && previous !== fp ? [`  (replaces ${previous})`] : []),
+            'Compare it with the fingerprint on the device (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub).');
         }
-        const previous = d.hostKeyBlob ? fingerprint(Buffer.from(d.hostKeyBlob, 'base64')) : null;
-        await rt.store.updateDevice(name, { hostKeyAlgo: type, hostKeyBlob: blob.toString('base64') });
-        await rt.audit.record('device.trusted', { actor: ctx.actor, outcome: 'ok', data: { device: name, type, fingerprint: fp, previous } });
-        ctx.out.result({ device: name, type, fingerprint: fp, previous }, [
-          `Pinned ${type} host key of ${name}: ${fp}`,
-          ...(previous && previous !== fp ? [`  (replaces ${previous})`] : []),
-          'Compare it with the fingerprint on the device (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub).',
-        ]);
+        if (d.protocols.includes('rdp')) {
+          let cert;
+          try {
+            cert = await fetchRdpCertificate(d.host, portOf(d, 'rdp'), { timeoutMs: rt.config.ssh.upstream_timeout });
+          } catch (err) {
+            throw new InputError('DEVICE_UNREACHABLE', `could not fetch the RDP certificate of ${name} at ${d.host}:${portOf(d, 'rdp')}: ${(err as Error).message}`);
+          }
+          const expected = values['expect-rdp'] ? normalizeRdpFingerprint(values['expect-rdp']) : null;
+          if (expected && expected !== cert.fingerprint) {
+            await rt.audit.record('device.trust_refused', { actor: ctx.actor, outcome: 'denied', code: 'RDP_CERT_MISMATCH', data: { device: name, presented: cert.fingerprint, expected } });
+            throw new InputError('RDP_CERT_MISMATCH', `the device presented RDP certificate ${cert.fingerprint}, not the expected ${expected}; nothing was pinned`);
+          }
+          const previous = d.rdpCertSha256;
+          await rt.store.updateDevice(name, { rdpCertSha256: cert.fingerprint });
+          await rt.audit.record('device.trusted', { actor: ctx.actor, outcome: 'ok', data: { device: name, type: 'rdp-certificate', fingerprint: cert.fingerprint, subject: cert.subject, previous } });
+          Object.assign(result, { rdpCertificate: { sha256: cert.fingerprint, subject: cert.subject, validTo: cert.validTo }, rdpPrevious: previous });
+          lines.push(`Pinned the RDP certificate of ${name} (${cert.subject}): SHA256 ${cert.fingerprint}`, ...(previous && previous !== cert.fingerprint ? [`  (replaces ${previous})`] : []));
+        }
+        ctx.out.result(result, lines);
         return 0;
       });
     }

@@ -34,7 +34,7 @@ Usage: portcullis <command> [options]        (every command takes --config FILE 
   device import FILE.csv | device export [-o FILE.csv]       inventory as CSV (all rows or none)
   device list | device show NAME
   device credential NAME --username U (--password-stdin | --key-file FILE)
-  device trust NAME [--expect SHA256:…]      fetch and pin the device's SSH host key
+  device trust NAME [--expect SHA256:…] [--expect-rdp AA:BB:…]   fetch and pin the SSH host key and/or RDP certificate
   device quarantine NAME --reason TEXT       back from external repair: off limits until checked (R-6.4b)
   device check NAME (--passed | --failed) --notes TEXT        record the security check (security role)
   device decommission NAME --method TEXT --data-wiping completed|not-required|pending [--at T] [--notes TEXT]   (R-6.5, admin)

@@ -191,6 +191,8 @@ export type SessionEndReason =
   | 'killed'
   /** An exec request whose command line the profile refused (R-6.3c): nothing reached the device. */
   | 'command_denied'
+  /** A desktop peer broke the RFB protocol (malformed, oversized or unknown message): ended, fail closed. */
+  | 'protocol_error'
   /** The node that held the session stopped answering (crash, power, network). */
   | 'interrupted'
   | 'error';
@@ -209,7 +211,7 @@ export interface SessionRecord {
   grantId: string;
   /** How the client arrived: `ssh` (user#device or picker), `proxyjump`, `web`. */
   via: string;
-  kind: 'shell' | 'exec' | 'subsystem';
+  kind: 'shell' | 'exec' | 'subsystem' | 'desktop';
   command: string | null;
   clientAddress: string;
   node: string;

@@ -53,7 +53,7 @@ export interface RouteDef<B extends Schema | undefined, Q extends Schema | undef
   /** Status of a successful answer (200 unless said). */
   status?: number;
   /** A media type other than JSON (a CSV download, a recording): the handler's string or stream is sent as is. */
-  produces?: 'text/csv' | 'application/x-asciicast';
+  produces?: 'text/csv' | 'application/x-asciicast' | 'application/octet-stream';
 }
 
 export interface RouteContext<B, Q, P> {

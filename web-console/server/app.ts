@@ -96,7 +96,8 @@ export async function buildWebApp(rt: Runtime, broker: SessionBroker): Promise<F
   });
 
   // WebSockets (browser terminal, live watch) at most 1 MiB a frame.
-  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+  // permessage-deflate: desktops are sent in stateless encodings (recordable, seekable) and rely on it.
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024, perMessageDeflate: { threshold: 1024 } } });
   registerAuth(app, rt);
   registerSessions(app, rt);
   registerDevices(app, rt);

@@ -46,6 +46,13 @@ const terminalQuery = z.object({
   rows: z.coerce.number().int().min(5).max(300).default(24),
 });
 
+const desktopQuery = z.object({
+  device: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
+  protocol: z.enum(['vnc', 'rdp']),
+  width: z.coerce.number().int().min(320).max(3840).default(1280),
+  height: z.coerce.number().int().min(240).max(2160).default(800),
+});
+
 /**
  * WebSocket front doors of the web console: the browser terminal (into the same session broker
  * as the SSH front door) and the read-only live watch of any node's session.
@@ -79,6 +86,46 @@ export function registerTerminals(app: FastifyInstance, rt: Runtime, broker: Ses
       });
     },
   });
+
+  declareRoute({
+    method: 'GET', url: '/api/desktop', access: 'session.connect', tags: ['sessions'], produces: 'websocket', query: desktopQuery,
+    summary: 'WebSocket: a VNC or RDP desktop on your grant (binary frames: RFB, the gateway offering security None; text: {"type":"status"|"notice"|"end"})',
+  });
+  app.route({
+    method: 'GET', url: '/api/desktop', config: { access: 'session.connect' }, preHandler: guard('session.connect'), handler: notUpgraded,
+    wsHandler: (socket: WebSocket, req: FastifyRequest) => {
+      void openDesktop(socket, req).catch((err: Error) => {
+        rt.log.error('web desktop failed', { error: err.message });
+        sendJson(socket, { type: 'end', code: 'INTERNAL', message: 'The gateway could not open the session.' });
+        socket.close();
+      });
+    },
+  });
+
+  async function openDesktop(socket: WebSocket, req: FastifyRequest): Promise<void> {
+    const parsed = desktopQuery.safeParse(req.query);
+    const principal = req.principal;
+    if (!parsed.success || !principal) {
+      sendJson(socket, { type: 'end', code: 'INVALID_INPUT', message: 'Name a device and a protocol (vnc or rdp).' });
+      socket.close();
+      return;
+    }
+    const { device, protocol, width, height } = parsed.data;
+    const channel = new WebTerminalChannel(socket);
+    const result = await broker.openDesktop({ user: principal.user, deviceName: device, protocol, via: 'web', clientAddress: `web ${req.ip}`, width, height }, channel);
+    if (!result.ok) {
+      sendJson(socket, { type: 'end', code: result.code, message: result.message });
+      socket.close();
+      return;
+    }
+    const live: LiveSession = result.session;
+    // Gateway notices (grant ending) beside the screen, not inside the RFB stream.
+    live.relay.onNotice = (text) => sendJson(socket, { type: 'notice', text });
+    sendJson(socket, { type: 'status', state: 'connected', session: live.id });
+    const e = await live.ended;
+    sendJson(socket, { type: 'end', code: endCode(e), reason: e.reason, message: e.notice ?? 'The session ended.' });
+    socket.close();
+  }
 
   async function openTerminal(socket: WebSocket, req: FastifyRequest): Promise<void> {
     const parsed = terminalQuery.safeParse(req.query);
