@@ -1,3 +1,4 @@
+import { sweepLeftoverRdpDisplays } from './desktop/rdp-display.js';
 import type { AddressInfo } from 'node:net';
 import { buildWebApp } from '../web-console/server/app.js';
 import { SessionBroker } from './broker/session-broker.js';
@@ -23,6 +24,9 @@ export interface RunningGateway {
 /** Starts the gateway: store, cluster membership, broker, SSH front door and web server. */
 export async function startGateway(config: GatewayConfig, opts: { log?: Logger; clock?: () => number } = {}): Promise<RunningGateway> {
   const runtime = await openRuntime(config, { ...opts, spool: true });
+  // RDP displays left by a gateway process that died without stopping them (checked by pid and start time).
+  const swept = sweepLeftoverRdpDisplays();
+  if (swept > 0) runtime.log.warn('stopped RDP displays left by a gateway that died', { count: swept });
   const { store, audit, vault, log, authenticator, node, spool, bus, notifier } = runtime;
   const broker = new SessionBroker({ config, store, audit, vault, log, node, spool, bus, notifier, ...(opts.clock ? { clock: opts.clock } : {}) });
   const sshDoor = new SshFrontDoor({ config, store, audit, authenticator, broker, log });

@@ -515,7 +515,9 @@ export class SessionBroker {
           data: { session: id, device: device.name, direction: t.direction, bytes: t.bytes, sha256: t.text === null ? null : createHash('sha256').update(t.text).digest('hex') },
         }));
       },
-      allowResize: req.protocol === 'rdp',
+      // The screen's size is chosen at connect (the browser's window); the viewer scales after that.
+      // Resizing an RDP desktop means restarting xfreerdp (RdpDisplay.resize), not an Xvnc resize.
+      allowResize: false,
     });
     live = new LiveSession(record, proxy, recorder, releaseDevice, grant.notAfter, (s, reason, notice) => this.finalize(s, reason, notice),
       (payload) => { void this.deps.bus.publishStream(`watch:${id}`, payload).catch(() => undefined); });

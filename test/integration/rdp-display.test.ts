@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,13 +10,13 @@ import { fetchRdpCertificate, RdpCertificateError } from '../../gateway/desktop/
 import { RdpDisplayError, startRdpDisplay, sweepLeftoverRdpDisplays, type RdpDisplay, type RdpDisplayExit, type RdpDisplayOptions } from '../../gateway/desktop/rdp-display.js';
 import { createLogger } from '../../gateway/log/logger.js';
 import { freePort } from '../support/device-sshd.js';
+import { startRdpDevice, type RdpDevice } from '../support/desktop-peers.js';
 
 // R-6.3e, R-6.3f, R-A.3e: the RDP path's process side. A real RDP device on loopback
 // (freerdp-shadow-cli shadowing an Xvfb screen, NLA against a SAM file), reached by xfreerdp
 // inside a private Xvnc, whose framebuffer is read back over its unix socket.
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const DEVICE_USER = 'biomed';
 // Distinctive so that a search of every process's command line cannot hit anything else.
 const DEVICE_PASSWORD = `Pw-${randomBytes(9).toString('base64url')}`;
 // What the device shows: this root colour, and an xlogo window.
@@ -101,66 +101,6 @@ function tcpListenersOf(pid: number): number {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The RDP device
-
-function writeCookie(file: string): void {
-  const f = (b: Buffer): Buffer => Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
-  writeFileSync(file, Buffer.concat([Buffer.from([0xff, 0xff]), f(Buffer.alloc(0)), f(Buffer.alloc(0)), f(Buffer.from('MIT-MAGIC-COOKIE-1')), f(randomBytes(16))]), { mode: 0o600 });
-}
-
-interface RdpDevice {
-  port: number;
-  certFile: string;
-  stop(): Promise<void>;
-}
-
-async function startRdpDevice(dir: string): Promise<RdpDevice> {
-  const children: ChildProcess[] = [];
-  const cookie = path.join(dir, 'device.xauth');
-  writeCookie(cookie);
-  const xvfb = spawn('Xvfb', ['-displayfd', '3', '-screen', '0', '1024x768x24', '-nolisten', 'tcp', '-noreset', '-auth', cookie], { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
-  children.push(xvfb);
-  const display = await new Promise<string>((resolve, reject) => {
-    let s = '';
-    (xvfb.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => {
-      s += d.toString();
-      if (s.includes('\n')) resolve(`:${s.trim()}`);
-    });
-    xvfb.once('exit', () => reject(new Error('Xvfb exited')));
-  });
-  const home = path.join(dir, 'device-home');
-  mkdirSync(home, { mode: 0o700 });
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, DISPLAY: display, XAUTHORITY: cookie };
-  const hex = `#${DEVICE_RGB.map((c) => c.toString(16).padStart(2, '0')).join('')}`;
-  expect(spawnSync('xsetroot', ['-solid', hex], { env }).status).toBe(0);
-  children.push(spawn('xlogo', ['-geometry', '240x240+600+300'], { env, detached: true, stdio: 'ignore' }));
-  const sam = path.join(dir, 'sam');
-  const hash = spawnSync('winpr-hash', ['-u', DEVICE_USER, '-p', DEVICE_PASSWORD, '-f', 'sam']);
-  expect(hash.status).toBe(0);
-  writeFileSync(sam, hash.stdout, { mode: 0o600 });
-  const port = await freePort();
-  children.push(spawn('freerdp-shadow-cli', ['/bind-address:127.0.0.1', `/port:${port}`, '+auth', '/sec:nla', `/sam-file:${sam}`], { env, detached: true, stdio: 'ignore' }));
-  const end = Date.now() + 10_000;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) break;
-    if (Date.now() > end) throw new Error('the RDP device did not start listening');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    port,
-    certFile: path.join(home, '.config/freerdp/shadow/shadow.crt'),
-    async stop() {
-      for (const c of children.reverse()) if (c.pid) try { process.kill(-c.pid, 'SIGKILL'); } catch { /* gone */ }
-      await new Promise((r) => setTimeout(r, 100));
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
 // A minimal RFB client: security None, 32-bit true colour, one full framebuffer.
 
 interface Frame {
@@ -228,7 +168,7 @@ async function readFramebuffer(socketPath: string): Promise<Frame> {
   }
 }
 
-/** Pixels within 8 of the device's colour in each channel (Xvnc runs at 16 bits, RGB565). */
+/** Pixels within 8 of the device's colour in each channel (RDP codecs may be lossy; a 16-bit display rounds to RGB565). */
 function deviceColourPixels(f: Frame): number {
   let n = 0;
   for (let i = 0; i < f.pixels.length; i += 4) {
@@ -252,7 +192,7 @@ describe('RDP sessions run xfreerdp inside a private Xvnc', () => {
   const options = (o: Partial<RdpDisplayOptions> = {}): RdpDisplayOptions => ({
     host: '127.0.0.1',
     port: device.port,
-    username: DEVICE_USER,
+    username: device.username,
     password: DEVICE_PASSWORD,
     certFingerprint: fingerprint,
     width: 1280,
@@ -275,7 +215,7 @@ describe('RDP sessions run xfreerdp inside a private Xvnc', () => {
     }
     dir = mkdtempSync(path.join(os.tmpdir(), 'pc-rdp-'));
     runtimeDir = path.join(dir, 'run');
-    device = await startRdpDevice(dir);
+    device = await startRdpDevice({ password: DEVICE_PASSWORD, rootColour: `#${DEVICE_RGB.map((c) => c.toString(16).padStart(2, '0')).join('')}` });
     fingerprint = (await fetchRdpCertificate('127.0.0.1', device.port)).fingerprint;
   });
 
@@ -372,12 +312,21 @@ describe('RDP sessions run xfreerdp inside a private Xvnc', () => {
     expect(sessionProcesses(d).filter((p) => !isGone(p))).toEqual([]);
   });
 
-  it('reports an unreachable device as such, and rejects requests it cannot pass on safely', async () => {
+  it('reports an unreachable device and a silent one as such, and rejects requests it cannot pass on safely', async () => {
     const d = await start({ port: await freePort() });
     await expect(d.ready).rejects.toMatchObject({ kind: 'unreachable', code: 'DEVICE_UNREACHABLE' });
     await expect(startRdpDisplay(options({ password: 'line\nbreak' }))).rejects.toMatchObject({ kind: 'invalid-request' });
     await expect(startRdpDisplay(options({ certFingerprint: 'AA:BB' }))).rejects.toMatchObject({ kind: 'invalid-request' });
     await expect(startRdpDisplay(options({ host: '-bad host' }))).rejects.toMatchObject({ kind: 'invalid-request' });
+    // A device that accepts the connection and never answers.
+    const silent = net.createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const hung = await start({ port: (silent.address() as net.AddressInfo).port, timeoutMs: 2500 });
+    const procs = sessionProcesses(hung);
+    await expect(hung.ready).rejects.toMatchObject({ kind: 'timeout', code: 'DEVICE_TIMEOUT' });
+    await exitOf(hung);
+    for (const pid of procs) expect(isGone(pid)).toBe(true);
+    silent.close();
   });
 
   it('ends the whole display when xfreerdp dies, and when Xvnc dies', async () => {
@@ -394,9 +343,13 @@ describe('RDP sessions run xfreerdp inside a private Xvnc', () => {
     for (const pid of [...procsA, ...procsB]) expect(isGone(pid), `process ${pid}`).toBe(true);
   });
 
-  it('follows a new browser size', async () => {
-    const d = await start({ width: 1024, height: 768 });
+  it('follows a new browser size (and redirects the clipboard, and only it, when the grant allows file transfer)', async () => {
+    const d = await start({ width: 1024, height: 768, clipboard: true });
     await d.ready;
+    const rdpCmd = procText(d.pids.xfreerdp, 'cmdline');
+    expect(rdpCmd).toContain('+clipboard');
+    expect(rdpCmd).not.toMatch(/\/drive|\/printer|\/smartcard|\/usb|\+drives|\+home-drive/);
+    expect(procText(d.pids.xvnc, 'cmdline')).not.toContain('-AcceptCutText=0');
     const before = d.pids.xfreerdp;
     await d.resize(1100, 700);
     expect([d.width, d.height]).toEqual([1100, 700]);
@@ -409,11 +362,11 @@ describe('RDP sessions run xfreerdp inside a private Xvnc', () => {
     await d.stop();
   });
 
-  describe('when the gateway process itself is killed', () => {
+  describe('when the gateway process itself ends', () => {
     const script = (): string => {
       const file = path.join(dir, 'hold-display.mts');
       writeFileSync(file, [
-        `import { startRdpDisplay } from ${JSON.stringify(pathToFileURL(path.join(REPO, 'gateway/desktop/rdp-display.ts')).href)};`,
+        `import { startRdpDisplay, stopAllRdpDisplays } from ${JSON.stringify(pathToFileURL(path.join(REPO, 'gateway/desktop/rdp-display.ts')).href)};`,
         `import { createLogger } from ${JSON.stringify(pathToFileURL(path.join(REPO, 'gateway/log/logger.ts')).href)};`,
         // Options (the password among them) come on stdin, never on this process's command line.
         `let input = ''; for await (const c of process.stdin) input += c;`,
@@ -423,6 +376,8 @@ describe('RDP sessions run xfreerdp inside a private Xvnc', () => {
         `const { connect } = await import('node:net');`,
         `const rfb = connect(d.socketPath, () => rfb.write(Buffer.concat([Buffer.from('RFB 003.008\\n'), Buffer.from([1, 1])])));`,
         `rfb.on('data', () => {});`,
+        // A gateway that shuts down properly (as \`portcullis serve\` does on SIGTERM/SIGINT).
+        `process.on('SIGINT', () => { void stopAllRdpDisplays().then(() => process.exit(0)); });`,
         `process.stdout.write(JSON.stringify({ pids: d.pids }) + '\\n');`,
         `setInterval(() => {}, 1000);`,
       ].join('\n'));
@@ -452,12 +407,17 @@ describe('RDP sessions run xfreerdp inside a private Xvnc', () => {
         return cmd.includes('portcullis-rdp-watchdog') && cmd.includes(`gw-${gatewayPid}`) && !isGone(p);
       });
 
-    it('its watchdog kills the display at once (SIGKILL of the gateway)', async () => {
+    it.each([
+      ['SIGKILL', 'its watchdog kills the display at once'],
+      ['SIGTERM', 'unhandled, Node dies without running exit hooks: the watchdog again'],
+      ['SIGINT', 'handled by stopping every display before exiting'],
+    ] as const)('%s to the gateway: %s', async (signal, _how) => {
       const { gateway, procs } = await holdDisplay();
       expect(watchdogOf(gateway.pid ?? 0)).toBeDefined();
-      gateway.kill('SIGKILL');
-      await waitFor(() => procs.every(isGone), 5000, 'the orphaned Xvnc and xfreerdp to be killed by the watchdog');
-      await waitFor(() => !existsSync(path.join(runtimeDir, `gw-${gateway.pid ?? 0}`)), 3000, "the dead gateway's directory to be removed");
+      gateway.kill(signal);
+      await waitFor(() => procs.every(isGone), 5000, `Xvnc and xfreerdp to end after ${signal} to the gateway`);
+      await waitFor(() => !existsSync(path.join(runtimeDir, `gw-${gateway.pid ?? 0}`)), 3000, "the gateway's directory to be removed");
+      await waitFor(() => watchdogOf(gateway.pid ?? 0) === undefined, 3000, 'the watchdog to exit');
     });
 
     it('the next start sweeps what is left if the watchdog died with it', async () => {

@@ -1,5 +1,5 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,166 +8,18 @@ import { deflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConnectorError } from '../../gateway/connectors/ssh-connector.js';
 import { Framebuffer } from '../../gateway/desktop/framebuffer.js';
-import { connectRfb, type RfbConnection } from '../../gateway/desktop/rfb-client.js';
-import { MessageReader, ScreenSize, serverMessage, type Parser, type ServerMessage } from '../../gateway/desktop/rfb-messages.js';
+import { connectRfb } from '../../gateway/desktop/rfb-client.js';
+import type { ScreenSize} from '../../gateway/desktop/rfb-messages.js';
+import { serverMessage, type Parser, type ServerMessage } from '../../gateway/desktop/rfb-messages.js';
 import { RfbProxy, type ClipboardTransfer, type DesktopEnd, type RfbProxyOptions } from '../../gateway/desktop/rfb-proxy.js';
 import { cutTextMsg, ENCODING, keyEventMsg, pointerEventMsg, setEncodingsMsg, setPixelFormatMsg, updateRequestMsg } from '../../gateway/desktop/rfb-wire.js';
 import { RGBX32 } from '../../recordings/rfb-keyframe.js';
 import { RfbRecordingReader } from '../../recordings/rfb-reader.js';
 import { RfbRecordingWriter } from '../../recordings/rfb-writer.js';
-import { freePort } from '../support/device-sshd.js';
+import { deviceScreen, differingPixels, fbRgb, NOVNC_ENCODINGS, startXvnc, TestBrowser, until, VNC_PASSWORD as PASSWORD, type Xvnc } from '../support/desktop-peers.js';
 
 const run = promisify(execFile);
-const PASSWORD = 'dev1ce-pw';
 const ROOT_COLOUR = 0x336699;
-
-/** What noVNC 1.5 sends in SetEncodings (decimal), so the gateway's filter meets the real list. */
-const NOVNC_ENCODINGS = [1, 7, -260, 16, 21, 5, 2, 0, -26, -254, -223, -224, -258, -261, -308, -309, -312, -313, -307, -1063131698, -316, 1464686180, -239];
-
-interface Xvnc {
-  display: string;
-  port: number;
-  dir: string;
-  env: NodeJS.ProcessEnv;
-  /** Starts an X client on the display; stopped with the server. */
-  client(cmd: string, args: string[], stdoutFile?: string): ChildProcess;
-  stop(): Promise<void>;
-}
-
-/** A real TigerVNC server with a VNC password file, as the device. Xvnc picks a free display itself (-displayfd). */
-async function startXvnc(geometry: string, extra: string[] = []): Promise<Xvnc> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'pc-xvnc-'));
-  const pwFile = path.join(dir, 'passwd');
-  const pw = spawnSync('vncpasswd', ['-f'], { input: `${PASSWORD}\n` });
-  if (pw.status !== 0) throw new Error(`vncpasswd failed: ${pw.stderr.toString()}`);
-  writeFileSync(pwFile, pw.stdout, { mode: 0o600 });
-  const port = await freePort();
-  const server = spawn('Xvnc', [
-    '-displayfd', '3', '-rfbport', String(port), '-localhost', '-SecurityTypes', 'VncAuth', '-PasswordFile', pwFile,
-    '-geometry', geometry, '-depth', '24', '-nolisten', 'tcp', ...extra,
-  ], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
-  let log = '';
-  server.stderr?.on('data', (c: Buffer) => { log += c.toString(); });
-  const displayNo = await new Promise<string>((resolve, reject) => {
-    let got = '';
-    const fd3 = server.stdio[3] as NodeJS.ReadableStream;
-    fd3.on('data', (c: Buffer) => {
-      got += c.toString();
-      if (got.includes('\n')) resolve(got.trim());
-    });
-    server.once('exit', (code) => reject(new Error(`Xvnc exited (${code}): ${log}`)));
-    setTimeout(() => reject(new Error(`Xvnc did not start: ${log}`)), 10_000).unref();
-  });
-  const display = `:${displayNo}`;
-  const env = { ...process.env, DISPLAY: display };
-  const clients: ChildProcess[] = [];
-  return {
-    display, port, dir, env,
-    client(cmd, args, stdoutFile) {
-      const out = stdoutFile ? openSync(stdoutFile, 'w') : 'ignore';
-      const c = spawn(cmd, args, { env, stdio: ['ignore', out, 'ignore'] });
-      clients.push(c);
-      return c;
-    },
-    async stop() {
-      for (const c of clients) if (c.exitCode === null) c.kill('SIGTERM');
-      if (server.exitCode === null) {
-        const exited = new Promise((r) => server.once('exit', r));
-        server.kill('SIGTERM');
-        await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-/** The device's own view of its screen, from xwd: 0xRRGGBB per pixel. */
-async function deviceScreen(x: Xvnc): Promise<{ width: number; height: number; rgb: Uint32Array }> {
-  const { stdout } = await run('xwd', ['-root', '-silent'], { env: x.env, encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 });
-  const h = (i: number): number => stdout.readUInt32BE(i * 4);
-  const [headerSize, width, height, bpp, bytesPerLine, ncolors] = [h(0), h(4), h(5), h(11), h(12), h(19)];
-  if (bpp !== 32 || h(7) !== 0) throw new Error('expected a 32 bpp LSB-first xwd image');
-  const data = headerSize + ncolors * 12;
-  const rgb = new Uint32Array(width * height);
-  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) rgb[y * width + x] = stdout.readUInt32LE(data + y * bytesPerLine + x * 4) & 0xffffff;
-  return { width, height, rgb };
-}
-
-function fbRgb(fb: Framebuffer): Uint32Array {
-  const out = new Uint32Array(fb.width * fb.height);
-  for (let i = 0; i < out.length; i++) out[i] = fb.rgbAt(i % fb.width, Math.floor(i / fb.width));
-  return out;
-}
-
-function differingPixels(a: Uint32Array, b: Uint32Array): number {
-  let n = 0;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) n++;
-  return n + Math.abs(a.length - b.length);
-}
-
-/** A test RFB client in the browser's place: noVNC's handshake, encodings and update loop. */
-class TestBrowser {
-  readonly fb: Framebuffer;
-  readonly messages: ServerMessage[] = [];
-  private readonly reader: MessageReader<ServerMessage>;
-  readonly closed: Promise<void>;
-  updates = 0;
-
-  /** With a parser of its own (measuring), messages are only counted, not decoded. */
-  constructor(readonly conn: RfbConnection, private readonly parser?: (screen: ScreenSize) => Parser<ServerMessage>) {
-    const { width, height, name } = conn.serverInit;
-    this.fb = new Framebuffer(width, height, name);
-    const screen = new ScreenSize(width, height);
-    this.reader = new MessageReader(() => (this.parser ? this.parser(screen) : serverMessage(screen, null, 1 << 24)), () => 1 << 28);
-    this.closed = new Promise((resolve) => conn.socket.once('close', () => resolve()));
-    conn.socket.on('error', () => undefined);
-    conn.socket.on('data', (c: Buffer) => this.reader.push(c, (m, bytes) => this.onMessage(m, bytes)));
-    conn.socket.resume();
-  }
-
-  static async connect(port: number, encodings = NOVNC_ENCODINGS): Promise<TestBrowser> {
-    const b = new TestBrowser(await connectRfb({ target: { host: '127.0.0.1', port }, password: null, timeoutMs: 5000 }));
-    b.send(setPixelFormatMsg(RGBX32));
-    b.send(setEncodingsMsg(encodings));
-    b.send(updateRequestMsg(false, 0, 0, b.fb.width, b.fb.height));
-    return b;
-  }
-
-  /** Like a viewer with a frame-rate cap (0: ask again at once, as noVNC does). */
-  minIntervalMs = 0;
-  private lastRequest = 0;
-
-  onMessage(m: ServerMessage, bytes: Buffer): void {
-    this.messages.push(m);
-    if (m.type === 'fence' && m.flags & 0x80000000) {
-      // Answer the server's fence as noVNC does; TigerVNC paces its updates by the answers.
-      const reply = Buffer.alloc(9 + m.payload.length);
-      reply.writeUInt8(248, 0);
-      reply.writeUInt32BE(m.flags & 0x7, 4);
-      reply.writeUInt8(m.payload.length, 8);
-      m.payload.copy(reply, 9);
-      this.send(reply);
-    }
-    if (m.type !== 'update') return;
-    if (!this.parser) this.fb.apply(bytes);
-    this.updates++;
-    const wait = Math.max(0, this.lastRequest + this.minIntervalMs - Date.now());
-    const ask = (): void => {
-      this.lastRequest = Date.now();
-      this.send(updateRequestMsg(true, 0, 0, this.fb.width, this.fb.height));
-    };
-    if (wait === 0) ask();
-    else setTimeout(ask, wait);
-  }
-
-  send(b: Buffer): void {
-    if (!this.conn.socket.destroyed) this.conn.socket.write(b);
-  }
-
-  close(): void {
-    this.conn.socket.destroy();
-  }
-}
 
 interface Session {
   browser: TestBrowser;
@@ -215,13 +67,6 @@ async function openSession(x: Xvnc, opts: Partial<RfbProxyOptions> = {}, encodin
   };
 }
 
-async function until(pred: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /**
  * Reads and sets the device's X clipboard (python3-tk: Tk is the one selection tool this host
