@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { request } from 'node:https';
+import type { IncomingHttpHeaders } from 'node:http';
 
 /** A TOTP code from oathtool, an implementation independent of the gateway's. */
 export function oathtoolCode(secret: string, at?: Date): string {
@@ -78,6 +79,22 @@ export class ApiClient {
         });
       });
       req.on('error', (err) => { if (!req.destroyed) reject(err); });
+      req.end();
+    });
+  }
+
+  /** A GET whose answer is bytes (a desktop recording's frames), whole. */
+  bytes(path: string): Promise<{ status: number; body: Buffer; headers: IncomingHttpHeaders }> {
+    return new Promise((resolve, reject) => {
+      const req = request({
+        host: this.host, port: this.port, path, method: 'GET', rejectUnauthorized: false, minVersion: 'TLSv1.2',
+        headers: { ...(this.cookie ? { cookie: this.cookie } : {}) },
+      }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), headers: res.headers }));
+      });
+      req.on('error', reject);
       req.end();
     });
   }

@@ -1,15 +1,18 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
 import { promisify } from 'node:util';
 import { Framebuffer } from '../../gateway/desktop/framebuffer.js';
 import { connectRfb, type RfbConnection } from '../../gateway/desktop/rfb-client.js';
 import { MessageReader, ScreenSize, serverMessage, type Parser, type ServerMessage } from '../../gateway/desktop/rfb-messages.js';
+import { RfbProxy, type ClipboardTransfer, type DesktopEnd, type RfbProxyOptions } from '../../gateway/desktop/rfb-proxy.js';
 import { setEncodingsMsg, setPixelFormatMsg, updateRequestMsg } from '../../gateway/desktop/rfb-wire.js';
 import { RGBX32 } from '../../recordings/rfb-keyframe.js';
+import { RfbRecordingWriter } from '../../recordings/rfb-writer.js';
 import { freePort } from './device-sshd.js';
 
 // Desktop peers for tests (issue 7): a real TigerVNC server as a VNC device, the device's own view
@@ -118,12 +121,14 @@ export class TestBrowser {
     this.reader = new MessageReader(() => (this.parser ? this.parser(screen) : serverMessage(screen, null, 1 << 24)), () => 1 << 28);
     this.closed = new Promise((resolve) => conn.socket.once('close', () => resolve()));
     conn.socket.on('error', () => undefined);
+    if (conn.pending.length > 0) this.reader.push(conn.pending, (m, bytes) => this.onMessage(m, bytes));
     conn.socket.on('data', (c: Buffer) => this.reader.push(c, (m, bytes) => this.onMessage(m, bytes)));
     conn.socket.resume();
   }
 
-  static async connect(port: number, encodings = NOVNC_ENCODINGS): Promise<TestBrowser> {
-    const b = new TestBrowser(await connectRfb({ target: { host: '127.0.0.1', port }, password: null, timeoutMs: 5000 }));
+  static async connect(port: number | Duplex, encodings = NOVNC_ENCODINGS): Promise<TestBrowser> {
+    const target = typeof port === 'number' ? { host: '127.0.0.1', port } : { stream: port };
+    const b = new TestBrowser(await connectRfb({ target, password: null, timeoutMs: 5000 }));
     b.send(setPixelFormatMsg(RGBX32));
     b.send(setEncodingsMsg(encodings));
     b.send(updateRequestMsg(false, 0, 0, b.fb.width, b.fb.height));
@@ -164,6 +169,67 @@ export class TestBrowser {
   close(): void {
     this.conn.socket.destroy();
   }
+}
+
+export interface RecordedVncGateway {
+  /** Where the browser connects (127.0.0.1); the listener takes one connection. */
+  port: number;
+  file: string;
+  recorder: RfbRecordingWriter;
+  /** Every clipboard transfer the proxy reported, allowed or refused. */
+  clipboard: ClipboardTransfer[];
+  /** The proxy, once the browser has connected. */
+  proxy: Promise<RfbProxy>;
+  ended: Promise<DesktopEnd>;
+  /** Gives up on a browser that never connected: closes the listener, the device and the recording. */
+  abandon(): Promise<void>;
+}
+
+let recordedSessionNo = 0;
+
+/**
+ * What the broker does for a VNC session: connects to the device with the vaulted password, opens
+ * the recording (the configuration's defaults: 1 s flush, DEFLATE), and relays the one browser
+ * that connects to `port` through an RfbProxy.
+ */
+export async function startRecordedVncGateway(x: Xvnc, recDir: string, opts: Partial<RfbProxyOptions> = {}): Promise<RecordedVncGateway> {
+  const device = await connectRfb({ target: { host: '127.0.0.1', port: x.port }, password: VNC_PASSWORD, timeoutMs: 5000 });
+  const id = `s${++recordedSessionNo}`;
+  const file = path.join(recDir, `${id}.pcrfb`);
+  const { width, height, name } = device.serverInit;
+  let recorder: RfbRecordingWriter;
+  try {
+    recorder = await RfbRecordingWriter.create(file, {
+      format: 'pcrfb', version: 1, recordingId: id, sessionId: id, user: 'vendor', device: 'xvnc', protocol: 'vnc', startedAt: Date.now(),
+      width, height, pixelFormat: RGBX32, name,
+    }, { flushIntervalMs: 1000, compression: 'deflate' });
+  } catch (err) {
+    device.socket.destroy();
+    throw err;
+  }
+  const clipboard: ClipboardTransfer[] = [];
+  let endWith: (why: DesktopEnd) => void = () => undefined;
+  const ended = new Promise<DesktopEnd>((r) => { endWith = r; });
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  let connected = false;
+  const proxy = new Promise<RfbProxy>((resolve) => server.once('connection', (sock: Socket) => {
+    connected = true;
+    server.close();
+    const p = new RfbProxy(sock, device, recorder, endWith, { clipboard: false, onClipboard: (t) => clipboard.push(t), ...opts });
+    p.start();
+    resolve(p);
+  }));
+  return {
+    port, file, recorder, clipboard, proxy, ended,
+    async abandon() {
+      if (connected) return;
+      server.close();
+      device.socket.destroy();
+      await recorder.close();
+    },
+  };
 }
 
 export async function until(pred: () => boolean, what: string, timeoutMs = 5000): Promise<void> {

@@ -87,7 +87,8 @@ export interface GatewayFixture {
   addUser(name: string, roles?: Role[]): Promise<TestUser>;
   /** Registers the sshd as a device (level 2 unless said), stores its key credential and pins its host key, all through the CLI. */
   addDevice(name: string, device: DeviceSshd, level?: 1 | 2 | 3): Promise<void>;
-  grant(user: string, device: string, from: string, until: string): Promise<string>;
+  /** A grant through the CLI (SSH unless said; file transfer, which opens the desktop clipboard, off unless said). */
+  grant(user: string, device: string, from: string, until: string, opts?: { protocol?: 'ssh' | 'vnc' | 'rdp'; fileTransfer?: boolean }): Promise<string>;
   audit(type?: string): Promise<AuditEntry[]>;
   stop(): Promise<void>;
 }
@@ -127,8 +128,8 @@ export async function startGatewayFixture(extraToml = ''): Promise<GatewayFixtur
         if (r.code !== 0) throw new Error(`portcullis ${args.join(' ')} failed: ${r.stderr}`);
       }
     },
-    async grant(user, device, from, until) {
-      const r = await cli(['grant', 'add', '--user', user, '--device', device, '--protocol', 'ssh', '--from', from, '--until', until, '--json']);
+    async grant(user, device, from, until, opts = {}) {
+      const r = await cli(['grant', 'add', '--user', user, '--device', device, '--protocol', opts.protocol ?? 'ssh', '--from', from, '--until', until, ...(opts.fileTransfer ? ['--file-transfer'] : []), '--json']);
       if (r.code !== 0) throw new Error(`grant add failed: ${r.stderr}`);
       return (JSON.parse(r.stdout) as { id: string }).id;
     },

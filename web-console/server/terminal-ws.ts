@@ -185,6 +185,7 @@ export function registerTerminals(app: FastifyInstance, rt: Runtime, broker: Ses
       return;
     }
     const watcher = randomUUID();
+    let started = false;
     const by = req.principal?.user.name ?? 'unknown';
     await rt.audit.record('session.watched', { actor: by, outcome: 'info', data: { session: id, user: session.user, device: session.device, node: session.node } });
     const unsubscribe = await rt.bus.subscribeStream(`watch:${id}`, (payload) => {
@@ -194,7 +195,9 @@ export function registerTerminals(app: FastifyInstance, rt: Runtime, broker: Ses
       } catch {
         return;
       }
-      if ((m.t === 'd' || (m.t === 'backlog' && m.to === watcher)) && typeof m.b === 'string') {
+      // Live bytes count only after this watcher's starting point (a desktop's is the RFB handshake).
+      if (m.t === 'backlog' && m.to === watcher) started = true;
+      if ((m.t === 'backlog' ? m.to === watcher : m.t === 'd' && started) && typeof m.b === 'string') {
         if (socket.readyState === socket.OPEN) socket.send(Buffer.from(m.b, 'base64'), { binary: true });
       } else if (m.t === 'end') {
         sendJson(socket, { type: 'end', reason: m.reason ?? null, message: m.notice ?? 'The session ended.' });

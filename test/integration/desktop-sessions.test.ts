@@ -1,0 +1,295 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { openSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Duplex } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cutTextMsg, CLIENT_MSG, keyEventMsg, pointerEventMsg } from '../../gateway/desktop/rfb-wire.js';
+import { ApiClient, TotpSource } from '../support/api-client.js';
+import { deviceScreen, fbRgb, differingPixels, startRdpDevice, startXvnc, TestBrowser, until, VNC_PASSWORD, type RdpDevice, type Xvnc } from '../support/desktop-peers.js';
+import { CLASS_OF_LEVEL, startGatewayFixture, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
+import { openBinarySocket, type BinarySocket } from '../support/web-socket.js';
+
+// Issue 7: VNC and RDP desktops through the web console's front door, from the browser's side:
+// the same grant check, vault, recording, watch, kill and grant end as SSH (R-5.3c, R-6.3e,
+// R-6.3f, R-A.3e, R-A.5b). The devices are real: TigerVNC's Xvnc, and freerdp-shadow-cli on Xvfb.
+
+const VNC_ROOT = 0x336699;
+const RDP_ROOT = 0xaa3366;
+
+/** The RDP path's processes for one device port: the xfreerdp a session started, by its command line. */
+function xfreerdpFor(port: number): number[] {
+  const out: number[] = [];
+  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`).toString('latin1').split('\0');
+      if (cmd.some((a) => a.endsWith('xfreerdp')) && cmd.includes(`/port:${port}`)) out.push(Number(pid));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+interface Desktop {
+  sock: BinarySocket;
+  browser: TestBrowser;
+  session: string;
+}
+
+describe('desktops through the gateway', () => {
+  let fx: GatewayFixture;
+  let vnc: Xvnc;
+  let rdp: RdpDevice;
+  let xevLog: string;
+  const totp = new TotpSource();
+  let vendor: TestUser;
+  let vendorApi: ApiClient;
+  let securityApi: ApiClient;
+  const open: BinarySocket[] = [];
+
+  async function signIn(u: TestUser): Promise<ApiClient> {
+    const api = new ApiClient(fx.gw.web.port);
+    const r = await api.login(u.name, u.password, { code: await totp.code(u.totpSecret) });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    return api;
+  }
+
+  async function connect(api: ApiClient, query: string): Promise<Desktop> {
+    const sock = await openBinarySocket(fx.gw.web.port, `/api/desktop?${query}`, api);
+    open.push(sock);
+    const browser = await TestBrowser.connect(sock.stream);
+    await sock.waitFor(() => sock.controls.some((c) => c.type === 'status'));
+    const status = sock.controls.find((c) => c.type === 'status') as { session: string };
+    return { sock, browser, session: status.session };
+  }
+
+  /** The refusal a desktop WebSocket ends with at once (no RFB at all). */
+  async function refusal(api: ApiClient, query: string): Promise<{ code: string; message: string; binary: number }> {
+    const sock = await openBinarySocket(fx.gw.web.port, `/api/desktop?${query}`, api);
+    let binary = 0;
+    sock.stream.on('data', (c: Buffer) => { binary += c.length; });
+    await sock.closed;
+    const end = sock.controls.find((c) => c.type === 'end') as { code: string; message: string };
+    return { ...end, binary };
+  }
+
+  beforeAll(async () => {
+    vnc = await startXvnc('1024x768');
+    spawnSync('xsetroot', ['-solid', '#336699'], { env: vnc.env });
+    vnc.client('xlogo', ['-geometry', '200x150+700+500']);
+    xevLog = path.join(vnc.dir, 'xev.log');
+    vnc.client('stdbuf', ['-oL', 'xev', '-root', '-event', 'keyboard'], xevLog);
+    rdp = await startRdpDevice();
+    fx = await startGatewayFixture('grant_warnings = ["3s"]');
+    const steps: Array<[string[], string?]> = [
+      [['device', 'add', 'us-02', '--host', '127.0.0.1', '--port', String(vnc.port), '--protocol', 'vnc', '--udi', 'UDI-us-02', ...CLASS_OF_LEVEL[2]]],
+      [['device', 'credential', 'us-02', '--username', 'vnc', '--password-stdin'], `${VNC_PASSWORD}\n`],
+      [['device', 'add', 'xr-03', '--host', '127.0.0.1', '--port', String(rdp.port), '--protocol', 'rdp', '--udi', 'UDI-xr-03', ...CLASS_OF_LEVEL[2]]],
+      [['device', 'credential', 'xr-03', '--username', rdp.username, '--password-stdin'], `${rdp.password}\n`],
+    ];
+    for (const [args, stdin] of steps) {
+      const r = await fx.cli(args, stdin);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+    }
+    vendor = await fx.addUser('vera');
+    vendorApi = await signIn(vendor);
+    securityApi = await signIn(await fx.addUser('sol', ['security']));
+    await until(() => spawnSync('xwininfo', ['-name', 'xlogo'], { env: vnc.env }).status === 0, 'xlogo to map');
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const s of open) s.ws.terminate();
+    await fx?.stop();
+    await vnc?.stop();
+    await rdp?.stop();
+  });
+
+  it('refuses a desktop without a grant for that protocol, and says why; nothing of the device is shown', async () => {
+    const none = await refusal(vendorApi, 'device=us-02&protocol=vnc');
+    expect(none.code).toBe('NO_GRANT');
+    expect(none.binary).toBe(0);
+    // A grant for SSH is not a grant for the desktop.
+    await fx.cli(['device', 'add', 'both-04', '--host', '127.0.0.1', '--port', `ssh=22`, '--port', `vnc=${vnc.port}`, '--protocol', 'ssh', '--protocol', 'vnc', '--udi', 'UDI-both-04', ...CLASS_OF_LEVEL[1]]);
+    await fx.grant('vera', 'both-04', 'now', '+1h');
+    expect((await refusal(vendorApi, 'device=both-04&protocol=vnc')).code).toBe('NO_GRANT');
+    const audit = await fx.audit('session.refused');
+    expect(audit.filter((e) => e.actor === 'vera' && (e.data as { protocol?: string }).protocol === 'vnc')).toHaveLength(2);
+    // Malformed input is refused before anything else.
+    expect((await refusal(vendorApi, 'device=us-02&protocol=telnet')).code).toBe('INVALID_INPUT');
+    // Not signed in: no upgrade at all.
+    await expect(openBinarySocket(fx.gw.web.port, '/api/desktop?device=us-02&protocol=vnc', new ApiClient(fx.gw.web.port))).rejects.toThrow(/401/);
+  });
+
+  it('shows a VNC device\'s screen as the device has it, passes typed keys, and records it all', async () => {
+    await fx.grant('vera', 'us-02', 'now', '+1h', { protocol: 'vnc' });
+    const d = await connect(vendorApi, 'device=us-02&protocol=vnc&width=1280&height=800');
+    await until(() => d.browser.updates > 0 && d.browser.fb.rgbAt(10, 10) === VNC_ROOT, 'the first screen', 10_000);
+    await new Promise((r) => setTimeout(r, 300));
+    // The device's VNC size, not the browser's: a VNC device's screen is its own.
+    expect([d.browser.fb.width, d.browser.fb.height]).toEqual([1024, 768]);
+    expect(differingPixels((await deviceScreen(vnc)).rgb, fbRgb(d.browser.fb))).toBe(0);
+
+    d.browser.send(pointerEventMsg(0, 5, 5));
+    for (const keysym of [0x68, 0x69]) { // "h", "i"
+      d.browser.send(keyEventMsg(true, keysym));
+      d.browser.send(keyEventMsg(false, keysym));
+    }
+    await until(() => /keysym 0x69, i\)/.test(readFileSync(xevLog, 'utf8')), 'xev to see the keys');
+
+    const live = await securityApi.get<{ sessions: Array<{ id: string; user: string; protocol: string; kind: string; via: string }> }>('/api/sessions?open=true');
+    expect(live.body.sessions.find((s) => s.id === d.session)).toMatchObject({ user: 'vera', protocol: 'vnc', kind: 'desktop', via: 'web' });
+
+    d.browser.close();
+    await d.sock.closed;
+    await expect.poll(async () => (await fx.gw.runtime.store.getSession(d.session))?.endedAt, { timeout: 10_000 }).not.toBeNull();
+    const session = await fx.gw.runtime.store.getSession(d.session);
+    expect(session?.endReason).toBe('client_closed');
+    const rec = await fx.gw.runtime.store.getRecording(session?.recordingId ?? '');
+    expect(rec?.format).toBe('pcrfb');
+    expect(rec?.sealedAt).not.toBeNull();
+
+    // Replay: the outline, and the screen at the end composed from the recording alone.
+    const outline = await securityApi.get<{ durationMs: number; width: number; height: number; protocol: string; keyframesMs: number[] }>(`/api/recordings/${rec?.id}/desktop`);
+    expect(outline.status).toBe(200);
+    expect(outline.body).toMatchObject({ width: 1024, height: 768, protocol: 'vnc' });
+    expect(outline.body.keyframesMs.length).toBeGreaterThan(0);
+    const frames = await securityApi.bytes(`/api/recordings/${rec?.id}/desktop/frames?from=${Math.floor(outline.body.durationMs)}`);
+    expect(frames.status).toBe(200);
+    const len = frames.body.readUInt32BE(4);
+    const first = frames.body.subarray(8, 8 + len);
+    // The first frame is a whole RFB stream from the server's side: handshake, then the screen.
+    expect(first.subarray(0, 12).toString()).toBe('RFB 003.008\n');
+    const viewer = await TestBrowser.connect(streamOf(first));
+    await until(() => viewer.updates > 0, 'the replayed screen');
+    expect(differingPixels(fbRgb(viewer.fb), fbRgb(d.browser.fb))).toBe(0);
+    viewer.close();
+    // A vendor does not replay recordings.
+    expect((await vendorApi.get(`/api/recordings/${rec?.id}/desktop`)).status).toBe(403);
+    // The whole story is in the audit, and the chain verifies.
+    const types = (await fx.audit()).filter((e) => JSON.stringify(e.data).includes(d.session)).map((e) => e.type);
+    expect(types).toEqual(expect.arrayContaining(['session.start', 'session.end', 'recording.viewed']));
+    const verify = await fx.cli(['verify']);
+    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+  });
+
+  it('lets security watch a desktop live from its current screen, then kill it; the vendor is told why', async () => {
+    const d = await connect(vendorApi, 'device=us-02&protocol=vnc');
+    await until(() => d.browser.fb.rgbAt(10, 10) === VNC_ROOT, 'the first screen', 10_000);
+    // Another vendor cannot watch, let alone kill.
+    const other = await signIn(await fx.addUser('otto'));
+    await expect(openBinarySocket(fx.gw.web.port, `/api/sessions/${d.session}/watch`, other)).rejects.toThrow(/403/);
+    expect((await other.post(`/api/sessions/${d.session}/kill`, { reason: 'mine now' })).status).toBe(403);
+
+    const watch = await openBinarySocket(fx.gw.web.port, `/api/sessions/${d.session}/watch`, securityApi);
+    open.push(watch);
+    const watcher = await TestBrowser.connect(watch.stream);
+    await until(() => watcher.updates > 0, 'the watcher\'s first screen', 10_000);
+    expect(differingPixels(fbRgb(watcher.fb), fbRgb(d.browser.fb))).toBe(0);
+    // The device's screen changes; the watcher sees the change live.
+    spawnSync('xsetroot', ['-solid', '#117733'], { env: vnc.env });
+    await until(() => watcher.fb.rgbAt(10, 10) === 0x117733, 'the watcher to see the change', 10_000);
+    // The watcher's keys never reach the device.
+    const before = readFileSync(xevLog, 'utf8').length;
+    watcher.send(keyEventMsg(true, 0x7a));
+    watcher.send(keyEventMsg(false, 0x7a));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(readFileSync(xevLog, 'utf8').slice(before)).not.toMatch(/keysym 0x7a/);
+    spawnSync('xsetroot', ['-solid', '#336699'], { env: vnc.env });
+
+    const kill = await securityApi.post(`/api/sessions/${d.session}/kill`, { reason: 'unplanned change on the ultrasound' });
+    expect(kill.status).toBe(202);
+    await d.sock.closed;
+    const end = d.sock.controls.find((c) => c.type === 'end') as { reason: string; message: string };
+    expect(end.reason).toBe('killed');
+    expect(end.message).toMatch(/unplanned change on the ultrasound/);
+    await watch.closed;
+    expect(watch.controls.find((c) => c.type === 'end')).toMatchObject({ reason: 'killed' });
+    const audit = await fx.audit('session.watched');
+    expect(audit.some((e) => e.actor === 'sol' && (e.data as { session: string }).session === d.session)).toBe(true);
+  });
+
+  it('keeps the clipboard shut unless the grant allows file transfer, and audits each attempt with its hash, never its text', async () => {
+    const d = await connect(vendorApi, 'device=us-02&protocol=vnc');
+    await until(() => d.browser.updates > 0, 'the first screen', 10_000);
+    const secret = 'patient 4711 export';
+    d.browser.send(cutTextMsg(CLIENT_MSG.clientCutText, secret));
+    await expect.poll(async () => (await fx.audit('desktop.clipboard')).length, { timeout: 5000 }).toBe(1);
+    const [entry] = await fx.audit('desktop.clipboard');
+    expect(entry).toMatchObject({ outcome: 'denied', code: 'FILE_TRANSFER_NOT_GRANTED', data: { direction: 'to-device' } });
+    expect(JSON.stringify(entry)).not.toContain(secret);
+    d.browser.close();
+    await d.sock.closed;
+  });
+
+  it('ends a desktop when its grant ends, with a warning first', async () => {
+    await fx.cli(['device', 'add', 'us-05', '--host', '127.0.0.1', '--port', String(vnc.port), '--protocol', 'vnc', '--udi', 'UDI-us-05', ...CLASS_OF_LEVEL[1]]);
+    await fx.cli(['device', 'credential', 'us-05', '--username', 'vnc', '--password-stdin'], `${VNC_PASSWORD}\n`);
+    await fx.grant('vera', 'us-05', 'now', '+6s', { protocol: 'vnc' });
+    const d = await connect(vendorApi, 'device=us-05&protocol=vnc');
+    await d.sock.closed;
+    expect(d.sock.controls.find((c) => c.type === 'notice')?.text).toMatch(/ends in 3s/);
+    expect(d.sock.controls.find((c) => c.type === 'end')).toMatchObject({ code: 'GRANT_EXPIRED', reason: 'grant_ended' });
+  }, 20_000);
+
+  it('pins the RDP certificate and refuses a device that presents another, or none pinned', async () => {
+    await fx.grant('vera', 'xr-03', 'now', '+1h', { protocol: 'rdp' });
+    expect((await refusal(vendorApi, 'device=xr-03&protocol=rdp')).code).toBe('RDP_CERT_NOT_PINNED');
+    const wrong = 'AA:'.repeat(31) + 'AA';
+    const refused = await fx.cli(['device', 'trust', 'xr-03', '--expect-rdp', wrong]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/RDP_CERT_MISMATCH|not the expected/);
+    const onDisk = new X509Certificate(readFileSync(rdp.certFile)).fingerprint256;
+    const trusted = await fx.cli(['device', 'trust', 'xr-03', '--expect-rdp', onDisk]);
+    expect(trusted.code, trusted.stderr).toBe(0);
+    // Another certificate pinned than the device presents: the session is refused, nothing is shown.
+    await fx.gw.runtime.store.updateDevice('xr-03', { rdpCertSha256: wrong });
+    const mismatch = await refusal(vendorApi, 'device=xr-03&protocol=rdp');
+    expect(mismatch.code).toBe('RDP_CERT_MISMATCH');
+    expect(mismatch.binary).toBe(0);
+    expect(mismatch.message).not.toContain(rdp.password);
+    await fx.gw.runtime.store.updateDevice('xr-03', { rdpCertSha256: onDisk });
+    expect(xfreerdpFor(rdp.port)).toEqual([]);
+  }, 40_000);
+
+  it('shows an RDP device\'s screen at the browser\'s size, and leaves no RDP client behind when the session ends', async () => {
+    const d = await connect(vendorApi, 'device=xr-03&protocol=rdp&width=1280&height=800');
+    expect([d.browser.fb.width, d.browser.fb.height]).toEqual([1280, 800]);
+    await until(() => d.browser.fb.rgbAt(10, 10) === RDP_ROOT, 'the device\'s screen', 20_000);
+    expect(xfreerdpFor(rdp.port)).toHaveLength(1);
+    // Keys typed in the browser reach the RDP device (through Xvnc, xfreerdp and the device's RDP server).
+    const keys = path.join(vnc.dir, 'rdp-xev.log');
+    const xev = spawn('stdbuf', ['-oL', 'xev', '-root', '-event', 'keyboard'], { env: rdp.env, stdio: ['ignore', openSync(keys, 'w'), 'ignore'] });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      d.browser.send(pointerEventMsg(0, 20, 20));
+      for (const keysym of [0x72, 0x64]) { // "r", "d"
+        d.browser.send(keyEventMsg(true, keysym));
+        d.browser.send(keyEventMsg(false, keysym));
+      }
+      await until(() => /keysym 0x64, d\)/.test(readFileSync(keys, 'utf8')), 'the RDP device to see the keys', 10_000);
+    } finally {
+      xev.kill();
+    }
+    const recording = (await fx.gw.runtime.store.getSession(d.session))?.recordingId ?? '';
+    // Security kills it; the private display and its RDP client go with the session.
+    expect((await securityApi.post(`/api/sessions/${d.session}/kill`, { reason: 'end of test' })).status).toBe(202);
+    await d.sock.closed;
+    await until(() => xfreerdpFor(rdp.port).length === 0, 'xfreerdp to exit', 5000);
+    const outline = await securityApi.get<{ width: number; height: number; protocol: string }>(`/api/recordings/${recording}/desktop`);
+    expect(outline.body).toMatchObject({ width: 1280, height: 800, protocol: 'rdp' });
+  }, 40_000);
+});
+
+/** The server side of an RFB stream from fixed bytes (a recording's frame); what the client writes is dropped. */
+function streamOf(bytes: Buffer): Duplex {
+  let given = false;
+  return new Duplex({
+    read() {
+      if (given) return;
+      given = true;
+      this.push(bytes);
+    },
+    write(_c, _e, cb) { cb(); },
+  });
+}
