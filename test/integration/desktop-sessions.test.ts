@@ -293,3 +293,135 @@ function streamOf(bytes: Buffer): Duplex {
     write(_c, _e, cb) { cb(); },
   });
 }
+
+// Issue 7 item 5: the enforcement SSH sessions get, on desktops too, and the RDP path's processes
+// gone on every end (wrong password, grant end, revoke, disable, gateway shutdown).
+describe('desktop enforcement and clean-up', () => {
+  let fx: GatewayFixture;
+  let vnc: Xvnc;
+  let rdp: RdpDevice;
+  const totp = new TotpSource();
+  let vendorApi: ApiClient;
+  const open: BinarySocket[] = [];
+  let n = 0;
+
+  async function desktop(device: string, protocol: 'vnc' | 'rdp'): Promise<Desktop & { ended: () => Record<string, unknown> | undefined }> {
+    const sock = await openBinarySocket(fx.gw.web.port, `/api/desktop?device=${device}&protocol=${protocol}`, vendorApi);
+    open.push(sock);
+    const browser = await TestBrowser.connect(sock.stream);
+    await sock.waitFor(() => sock.controls.some((c) => c.type === 'status'));
+    const session = (sock.controls.find((c) => c.type === 'status') as { session: string }).session;
+    return { sock, browser, session, ended: () => sock.controls.find((c) => c.type === 'end') };
+  }
+
+  /** A fresh grant (and user, so one test's revoke or disable does not touch the next). */
+  async function vendorOn(device: string, protocol: 'vnc' | 'rdp', until = '+1h'): Promise<string> {
+    const name = `vic${++n}`;
+    const u = await fx.addUser(name);
+    vendorApi = new ApiClient(fx.gw.web.port);
+    await vendorApi.login(u.name, u.password, { code: await totp.code(u.totpSecret) });
+    return fx.grant(name, device, 'now', until, { protocol });
+  }
+
+  beforeAll(async () => {
+    vnc = await startXvnc('800x600');
+    rdp = await startRdpDevice();
+    fx = await startGatewayFixture('idle_timeout = "4s"');
+    const steps: Array<[string[], string?]> = [
+      [['device', 'add', 'vnc-ok', '--host', '127.0.0.1', '--port', String(vnc.port), '--protocol', 'vnc', '--udi', 'UDI-vnc-ok', ...CLASS_OF_LEVEL[1]]],
+      [['device', 'credential', 'vnc-ok', '--username', 'vnc', '--password-stdin'], `${VNC_PASSWORD}\n`],
+      [['device', 'add', 'vnc-bad', '--host', '127.0.0.1', '--port', String(vnc.port), '--protocol', 'vnc', '--udi', 'UDI-vnc-bad', ...CLASS_OF_LEVEL[1]]],
+      [['device', 'credential', 'vnc-bad', '--username', 'vnc', '--password-stdin'], 'not-this\n'],
+      [['device', 'add', 'rdp-ok', '--host', '127.0.0.1', '--port', String(rdp.port), '--protocol', 'rdp', '--udi', 'UDI-rdp-ok', ...CLASS_OF_LEVEL[1]]],
+      [['device', 'credential', 'rdp-ok', '--username', rdp.username, '--password-stdin'], `${rdp.password}\n`],
+      [['device', 'trust', 'rdp-ok']],
+      [['device', 'add', 'rdp-bad', '--host', '127.0.0.1', '--port', String(rdp.port), '--protocol', 'rdp', '--udi', 'UDI-rdp-bad', ...CLASS_OF_LEVEL[1]]],
+      [['device', 'credential', 'rdp-bad', '--username', rdp.username, '--password-stdin'], 'Wrong-password-1\n'],
+      [['device', 'trust', 'rdp-bad']],
+    ];
+    for (const [args, stdin] of steps) {
+      const r = await fx.cli(args, stdin);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const s of open) s.ws.terminate();
+    await fx?.stop();
+    await vnc?.stop();
+    await rdp?.stop();
+  });
+
+  async function refusedWith(device: string, protocol: 'vnc' | 'rdp'): Promise<{ code: string; message: string }> {
+    const sock = await openBinarySocket(fx.gw.web.port, `/api/desktop?device=${device}&protocol=${protocol}`, vendorApi);
+    await sock.closed;
+    return sock.controls.find((c) => c.type === 'end') as { code: string; message: string };
+  }
+
+  it('refuses a wrong vaulted password clearly, for VNC and for RDP (NLA), without saying the password', async () => {
+    await vendorOn('vnc-bad', 'vnc');
+    const v = await refusedWith('vnc-bad', 'vnc');
+    expect(v.code).toBe('DEVICE_AUTH_FAILED');
+    expect(v.message).toMatch(/credential|password|authenticat/i);
+    expect(v.message).not.toContain('not-this');
+    await vendorOn('rdp-bad', 'rdp');
+    const r = await refusedWith('rdp-bad', 'rdp');
+    expect(r.code).toBe('DEVICE_AUTH_FAILED');
+    expect(r.message).not.toContain('Wrong-password-1');
+    expect(xfreerdpFor(rdp.port)).toEqual([]);
+    const audit = (await fx.audit('session.refused')).filter((e) => e.code === 'DEVICE_AUTH_FAILED');
+    expect(audit.map((e) => (e.data as { device: string }).device).sort()).toEqual(['rdp-bad', 'vnc-bad']);
+    expect(JSON.stringify(audit)).not.toMatch(/not-this|Wrong-password-1/);
+  }, 40_000);
+
+  it('closes a desktop nobody touches after the idle limit, and keeps one that is used', async () => {
+    await vendorOn('vnc-ok', 'vnc');
+    const idle = await desktop('vnc-ok', 'vnc');
+    const busy = await desktop('vnc-ok', 'vnc');
+    const mover = setInterval(() => busy.browser.send(pointerEventMsg(0, 10 + (n++ % 50), 10)), 500);
+    try {
+      await idle.sock.closed;
+      expect(idle.ended()).toMatchObject({ reason: 'idle_timeout' });
+      expect(busy.ended()).toBeUndefined();
+    } finally {
+      clearInterval(mover);
+    }
+    busy.browser.close();
+    await busy.sock.closed;
+  }, 20_000);
+
+  it('ends a desktop at once when its grant is revoked or its user disabled', async () => {
+    const grant = await vendorOn('vnc-ok', 'vnc');
+    const a = await desktop('vnc-ok', 'vnc');
+    const mover = setInterval(() => a.browser.send(pointerEventMsg(0, 10, 10)), 500);
+    expect((await fx.cli(['grant', 'revoke', grant, '--reason', 'work order withdrawn'])).code).toBe(0);
+    await a.sock.closed;
+    clearInterval(mover);
+    expect(a.ended()).toMatchObject({ reason: 'access_revoked' });
+
+    await vendorOn('vnc-ok', 'vnc');
+    const b = await desktop('vnc-ok', 'vnc');
+    expect((await fx.cli(['user', 'disable', `vic${n}`])).code).toBe(0);
+    await b.sock.closed;
+    expect(b.ended()).toMatchObject({ reason: 'access_revoked' });
+  }, 20_000);
+
+  it('ends an RDP desktop at its grant\'s end and leaves no RDP client; a gateway shutdown does the same', async () => {
+    await vendorOn('rdp-ok', 'rdp', '+8s');
+    const d = await desktop('rdp-ok', 'rdp');
+    const mover = setInterval(() => d.browser.send(pointerEventMsg(0, 10, 10)), 500);
+    expect(xfreerdpFor(rdp.port)).toHaveLength(1);
+    await d.sock.closed;
+    clearInterval(mover);
+    expect(d.ended()).toMatchObject({ code: 'GRANT_EXPIRED', reason: 'grant_ended' });
+    await until(() => xfreerdpFor(rdp.port).length === 0, 'xfreerdp to exit after the grant ended', 5000);
+
+    await vendorOn('rdp-ok', 'rdp');
+    const e = await desktop('rdp-ok', 'rdp');
+    expect(xfreerdpFor(rdp.port)).toHaveLength(1);
+    await fx.gw.stop();
+    await e.sock.closed;
+    expect(e.ended()).toMatchObject({ reason: 'gateway_shutdown' });
+    expect(xfreerdpFor(rdp.port)).toEqual([]);
+  }, 60_000);
+});
