@@ -30,9 +30,12 @@ const NEEDS = [
   { bin: '/usr/bin/xwd', pkg: 'x11-apps' },
   { bin: '/usr/bin/xsetroot', pkg: 'x11-xserver-utils' },
   { bin: '/usr/bin/xauth', pkg: 'xauth' },
+  // xev proves typed keys reached a device; xwininfo waits for a window; Tk reads and sets a device's clipboard.
+  { bin: '/usr/bin/xev', pkg: 'x11-utils' },
+  { check: () => spawnSync('python3', ['-c', 'import tkinter']).status === 0, pkg: 'python3-tk' },
 ];
 
-const missing = [...new Set(NEEDS.filter((n) => !existsSync(n.bin)).map((n) => n.pkg))];
+const missing = [...new Set(NEEDS.filter((n) => !(n.check ? n.check() : existsSync(n.bin))).map((n) => n.pkg))];
 if (missing.length > 0) {
   if (process.getuid?.() !== 0) {
     console.error(`test-env: missing Debian packages: ${missing.join(' ')}; install them (sudo apt-get install ${missing.join(' ')})`);
