@@ -448,7 +448,7 @@ export class SessionBroker {
   }
 
   private async openDesktopChecked(req: DesktopOpenRequest, browser: Duplex, refuse: (code: ErrorCode, detail: string) => Promise<OpenResult>): Promise<OpenResult> {
-    const { vault, config, log, audit } = this.deps;
+    const { vault, config, log } = this.deps;
     const { decision, device, grants } = await this.decide(req.user.name, req.deviceName, req.protocol);
     if (!decision.allow) return refuse(decision.code, decision.detail);
     if (!device) return refuse('DEVICE_UNKNOWN', `no device named ${req.deviceName}`);
@@ -456,6 +456,14 @@ export class SessionBroker {
     const secret = await vault.deviceSecret(device.name);
     if (!secret?.password) return refuse('CREDENTIAL_MISSING', `device ${device.name} has no stored ${req.protocol.toUpperCase()} password`);
     if (req.protocol === 'rdp' && !device.rdpCertSha256) return refuse('RDP_CERT_NOT_PINNED', `device ${device.name} has no pinned RDP certificate`);
+    // Each RDP desktop is two processes and ~36 MB on this host: bounded per node and per person.
+    const desktops = [...this.live.values()].filter((s) => s.record.kind === 'desktop');
+    if (desktops.filter((s) => s.record.user === req.user.name).length >= config.desktop.max_per_user) {
+      return refuse('DESKTOP_LIMIT', `${req.user.name} has ${config.desktop.max_per_user} desktops open on this node`);
+    }
+    if (req.protocol === 'rdp' && desktops.filter((s) => s.record.protocol === 'rdp').length + this.rdpStarting >= config.desktop.max_rdp_sessions) {
+      return refuse('DESKTOP_CAPACITY', `${config.desktop.max_rdp_sessions} RDP desktops already run on this node`);
+    }
     const level = deviceLevel(device);
     const width = Math.max(640, Math.min(3840, Math.round(req.width)));
     const height = Math.max(480, Math.min(2160, Math.round(req.height)));
@@ -463,8 +471,11 @@ export class SessionBroker {
     // The device side: the device's own VNC server, or a private display running the RDP client.
     let display: RdpDisplay | null = null;
     let conn: RfbConnection;
+    let startingCounted = false;
     try {
       if (req.protocol === 'rdp') {
+        this.rdpStarting += 1;
+        startingCounted = true;
         const [domain, user] = secret.username.includes('\\') ? secret.username.split('\\', 2) as [string, string] : [undefined, secret.username];
         display = await startRdpDisplay({
           host: device.host, port: portOf(device, 'rdp'), username: user, password: secret.password, ...(domain ? { domain } : {}),
@@ -480,8 +491,22 @@ export class SessionBroker {
       await display?.stop().catch(() => undefined);
       const e = err as { code?: string; detail?: string; message: string };
       const code = (e.code && e.code in ERROR_CATALOGUE ? e.code : 'DEVICE_UNREACHABLE') as ErrorCode;
+      if (startingCounted) this.rdpStarting -= 1;
       return refuse(code, e.detail ?? e.message);
     }
+    // Counted as starting until it is a live session (or refused).
+    try {
+      return await this.startDesktopSession(req, device, grant, level, conn, display, browser, refuse);
+    } finally {
+      if (startingCounted) this.rdpStarting -= 1;
+    }
+  }
+
+  private async startDesktopSession(
+    req: DesktopOpenRequest, device: DeviceRecord, grant: GrantRecord, level: number, conn: RfbConnection, display: RdpDisplay | null, browser: Duplex,
+    refuse: (code: ErrorCode, detail: string) => Promise<OpenResult>,
+  ): Promise<OpenResult> {
+    const { config, log, audit } = this.deps;
     const releaseDevice = (): void => {
       conn.socket.destroy();
       void display?.stop().catch((err: Error) => log.warn('desktop display did not stop cleanly', { error: err.message }));
@@ -611,6 +636,9 @@ export class SessionBroker {
     if (command === null) return { ok: false, message: 'portcullis: denied: this command line holds shell syntax the gateway does not carry out [COMMAND_DENIED]\n' };
     return { ok: true, command };
   }
+
+  /** RDP displays being started (not yet live sessions), counted against `desktop.max_rdp_sessions`. */
+  private rdpStarting = 0;
 
   /** Answers to held commands arrive on the bus; a waiting session wakes at once. */
   private readonly reviewWaiters = new Map<string, Array<() => void>>();

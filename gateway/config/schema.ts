@@ -159,6 +159,14 @@ export const configSchema = z.strictObject({
   approval: z
     .strictObject({ level_1: approvalRule, level_2: approvalRule, level_3: approvalRule })
     .prefault({}),
+  desktop: z
+    .strictObject({
+      /** RDP desktops this node runs at once (each is an Xvnc and an xfreerdp, ~36 MB at 1280x800). */
+      max_rdp_sessions: z.number().int().min(0).max(1000).default(16),
+      /** Desktops (VNC and RDP) one person holds open on this node at once. */
+      max_per_user: z.number().int().min(1).max(100).default(2),
+    })
+    .prefault({}),
   commands: z
     .strictObject({
       /** A command held for review (action "review") is denied if no approver answers within this. */

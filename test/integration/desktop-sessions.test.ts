@@ -326,7 +326,7 @@ describe('desktop enforcement and clean-up', () => {
   beforeAll(async () => {
     vnc = await startXvnc('800x600');
     rdp = await startRdpDevice();
-    fx = await startGatewayFixture('idle_timeout = "4s"');
+    fx = await startGatewayFixture('idle_timeout = "4s"\n[desktop]\nmax_rdp_sessions = 1');
     const steps: Array<[string[], string?]> = [
       [['device', 'add', 'vnc-ok', '--host', '127.0.0.1', '--port', String(vnc.port), '--protocol', 'vnc', '--udi', 'UDI-vnc-ok', ...CLASS_OF_LEVEL[1]]],
       [['device', 'credential', 'vnc-ok', '--username', 'vnc', '--password-stdin'], `${VNC_PASSWORD}\n`],
@@ -380,6 +380,9 @@ describe('desktop enforcement and clean-up', () => {
     const busy = await desktop('vnc-ok', 'vnc');
     const mover = setInterval(() => busy.browser.send(pointerEventMsg(0, 10 + (n++ % 50), 10)), 500);
     try {
+      // Two desktops at once per person (desktop.max_per_user): a third is refused and audited.
+      const third = await refusedWith('vnc-ok', 'vnc');
+      expect(third.code).toBe('DESKTOP_LIMIT');
       await idle.sock.closed;
       expect(idle.ended()).toMatchObject({ reason: 'idle_timeout' });
       expect(busy.ended()).toBeUndefined();
@@ -411,6 +414,12 @@ describe('desktop enforcement and clean-up', () => {
     const d = await desktop('rdp-ok', 'rdp');
     const mover = setInterval(() => d.browser.send(pointerEventMsg(0, 10, 10)), 500);
     expect(xfreerdpFor(rdp.port)).toHaveLength(1);
+    // This node runs one RDP desktop at most (desktop.max_rdp_sessions = 1): the next person waits.
+    const first = vendorApi;
+    await vendorOn('rdp-ok', 'rdp');
+    expect((await refusedWith('rdp-ok', 'rdp')).code).toBe('DESKTOP_CAPACITY');
+    expect(xfreerdpFor(rdp.port)).toHaveLength(1);
+    vendorApi = first;
     await d.sock.closed;
     clearInterval(mover);
     expect(d.ended()).toMatchObject({ code: 'GRANT_EXPIRED', reason: 'grant_ended' });
