@@ -1,22 +1,21 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { deflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConnectorError } from '../../gateway/connectors/ssh-connector.js';
 import { Framebuffer } from '../../gateway/desktop/framebuffer.js';
 import { connectRfb } from '../../gateway/desktop/rfb-client.js';
-import type { ScreenSize} from '../../gateway/desktop/rfb-messages.js';
-import { serverMessage, type Parser, type ServerMessage } from '../../gateway/desktop/rfb-messages.js';
 import { RfbProxy, type ClipboardTransfer, type DesktopEnd, type RfbProxyOptions } from '../../gateway/desktop/rfb-proxy.js';
-import { cutTextMsg, ENCODING, keyEventMsg, pointerEventMsg, setEncodingsMsg, setPixelFormatMsg, updateRequestMsg } from '../../gateway/desktop/rfb-wire.js';
+import { cutTextMsg, keyEventMsg, pointerEventMsg, setPixelFormatMsg } from '../../gateway/desktop/rfb-wire.js';
 import { RGBX32 } from '../../recordings/rfb-keyframe.js';
 import { RfbRecordingReader } from '../../recordings/rfb-reader.js';
 import { RfbRecordingWriter } from '../../recordings/rfb-writer.js';
-import { deviceScreen, differingPixels, fbRgb, NOVNC_ENCODINGS, startXvnc, TestBrowser, until, VNC_PASSWORD as PASSWORD, type Xvnc } from '../support/desktop-peers.js';
+import {
+  deviceScreen, differingPixels, fbRgb, NOVNC_ENCODINGS, startRecordedVncGateway, startXvnc, TestBrowser, until, VNC_PASSWORD as PASSWORD, type Xvnc,
+} from '../support/desktop-peers.js';
 
 const run = promisify(execFile);
 const ROOT_COLOUR = 0x336699;
@@ -32,33 +31,17 @@ interface Session {
 }
 
 let recDir = '';
-let sessionNo = 0;
 
 /** What the broker will do: connect to the device, open the recording, and relay a browser's connection. */
 async function openSession(x: Xvnc, opts: Partial<RfbProxyOptions> = {}, encodings = NOVNC_ENCODINGS): Promise<Session> {
-  const device = await connectRfb({ target: { host: '127.0.0.1', port: x.port }, password: PASSWORD, timeoutMs: 5000 });
-  const id = `s${++sessionNo}`;
-  const file = path.join(recDir, `${id}.pcrfb`);
-  const { width, height, name } = device.serverInit;
-  const recorder = await RfbRecordingWriter.create(file, {
-    format: 'pcrfb', version: 1, recordingId: id, sessionId: id, user: 'vendor', device: 'xvnc', protocol: 'vnc', startedAt: Date.now(),
-    width, height, pixelFormat: RGBX32, name,
-  }, { flushIntervalMs: 1000, compression: 'deflate' });
-  const clipboard: ClipboardTransfer[] = [];
-  let endWith: (why: DesktopEnd) => void = () => undefined;
-  const ended = new Promise<DesktopEnd>((r) => { endWith = r; });
-  const server: Server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  const proxy = new Promise<RfbProxy>((resolve) => server.once('connection', (sock: Socket) => {
-    server.close();
-    const p = new RfbProxy(sock, device, recorder, endWith, { clipboard: false, onClipboard: (t) => clipboard.push(t), ...opts });
-    p.start();
-    resolve(p);
-  }));
-  const browser = await TestBrowser.connect(port, encodings);
+  const gateway = await startRecordedVncGateway(x, recDir, opts);
+  const browser = await TestBrowser.connect(gateway.port, encodings).catch(async (err: unknown) => {
+    await gateway.abandon();
+    throw err;
+  });
+  const { ended, clipboard, file, recorder } = gateway;
   return {
-    browser, proxy: await proxy, ended, clipboard, file, recorder,
+    browser, proxy: await gateway.proxy, ended, clipboard, file, recorder,
     async close() {
       browser.close();
       await ended;
@@ -66,7 +49,6 @@ async function openSession(x: Xvnc, opts: Partial<RfbProxyOptions> = {}, encodin
     },
   };
 }
-
 
 /**
  * Reads and sets the device's X clipboard (python3-tk: Tk is the one selection tool this host
@@ -123,13 +105,12 @@ class DeviceClipboard {
     this.proc.kill();
   }
 }
-const hasTk = spawnSync('python3', ['-c', 'import tkinter']).status === 0;
 
 // Issue 7 (VNC): the gateway between the browser and a real TigerVNC device, recorded.
 describe('the VNC path through the gateway, with a real TigerVNC device', () => {
   let x: Xvnc;
   let xevLog: string;
-  let clip: DeviceClipboard | null = null;
+  let clip: DeviceClipboard;
 
   beforeAll(async () => {
     recDir = mkdtempSync(path.join(os.tmpdir(), 'pc-rfbrec-'));
@@ -139,7 +120,7 @@ describe('the VNC path through the gateway, with a real TigerVNC device', () => 
     xevLog = path.join(x.dir, 'xev.log');
     // Line-buffered, so every key the device receives is in the file at once.
     x.client('stdbuf', ['-oL', 'xev', '-root', '-event', 'keyboard'], xevLog);
-    if (hasTk) clip = new DeviceClipboard(x);
+    clip = new DeviceClipboard(x);
     await until(() => spawnSync('xwininfo', ['-name', 'xlogo'], { env: x.env }).status === 0, 'xlogo to map');
   });
   afterAll(async () => {
@@ -283,12 +264,10 @@ describe('the VNC path through the gateway, with a real TigerVNC device', () => 
     off.browser.send(keyEventMsg(true, 0x7a));
     off.browser.send(keyEventMsg(false, 0x7a));
     await until(() => /keysym 0x7a, z\)/.test(readFileSync(xevLog, 'utf8')), 'the key after the refusal');
-    if (clip) {
-      expect(await clip.read()).not.toBe('secret-from-vendor');
-      await clip.set('secret-on-device');
-      await until(() => off.clipboard.length > 1, 'the device clipboard to be offered');
-      expect(off.clipboard[1]).toEqual({ direction: 'from-device', allowed: false, text: null, bytes: 16 });
-    }
+    expect(await clip.read()).not.toBe('secret-from-vendor');
+    await clip.set('secret-on-device');
+    await until(() => off.clipboard.length > 1, 'the device clipboard to be offered');
+    expect(off.clipboard[1]).toEqual({ direction: 'from-device', allowed: false, text: null, bytes: 16 });
     expect(off.browser.messages.filter((m) => m.type === 'cutText')).toEqual([]);
     await off.close();
 
@@ -297,21 +276,19 @@ describe('the VNC path through the gateway, with a real TigerVNC device', () => 
     on.browser.send(cutTextMsg(6, 'allowed-text'));
     await until(() => on.clipboard.length > 0, 'the clipboard callback');
     expect(on.clipboard[0]).toEqual({ direction: 'to-device', allowed: true, text: 'allowed-text', bytes: 12 });
-    if (clip) {
-      expect(await clip.read()).toBe('allowed-text');
-      await clip.set('device-text');
-      await until(() => on.browser.messages.some((m) => m.type === 'cutText'), 'the device clipboard to reach the browser');
-      const got = on.browser.messages.find((m) => m.type === 'cutText') as { text: Buffer };
-      expect(got.text.toString('latin1')).toBe('device-text');
-      expect(on.clipboard).toContainEqual({ direction: 'from-device', allowed: true, text: 'device-text', bytes: 11 });
-    }
+    expect(await clip.read()).toBe('allowed-text');
+    await clip.set('device-text');
+    await until(() => on.browser.messages.some((m) => m.type === 'cutText'), 'the device clipboard to reach the browser');
+    const got = on.browser.messages.find((m) => m.type === 'cutText') as { text: Buffer };
+    expect(got.text.toString('latin1')).toBe('device-text');
+    expect(on.clipboard).toContainEqual({ direction: 'from-device', allowed: true, text: 'device-text', bytes: 11 });
     await on.close();
 
     const events: Array<Record<string, unknown>> = [];
     const r = await RfbRecordingReader.open(off.file);
     for await (const f of r.frames()) if (f.type === 'event') events.push(f.event);
     expect(events).toContainEqual({ clipboard: 'refused', direction: 'to-device', bytes: 18 });
-    if (clip) expect(events).toContainEqual({ clipboard: 'refused', direction: 'from-device', bytes: 16 });
+    expect(events).toContainEqual({ clipboard: 'refused', direction: 'from-device', bytes: 16 });
     await r.close();
   });
 
@@ -429,189 +406,3 @@ describe('the VNC path through the gateway, with a real TigerVNC device', () => 
     await s.recorder.close();
   });
 });
-
-/**
- * Measurements for the report (not a test of behaviour): PORTCULLIS_RFB_MEASURE=1 npx vitest run
- * test/integration/vnc-proxy.test.ts. A busy screen (an animation, a clock, text scrolling and
- * grey-scale images changing, like a viewer stepping through slices), read for a few seconds
- * directly from Xvnc in each encoding, then through the gateway.
- */
-describe.runIf(process.env.PORTCULLIS_RFB_MEASURE === '1')('measured: bandwidth per encoding on a busy screen, memory per session', () => {
-  let x: Xvnc;
-  const seconds = Number(process.env.PORTCULLIS_RFB_MEASURE_SECONDS ?? 6);
-
-  beforeAll(async () => {
-    recDir ||= mkdtempSync(path.join(os.tmpdir(), 'pc-rfbrec-'));
-    x = await startXvnc('1280x800');
-    await run('xsetroot', ['-solid', '#202830'], { env: x.env });
-    x.client('ico', ['-geometry', '500x500+20+20', '-sleep', '0.04', '-lw', '3']); // wire frame: -faces needs a colour map
-    x.client('xclock', ['-geometry', '200x200+1040+20', '-update', '1']);
-    x.client('sh', ['-c', 'while true; do xmessage -geometry +20+560 "$(date; ls -l /usr/bin | shuf -n 10)" & p=$!; sleep 0.5; kill $p; done']);
-    x.client('sh', ['-c', slideShow(x.dir)]);
-    await new Promise((r) => setTimeout(r, 1500));
-  }, 60_000);
-  afterAll(async () => {
-    await x?.stop();
-    if (recDir) rmSync(recDir, { recursive: true, force: true });
-  });
-
-  for (const [label, encodings] of [
-    ['Raw', [0]], ['Hextile (the gateway\'s choice)', [1, 5, 2, 0]], ['ZRLE', [1, 16, 0]], ['Tight (lossless)', [1, 7, 0, -256 + 6]], ['Tight (JPEG q6)', [1, 7, 0, -256 + 6, -32 + 6]],
-  ] as const) {
-    it(`directly from the device: ${label}`, async () => {
-      const conn = await connectRfb({ target: { host: '127.0.0.1', port: x.port }, password: PASSWORD });
-      const b = new TestBrowser(conn, (screen) => measuredMessage(screen));
-      let bytes = 0;
-      const stream: Buffer[] = [];
-      conn.socket.on('data', (c: Buffer) => { bytes += c.length; stream.push(c); });
-      b.send(setPixelFormatMsg(RGBX32));
-      b.send(setEncodingsMsg([...encodings]));
-      b.minIntervalMs = 100;
-      b.send(updateRequestMsg(false, 0, 0, b.fb.width, b.fb.height));
-      await new Promise((r) => setTimeout(r, 1000));
-      const startBytes = bytes;
-      const startUpdates = b.updates;
-      stream.length = 0;
-      await new Promise((r) => setTimeout(r, seconds * 1000));
-      const perSecond = (bytes - startBytes) / seconds;
-      const all = Buffer.concat(stream);
-      const deflated = deflateRawSync(all, { level: 1 }).length / seconds;
-      console.log(`[measure] ${label}: ${(perSecond / 1024).toFixed(0)} KiB/s, ${((b.updates - startUpdates) / seconds).toFixed(1)} updates/s; after DEFLATE level 1 (disk, and about what permessage-deflate sends): ${(deflated / 1024).toFixed(0)} KiB/s`);
-      b.close();
-    }, 60_000);
-  }
-
-  it('through the gateway: recording size, keyframes, seek time, memory per session', async () => {
-    const heapBefore = process.memoryUsage();
-    const s = await openSession(x, {}, NOVNC_ENCODINGS);
-    s.browser.minIntervalMs = 100;
-    const t0 = Date.now();
-    await new Promise((r) => setTimeout(r, seconds * 1000));
-    const mem = process.memoryUsage();
-    const secs = (Date.now() - t0) / 1000;
-    console.log(`[measure] gateway: ${(s.proxy.bytesOut / secs / 1024).toFixed(0)} KiB/s to the browser, ${(s.browser.updates / secs).toFixed(1)} updates/s; process RSS +${((mem.rss - heapBefore.rss) / 1048576).toFixed(1)} MiB during one 1280x800 session (gateway and test browser)`);
-    await s.close();
-    const size = statSync(s.file).size;
-    const r = await RfbRecordingReader.open(s.file);
-    let worst = 0;
-    for (const k of [...r.keyframes.slice(1), { micros: r.durationMicros + 1 }]) {
-      const t1 = performance.now();
-      const seek = await r.seek((k.micros - 1) / 1000);
-      const fb = Framebuffer.fromKeyframe(seek.keyframe);
-      for (const m of seek.messages) fb.apply(m);
-      worst = Math.max(worst, performance.now() - t1);
-    }
-    console.log(`[measure] recording: ${(size / secs / 1024).toFixed(0)} KiB/s on disk, ${r.keyframes.length} keyframes in ${secs.toFixed(0)} s; worst seek (just before a keyframe) with decoding to the exact time: ${worst.toFixed(0)} ms`);
-    await r.close();
-  }, 60_000);
-
-  it('frame rate without a cap: directly (the same encodings) and through the gateway', async () => {
-    const gatewayEncodings = [1, 5, 2, 0, -223, -224, -258, -312, -313, -307, -239];
-    const conn = await connectRfb({ target: { host: '127.0.0.1', port: x.port }, password: PASSWORD });
-    const direct = new TestBrowser(conn);
-    direct.send(setPixelFormatMsg(RGBX32));
-    direct.send(setEncodingsMsg(gatewayEncodings));
-    direct.send(updateRequestMsg(false, 0, 0, direct.fb.width, direct.fb.height));
-    await new Promise((r) => setTimeout(r, seconds * 1000));
-    const directRate = direct.updates / seconds;
-    direct.close();
-    const s = await openSession(x, {}, NOVNC_ENCODINGS);
-    await new Promise((r) => setTimeout(r, seconds * 1000));
-    const viaRate = s.browser.updates / seconds;
-    await s.close();
-    console.log(`[measure] uncapped: ${directRate.toFixed(1)} updates/s direct, ${viaRate.toFixed(1)} through the gateway (same test client decoding both)`);
-  }, 60_000);
-});
-
-/** Grey-scale "slices" shown one after another with xwud: a busy image viewer. */
-function slideShow(dir: string): string {
-  const files: string[] = [];
-  for (let i = 0; i < 8; i++) {
-    const f = path.join(dir, `slice${i}.xwd`);
-    writeFileSync(f, greyXwd(512, 512, i));
-    files.push(f);
-  }
-  return `while true; do for f in ${files.join(' ')}; do xwud -in $f -geometry +600+240 & p=$!; sleep 0.25; kill $p; done; done`;
-}
-
-/** An XWD (ZPixmap, 32 bpp TrueColor) image of smooth rings with noise, different per slice. */
-function greyXwd(w: number, h: number, seed: number): Buffer {
-  const name = Buffer.from('slice\0');
-  const header = Buffer.alloc(100);
-  const fields = [100 + name.length, 7, 2, 24, w, h, 0, 0, 32, 0, 32, 32, w * 4, 4, 0xff0000, 0xff00, 0xff, 8, 256, 0, w, h, 0, 0, 0];
-  fields.forEach((v, i) => header.writeUInt32BE(v, i * 4));
-  const px = Buffer.alloc(w * h * 4);
-  let rnd = seed * 7919 + 1;
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      rnd = (rnd * 1103515245 + 12345) & 0x7fffffff;
-      const d = Math.hypot(x - w / 2, y - h / 2);
-      const v = Math.max(0, Math.min(255, Math.round(128 + 90 * Math.sin(d / (6 + seed)) * Math.exp(-d / 300) + ((rnd >> 16) % 24) - 12)));
-      px.writeUInt32LE((v << 16) | (v << 8) | v, (y * w + x) * 4);
-    }
-  }
-  return Buffer.concat([header, name, px]);
-}
-
-/**
- * Message boundaries for the encodings the gateway does not negotiate (ZRLE, Tight), only to
- * count their bytes here; everything else as the gateway parses it.
- */
-function* measuredMessage(screen: ScreenSize): Parser<ServerMessage> {
-  const type = (yield 1)[0] as number;
-  if (type !== 0) throw new Error(`unexpected message ${type} while measuring`);
-  const rects = (yield 3).readUInt16BE(1);
-  for (let i = 0; i < rects; i++) {
-    const r: Buffer = yield 12;
-    const w = r.readUInt16BE(4);
-    const h = r.readUInt16BE(6);
-    const enc = r.readInt32BE(8);
-    if (enc === ENCODING.lastRect) break;
-    if (enc === ENCODING.zrle) {
-      yield (yield 4).readUInt32BE(0);
-    } else if (enc === ENCODING.tight) {
-      yield* tightRect(w, h);
-    } else if (enc === ENCODING.raw) {
-      if (w * h > 0) yield w * h * 4;
-    } else if (enc === ENCODING.copyRect) {
-      yield 4;
-    } else if (enc === ENCODING.hextile || enc === ENCODING.rre) {
-      // Reuse the gateway's own parser for one rectangle by wrapping it as a one-rect update.
-      const inner = serverMessage(screen, null, 1 << 24);
-      inner.next();
-      inner.next(Buffer.from([0]));
-      inner.next(Buffer.from([0, 0, 1]));
-      let step = inner.next(r);
-      while (!step.done) step = inner.next(yield step.value);
-    } else {
-      throw new Error(`unexpected encoding ${enc} while measuring`);
-    }
-  }
-  return { type: 'update', rects, encodings: [], resized: false };
-}
-
-function* tightRect(w: number, h: number): Parser<void> {
-  const ctl = (yield 1)[0] as number;
-  const kind = ctl >> 4;
-  const compactLength = function* (): Parser<number> {
-    let len = 0;
-    for (let i = 0; i < 3; i++) {
-      const b = (yield 1)[0] as number;
-      len |= (b & (i === 2 ? 0xff : 0x7f)) << (7 * i);
-      if (i < 2 && !(b & 0x80)) break;
-    }
-    return len;
-  };
-  if (kind === 8) { yield 3; return; } // fill: one TPIXEL
-  if (kind === 9) { yield yield* compactLength(); return; } // JPEG
-  let filter = 0;
-  if (ctl & 0x40) filter = (yield 1)[0] as number;
-  let size = w * h * 3;
-  if (filter === 1) {
-    const colours = ((yield 1)[0] as number) + 1;
-    yield colours * 3;
-    size = colours === 2 ? ((w + 7) >> 3) * h : w * h;
-  }
-  if (size < 12) { yield size; return; }
-  yield yield* compactLength();
-}

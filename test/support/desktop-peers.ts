@@ -39,7 +39,7 @@ export async function startXvnc(geometry: string, extra: string[] = [], password
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pc-xvnc-'));
   const pwFile = path.join(dir, 'passwd');
   const pw = spawnSync('vncpasswd', ['-f'], { input: `${password}\n` });
-  if (pw.status !== 0) throw new Error(`vncpasswd failed: ${pw.stderr.toString()}`);
+  if (pw.error || pw.status !== 0) throw new Error(`vncpasswd failed (package tigervnc-tools): ${pw.error?.message ?? pw.stderr.toString()}`);
   writeFileSync(pwFile, pw.stdout, { mode: 0o600 });
   const port = await freePort();
   const server = spawn('Xvnc', [
