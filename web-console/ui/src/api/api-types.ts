@@ -185,6 +185,9 @@ export interface Recording {
   endReason: string | null;
   size: number;
   sealed: boolean;
+  /** 'pcrec' for a terminal (asciicast replay), 'pcrfb' for a desktop (noVNC replay). */
+  format: string;
+  kind: string;
 }
 
 export interface CommandLine {

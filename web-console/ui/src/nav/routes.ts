@@ -20,19 +20,22 @@ export interface RouteDef {
   load: () => Promise<PageModule>;
 }
 
-// Each page is its own chunk: a vendor's browser never downloads the admin pages, the terminal or the player.
+// Each page is its own chunk: a vendor's browser never downloads the admin pages, the terminal, noVNC or the players.
 export const ROUTES: RouteDef[] = [
   { pattern: '/requests', access: 'request.create', title: 'nav.myRequests', nav: 'access', load: () => import('../pages/vendor/my-requests-page.js') },
   { pattern: '/requests/new', access: 'request.create', title: 'nav.newRequest', nav: 'access', load: () => import('../pages/vendor/new-request-page.js') },
   { pattern: '/grants', access: 'session.connect', title: 'nav.myGrants', nav: 'access', load: () => import('../pages/vendor/my-grants-page.js') },
   { pattern: '/connect', access: 'session.connect', title: 'nav.connect', nav: 'access', load: () => import('../pages/vendor/connect-page.js') },
   { pattern: '/connect/:device', access: 'session.connect', title: 'nav.terminal', load: () => import('../pages/vendor/terminal-page.js') },
+  { pattern: '/connect/:device/:protocol', access: 'session.connect', title: 'nav.desktop', load: () => import('../pages/vendor/desktop-page.js') },
   { pattern: '/approvals', access: 'request.decide', title: 'nav.approvals', nav: 'approvals', load: () => import('../pages/approver/approval-queue-page.js') },
   { pattern: '/commands/held', access: 'command.review', title: 'nav.heldCommands', nav: 'approvals', load: () => import('../pages/approver/held-commands-page.js') },
   { pattern: '/sessions', access: 'session.list', title: 'nav.liveSessions', nav: 'security', load: () => import('../pages/security/live-sessions-page.js') },
   { pattern: '/sessions/:id/watch', access: 'session.watch', title: 'nav.watch', load: () => import('../pages/security/watch-page.js') },
+  { pattern: '/sessions/:id/desktop', access: 'session.watch', title: 'nav.desktopWatch', load: () => import('../pages/security/desktop-watch-page.js') },
   { pattern: '/recordings', access: 'recording.read', title: 'nav.recordings', nav: 'security', load: () => import('../pages/security/recordings-page.js') },
   { pattern: '/recordings/:id', access: 'recording.read', title: 'nav.replay', load: () => import('../pages/security/replay-page.js') },
+  { pattern: '/recordings/:id/desktop', access: 'recording.read', title: 'nav.desktopReplay', load: () => import('../pages/security/desktop-replay-page.js') },
   { pattern: '/audit', access: 'audit.read', title: 'nav.audit', nav: 'security', load: () => import('../pages/security/audit-page.js') },
   { pattern: '/records', access: 'record.read', title: 'nav.records', nav: 'security', load: () => import('../pages/security/records-page.js') },
   { pattern: '/admin/users', access: 'user.read', title: 'nav.users', nav: 'admin', load: () => import('../pages/admin/users-page.js') },

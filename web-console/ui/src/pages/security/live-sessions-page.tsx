@@ -68,8 +68,8 @@ export default function LiveSessionsPage() {
                     <td class="cell-actions">
                       {s.killRequested ? <span class="badge badge-warn">{t('sessions.killing')}</span> : (
                         <>
-                          {allowed(roles, 'session.watch') && s.protocol === 'ssh' && (
-                            <a class="btn btn-small btn-primary" href={href(`/sessions/${encodeURIComponent(s.id)}/watch`)}
+                          {allowed(roles, 'session.watch') && (
+                            <a class="btn btn-small btn-primary" href={href(`/sessions/${encodeURIComponent(s.id)}/${s.kind === 'desktop' ? 'desktop' : 'watch'}`)}
                               aria-label={t('sessions.watchLabel', { user: s.user, device: s.device })}>{t('sessions.watch')}</a>
                           )}
                           {allowed(roles, 'session.kill') && (

@@ -80,10 +80,9 @@ export default function RecordingsPage() {
                     <td class="num">{i18n.bytes(r.size)}</td>
                     <td>{r.sealed ? <span class="badge badge-ok">{t('recordings.isSealed')}</span> : <span class="badge badge-warn">{t('recordings.notSealed')}</span>}</td>
                     <td class="cell-actions">
-                      {r.protocol === 'ssh' ? (
-                        <a class="btn btn-small btn-primary" href={href(`/recordings/${encodeURIComponent(r.id)}${query({ session: r.session, user: r.user, device: r.device, at: r.startedAt })}`)}
-                          aria-label={t('recordings.replayLabel', { user: r.user, device: r.device })}>{t('recordings.replay')}</a>
-                      ) : <span class="muted small">{t('recordings.desktopLater')}</span>}
+                      <a class="btn btn-small btn-primary"
+                        href={href(`/recordings/${encodeURIComponent(r.id)}${r.format === 'pcrfb' ? '/desktop' : ''}${query({ session: r.session, user: r.user, device: r.device, at: r.startedAt })}`)}
+                        aria-label={t('recordings.replayLabel', { user: r.user, device: r.device })}>{t('recordings.replay')}</a>
                     </td>
                   </tr>
                 ))}

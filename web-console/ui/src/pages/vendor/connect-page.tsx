@@ -8,7 +8,7 @@ import { useLiveEvents } from '../../live/use-live-events.js';
 import { href } from '../../nav/hash-router.js';
 import { grantState } from './grant-state.js';
 
-/** One card per device the person may reach right now; Connect opens the terminal. */
+/** One card per grant the person may use right now: Connect opens the terminal (SSH) or the desktop (VNC, RDP). */
 export default function ConnectPage() {
   const i18n = useI18n();
   const { t } = i18n;
@@ -44,7 +44,10 @@ export default function ConnectPage() {
                           {t('connect.connect')}
                         </a>
                       ) : (
-                        <p class="hint">{t('connect.desktopLater')}</p>
+                        <a class="btn btn-primary" href={href(`/connect/${encodeURIComponent(g.device)}/${encodeURIComponent(g.protocol)}`)}
+                          aria-label={t('connect.openDesktopOf', { device: g.device, protocol: g.protocol.toUpperCase() })}>
+                          {t('connect.openDesktop')}
+                        </a>
                       )}
                     </li>
                   ))}

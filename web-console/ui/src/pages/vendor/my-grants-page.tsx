@@ -53,6 +53,10 @@ export default function MyGrantsPage() {
                         {state === 'current' && g.protocol === 'ssh' && (
                           <a class="btn btn-small btn-primary" href={href(`/connect/${encodeURIComponent(g.device)}`)}>{t('connect.connect')}</a>
                         )}
+                        {state === 'current' && (g.protocol === 'vnc' || g.protocol === 'rdp') && (
+                          <a class="btn btn-small btn-primary" href={href(`/connect/${encodeURIComponent(g.device)}/${g.protocol}`)}
+                            aria-label={t('connect.openDesktopOf', { device: g.device, protocol: g.protocol.toUpperCase() })}>{t('connect.openDesktop')}</a>
+                        )}
                       </td>
                     </tr>
                   );
