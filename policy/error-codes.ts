@@ -41,6 +41,7 @@ export const ERROR_CATALOGUE = {
   RDP_CERT_NOT_PINNED: { status: 409, message: "The device's RDP certificate has not been pinned; an administrator must run `portcullis device trust`." },
   DEVICE_TIMEOUT: { status: 504, message: 'The device did not show its desktop in time.' },
   DESKTOP_CAPACITY: { status: 503, message: 'The gateway is running as many RDP desktops as it is configured for; try again in a few minutes.' },
+  DEVICE_IN_USE: { status: 409, message: 'Someone has a desktop open on this device; desktops are one at a time. Try again when it has ended.' },
   DESKTOP_LIMIT: { status: 429, message: 'You already have as many desktops open as one person may; close one first.' },
   DESKTOP_START_FAILED: { status: 503, message: 'The gateway could not start the desktop display for this session.' },
   PROFILE_UNKNOWN: { status: 400, message: 'No command profile has that name.' },

@@ -11,7 +11,10 @@ import { decodeKeyframe, keyframeToRfb, type Keyframe } from './rfb-keyframe.js'
 const inflateRawAsync = promisify(inflateRaw);
 // The raw size is in the block header: one output chunk means one thread-pool round trip and no
 // concatenation (zlib's default 16 KiB chunks cost a round trip each on a 3 MiB keyframe).
-const inflateBlock = (stored: Buffer, rawLen: number): Promise<Buffer> => inflateRawAsync(stored, { chunkSize: Math.max(64, Math.min(rawLen, 64 * 1024 * 1024)) });
+/** The writer never makes a block larger (a keyframe of the largest screen the gateway accepts is 59 MB). */
+const MAX_BLOCK_BYTES = 128 * 1024 * 1024;
+/** Inflates no more than the block says it holds: a crafted block cannot inflate into gigabytes. */
+const inflateBlock = (stored: Buffer, rawLen: number): Promise<Buffer> => inflateRawAsync(stored, { chunkSize: Math.max(64, Math.min(rawLen, 64 * 1024 * 1024)), maxOutputLength: Math.max(1, rawLen) });
 
 /** What the user did, decoded from a recorded client message. */
 export type RfbInputEvent =
@@ -108,6 +111,8 @@ export class RfbRecordingReader {
       const head = await readAt(fh, 0, RFB_MAGIC.length + 4);
       if (head.length < RFB_MAGIC.length + 4 || !head.subarray(0, RFB_MAGIC.length).equals(RFB_MAGIC)) throw new Error(`${file}: not a Portcullis desktop recording`);
       const headerLen = head.readUInt32BE(RFB_MAGIC.length);
+      // Lengths in the file are checked against the file before anything is allocated for them.
+      if (headerLen > Math.min(size, 1024 * 1024)) throw new Error(`${file}: header length ${headerLen} is not plausible`);
       const headerBuf = await readAt(fh, head.length, headerLen);
       if (headerBuf.length < headerLen) throw new Error(`${file}: truncated header`);
       const header = JSON.parse(headerBuf.toString('utf8')) as RfbRecordingHeader;
@@ -142,6 +147,9 @@ export class RfbRecordingReader {
 
   private async readBlock(offset: number): Promise<{ header: BlockHeader; frames: RfbRecordedFrame[]; next: number }> {
     const header = decodeBlockHeader(await readAt(this.fh, offset, RFB_BLOCK_HEADER_BYTES));
+    if (header.storedLen > MAX_BLOCK_BYTES || header.rawLen > MAX_BLOCK_BYTES || offset + RFB_BLOCK_HEADER_BYTES + header.storedLen > this.dataEnd) {
+      throw new Error(`${this.file}: block at ${offset} claims ${header.storedLen} stored / ${header.rawLen} raw bytes, more than the file or any block holds`);
+    }
     const stored = await readAt(this.fh, offset + RFB_BLOCK_HEADER_BYTES, header.storedLen);
     if (stored.length < header.storedLen) throw new Error(`${this.file}: truncated block at ${offset}`);
     const codec = header.flags & BLOCK_CODEC_MASK;

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import path from 'node:path';
 import type { Client, ClientChannel, ServerChannel } from 'ssh2';
@@ -79,7 +79,7 @@ const grantFacts = (g: GrantRecord): GrantFacts => ({
 });
 
 /** Codes whose detail (times, grant ids) helps the user and reveals nothing of the device. */
-const DETAIL_SHOWN: ReadonlySet<ErrorCode> = new Set(['RDP_CERT_MISMATCH', 'DEVICE_AUTH_FAILED', 'STORE_UNAVAILABLE', 'GRANT_NOT_STARTED', 'GRANT_EXPIRED', 'GRANT_REVOKED', 'ACCOUNT_LOCKED', 'ACCOUNT_EXPIRED', 'DEVICE_QUARANTINED', 'DEVICE_DECOMMISSIONED', 'NO_GRANT', 'DEVICE_UNKNOWN', 'NDA_MISSING', 'NDA_EXPIRED']);
+const DETAIL_SHOWN: ReadonlySet<ErrorCode> = new Set(['RDP_CERT_MISMATCH', 'STORE_UNAVAILABLE', 'GRANT_NOT_STARTED', 'GRANT_EXPIRED', 'GRANT_REVOKED', 'ACCOUNT_LOCKED', 'ACCOUNT_EXPIRED', 'DEVICE_QUARANTINED', 'DEVICE_DECOMMISSIONED', 'NO_GRANT', 'DEVICE_UNKNOWN', 'NDA_MISSING', 'NDA_EXPIRED']);
 
 /** What the broker needs of a recording, whichever format (.pcrec terminal, .pcrfb desktop). */
 /** The recording could not be opened: the session is refused (fail closed). */
@@ -216,7 +216,14 @@ export class SessionBroker {
     // or narrowed, or an account that is disabled or locked, ends the session within a second.
     this.ticker = setInterval(() => void this.enforce(), 500);
     this.ticker.unref();
-    deps.bus.subscribe((m) => this.onBusMessage(m));
+    deps.bus.subscribe((m) => {
+      // A handler that throws must not take the process (and every live session) with it.
+      try {
+        this.onBusMessage(m);
+      } catch (err) {
+        deps.log.error('cluster bus message failed', { type: m.type, error: (err as Error).message });
+      }
+    });
   }
 
   /** Ids of the sessions this node holds. */
@@ -439,16 +446,36 @@ export class SessionBroker {
       });
       return { ok: false, code, message: DETAIL_SHOWN.has(code) ? `${describeCode(code)} (${detail})` : describeCode(code) };
     };
+    // Desktops cost this host processes and memory: bounded per person and (RDP) per node. The
+    // slot is taken before the first await, so parallel requests cannot all slip under the bound.
+    const { config } = this.deps;
+    const live = [...this.live.values()].filter((s) => s.record.kind === 'desktop');
+    const mine = live.filter((s) => s.record.user === req.user.name).length + (this.desktopsStarting.get(req.user.name) ?? 0);
+    if (mine >= config.desktop.max_per_user) {
+      return refuse('DESKTOP_LIMIT', `${req.user.name} has ${config.desktop.max_per_user} desktops open or opening on this node`);
+    }
+    const rdp = req.protocol === 'rdp';
+    if (rdp && live.filter((s) => s.record.protocol === 'rdp').length + this.rdpStarting >= config.desktop.max_rdp_sessions) {
+      return refuse('DESKTOP_CAPACITY', `${config.desktop.max_rdp_sessions} RDP desktops already run on this node`);
+    }
+    this.desktopsStarting.set(req.user.name, (this.desktopsStarting.get(req.user.name) ?? 0) + 1);
+    if (rdp) this.rdpStarting += 1;
     try {
       return await this.openDesktopChecked(req, browser, refuse);
     } catch (err) {
       if (err instanceof StoreUnavailableError) return refuse('STORE_UNAVAILABLE', err.message);
       throw err;
+    } finally {
+      // By now the session is live (and counted as such) or refused.
+      const n = (this.desktopsStarting.get(req.user.name) ?? 1) - 1;
+      if (n > 0) this.desktopsStarting.set(req.user.name, n);
+      else this.desktopsStarting.delete(req.user.name);
+      if (rdp) this.rdpStarting -= 1;
     }
   }
 
   private async openDesktopChecked(req: DesktopOpenRequest, browser: Duplex, refuse: (code: ErrorCode, detail: string) => Promise<OpenResult>): Promise<OpenResult> {
-    const { vault, config, log } = this.deps;
+    const { vault } = this.deps;
     const { decision, device, grants } = await this.decide(req.user.name, req.deviceName, req.protocol);
     if (!decision.allow) return refuse(decision.code, decision.detail);
     if (!device) return refuse('DEVICE_UNKNOWN', `no device named ${req.deviceName}`);
@@ -456,14 +483,27 @@ export class SessionBroker {
     const secret = await vault.deviceSecret(device.name);
     if (!secret?.password) return refuse('CREDENTIAL_MISSING', `device ${device.name} has no stored ${req.protocol.toUpperCase()} password`);
     if (req.protocol === 'rdp' && !device.rdpCertSha256) return refuse('RDP_CERT_NOT_PINNED', `device ${device.name} has no pinned RDP certificate`);
-    // Each RDP desktop is two processes and ~36 MB on this host: bounded per node and per person.
-    const desktops = [...this.live.values()].filter((s) => s.record.kind === 'desktop');
-    if (desktops.filter((s) => s.record.user === req.user.name).length >= config.desktop.max_per_user) {
-      return refuse('DESKTOP_LIMIT', `${req.user.name} has ${config.desktop.max_per_user} desktops open on this node`);
+    // One person's desktop per device at a time, across the cluster: another person's VNC viewer
+    // would share the screen and keyboard, and their RDP login with the vaulted account would
+    // take over the first one's Windows session. The same person may reconnect (a reloaded page).
+    // (Two nodes deciding in the same instant can both pass.)
+    const opening = this.desktopOpening.get(device.name);
+    if (opening !== undefined && opening !== req.user.name) return refuse('DEVICE_IN_USE', `${opening} is opening a desktop on ${device.name}`);
+    const busy = (await this.deps.store.listSessions({ device: device.name, open: true, limit: 50 })).find((s) => s.kind === 'desktop' && s.endedAt === null && s.user !== req.user.name);
+    if (busy) return refuse('DEVICE_IN_USE', `${busy.user} has a desktop open on ${device.name}`);
+    this.desktopOpening.set(device.name, req.user.name);
+    try {
+      return await this.openDesktopOnDevice(req, browser, refuse, device, grant, secret.username, secret.password);
+    } finally {
+      if (this.desktopOpening.get(device.name) === req.user.name) this.desktopOpening.delete(device.name);
     }
-    if (req.protocol === 'rdp' && desktops.filter((s) => s.record.protocol === 'rdp').length + this.rdpStarting >= config.desktop.max_rdp_sessions) {
-      return refuse('DESKTOP_CAPACITY', `${config.desktop.max_rdp_sessions} RDP desktops already run on this node`);
-    }
+  }
+
+  private async openDesktopOnDevice(
+    req: DesktopOpenRequest, browser: Duplex, refuse: (code: ErrorCode, detail: string) => Promise<OpenResult>,
+    device: DeviceRecord, grant: GrantRecord, username: string, password: string,
+  ): Promise<OpenResult> {
+    const { config, log } = this.deps;
     const level = deviceLevel(device);
     const width = Math.max(640, Math.min(3840, Math.round(req.width)));
     const height = Math.max(480, Math.min(2160, Math.round(req.height)));
@@ -471,35 +511,26 @@ export class SessionBroker {
     // The device side: the device's own VNC server, or a private display running the RDP client.
     let display: RdpDisplay | null = null;
     let conn: RfbConnection;
-    let startingCounted = false;
     try {
       if (req.protocol === 'rdp') {
-        this.rdpStarting += 1;
-        startingCounted = true;
-        const [domain, user] = secret.username.includes('\\') ? secret.username.split('\\', 2) as [string, string] : [undefined, secret.username];
+        const [domain, user] = username.includes('\\') ? username.split('\\', 2) as [string, string] : [undefined, username];
         display = await startRdpDisplay({
-          host: device.host, port: portOf(device, 'rdp'), username: user, password: secret.password, ...(domain ? { domain } : {}),
+          host: device.host, port: portOf(device, 'rdp'), username: user, password, ...(domain ? { domain } : {}),
           certFingerprint: device.rdpCertSha256 as string, width, height, clipboard: grant.allowFileTransfer,
           timeoutMs: Math.max(config.ssh.upstream_timeout, 15_000), log,
         });
         await display.ready;
         conn = await connectRfb({ target: { path: display.socketPath }, password: null, timeoutMs: config.ssh.upstream_timeout });
       } else {
-        conn = await connectRfb({ target: { host: device.host, port: portOf(device, 'vnc') }, password: secret.password, timeoutMs: config.ssh.upstream_timeout });
+        conn = await connectRfb({ target: { host: device.host, port: portOf(device, 'vnc') }, password, timeoutMs: config.ssh.upstream_timeout });
       }
     } catch (err) {
       await display?.stop().catch(() => undefined);
       const e = err as { code?: string; detail?: string; message: string };
       const code = (e.code && e.code in ERROR_CATALOGUE ? e.code : 'DEVICE_UNREACHABLE') as ErrorCode;
-      if (startingCounted) this.rdpStarting -= 1;
       return refuse(code, e.detail ?? e.message);
     }
-    // Counted as starting until it is a live session (or refused).
-    try {
-      return await this.startDesktopSession(req, device, grant, level, conn, display, browser, refuse);
-    } finally {
-      if (startingCounted) this.rdpStarting -= 1;
-    }
+    return this.startDesktopSession(req, device, grant, level, conn, display, browser, refuse);
   }
 
   private async startDesktopSession(
@@ -537,7 +568,7 @@ export class SessionBroker {
       onClipboard: (t) => {
         this.background(audit.recordEventually('desktop.clipboard', {
           actor: req.user.name, outcome: t.allowed ? 'ok' : 'denied', ...(t.allowed ? {} : { code: 'FILE_TRANSFER_NOT_GRANTED' as const }),
-          data: { session: id, device: device.name, direction: t.direction, bytes: t.bytes, sha256: t.text === null ? null : createHash('sha256').update(t.text).digest('hex') },
+          data: { session: id, device: device.name, direction: t.direction, bytes: t.bytes, sha256: t.sha256, count: t.count },
         }));
       },
       // The screen's size is chosen at connect (the browser's window); the viewer scales after that.
@@ -639,6 +670,10 @@ export class SessionBroker {
 
   /** RDP displays being started (not yet live sessions), counted against `desktop.max_rdp_sessions`. */
   private rdpStarting = 0;
+  /** Desktops being opened, per person, counted against `desktop.max_per_user`. */
+  private readonly desktopsStarting = new Map<string, number>();
+  /** Devices a desktop is being opened on here, and by whom (one person's desktop per device). */
+  private readonly desktopOpening = new Map<string, string>();
 
   /** Answers to held commands arrive on the bus; a waiting session wakes at once. */
   private readonly reviewWaiters = new Map<string, Array<() => void>>();
@@ -733,10 +768,15 @@ export class SessionBroker {
     }
   }
 
+  /** Whether a successor grant carries the terms a session was set up with (file transfer, profile). */
+  private sameTerms(was: GrantRecord | null, now: GrantRecord): boolean {
+    return was !== null && was.allowFileTransfer === now.allowFileTransfer && was.profile === now.profile;
+  }
+
   private async enforceOne(s: LiveSession, now: number): Promise<void> {
     const { config, store, log } = this.deps;
     try {
-      const [{ decision }, record] = await Promise.all([this.decide(s.record.user, s.record.device, s.record.protocol), store.getSession(s.id)]);
+      const [{ decision, grants }, record] = await Promise.all([this.decide(s.record.user, s.record.device, s.record.protocol), store.getSession(s.id)]);
       if (record?.killRequest) {
         // The bus carries kills at once; this catches one whose message was lost.
         await this.killLocal(s, record.killRequest.by, record.killRequest.reason);
@@ -748,7 +788,19 @@ export class SessionBroker {
         this.background(s.close(ended ? 'grant_ended' : 'access_revoked', `Session closed: ${describeCode(decision.code)} [${decision.code}]`));
         return;
       }
-      s.grantEnd = decision.value.notAfter;
+      // The session lives on grants with the terms it was set up under (file transfer, profile):
+      // its own, or a later one with the same terms. A remaining grant with other terms (no file
+      // transfer, another profile) does not carry it; a new session gets that grant's terms.
+      const was = grants.find((g) => g.id === s.record.grantId) ?? (await store.getGrant(s.record.grantId));
+      const carrying = grants.filter((g) => g.protocol === s.record.protocol && g.revokedAt === null && g.notBefore <= now && now < g.notAfter && was !== null && this.sameTerms(was, g));
+      if (carrying.length === 0) {
+        const ended = was !== null && was.revokedAt === null && now >= was.notAfter;
+        this.background(s.close(ended ? 'grant_ended' : 'access_revoked', ended
+          ? `Session closed: ${describeCode('GRANT_EXPIRED')} [GRANT_EXPIRED]`
+          : 'Session closed: the grant it was opened under no longer applies; connect again under your current grant [GRANT_REVOKED]'));
+        return;
+      }
+      s.grantEnd = Math.max(...carrying.map((g) => g.notAfter));
       // Live sessions' byte counts reach the store every few seconds, so every node's list shows them.
       if (now - s.bytesStoredAt >= 5000) {
         s.bytesStoredAt = now;

@@ -32,7 +32,16 @@ export class LocalBus implements ClusterBus {
 
   async publish(message: BusMessage): Promise<void> {
     // Delivered on a later turn, as from Redis: a publisher never runs handlers inside its own call.
-    setImmediate(() => this.events.emit('message', message));
+    setImmediate(() => {
+      for (const handler of this.events.listeners('message') as Array<(m: BusMessage) => void>) {
+        try {
+          handler(message);
+        } catch (err) {
+          // As from Redis: one failing subscriber does not stop the others, nor the process.
+          process.emitWarning(`cluster bus handler failed: ${(err as Error).message}`);
+        }
+      }
+    });
   }
 
   subscribe(handler: (message: BusMessage) => void): void {

@@ -27,7 +27,13 @@ export class RedisBus implements ClusterBus {
         log.warn('ignored a malformed cluster bus message');
         return;
       }
-      for (const h of bus.handlers) h(m);
+      for (const h of bus.handlers) {
+        try {
+          h(m);
+        } catch (err) {
+          log.error('cluster bus handler failed', { type: m.type, error: (err as Error).message });
+        }
+      }
     });
     return bus;
   }

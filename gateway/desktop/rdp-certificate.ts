@@ -134,7 +134,12 @@ export function fetchRdpCertificate(host: string, port: number, opts: FetchRdpCe
         const peer = tlsSocket?.getPeerCertificate(false);
         if (!peer || !peer.raw) return finish(new RdpCertificateError('no-tls', 'the device presented no certificate'));
         const der = Buffer.from(peer.raw);
-        const x509 = new X509Certificate(der);
+        let x509: X509Certificate;
+        try {
+          x509 = new X509Certificate(der);
+        } catch (err) {
+          return finish(new RdpCertificateError('no-tls', `the device presented a certificate that does not parse: ${(err as Error).message}`));
+        }
         finish(null, {
           fingerprint: fingerprintOfDer(der),
           subject: x509.subject,

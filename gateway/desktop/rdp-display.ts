@@ -40,7 +40,7 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -380,8 +380,16 @@ export function sweepLeftoverRdpDisplays(runtimeDir?: string): number {
 async function ensureRuntime(runtimeDir: string | undefined): Promise<Runtime> {
   if (runtime) return runtime;
   runtime = (async () => {
-    const base = runtimeDir ?? defaultRuntimeBase();
-    ensurePrivateDir(base);
+    let base = runtimeDir ?? defaultRuntimeBase();
+    try {
+      ensurePrivateDir(base);
+    } catch (err) {
+      if (runtimeDir !== undefined) throw err;
+      // The usual place in /tmp is taken by someone else (another local user could make it first
+      // to stop RDP here): a fresh private directory instead. Leftovers of a crash are then found
+      // by the watchdog and Xvnc's own timeout, not by the sweep.
+      base = mkdtempSync(path.join(os.tmpdir(), `portcullis-rdp-${process.getuid?.() ?? 0}-`));
+    }
     sweepLeftoverRdpDisplays(base);
     const root = path.join(base, `gw-${process.pid}`);
     rmSync(root, { recursive: true, force: true });

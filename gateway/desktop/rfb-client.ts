@@ -3,7 +3,7 @@ import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { decodePixelFormat, type PixelFormat } from '../../recordings/rfb-keyframe.js';
 import { ConnectorError } from '../connectors/ssh-connector.js';
-import { MAX_SCREEN_SIDE } from './rfb-messages.js';
+import { MAX_SCREEN_PIXELS, MAX_SCREEN_SIDE } from './rfb-messages.js';
 import { rfbVersionString, SECURITY } from './rfb-wire.js';
 
 export type RfbTarget = { host: string; port: number } | { path: string } | { stream: Duplex };
@@ -205,7 +205,7 @@ export async function connectRfb(opts: RfbConnectOptions): Promise<RfbConnection
     const nameLen = init.readUInt32BE(20);
     if (nameLen > MAX_NAME_BYTES) throw new ConnectorError('DEVICE_UNREACHABLE', `implausible desktop name length ${nameLen}`);
     const name = nameLen > 0 ? (await reader.read(nameLen, 'ServerInit')).toString('utf8') : '';
-    if (width < 1 || height < 1 || width > MAX_SCREEN_SIDE || height > MAX_SCREEN_SIDE) {
+    if (width < 1 || height < 1 || width > MAX_SCREEN_SIDE || height > MAX_SCREEN_SIDE || width * height > MAX_SCREEN_PIXELS) {
       throw new ConnectorError('DEVICE_UNREACHABLE', `the VNC server announced an implausible screen of ${width}x${height}`);
     }
     clearTimeout(timer);

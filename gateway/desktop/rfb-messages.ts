@@ -15,8 +15,19 @@ export class RfbProtocolError extends Error {}
 export type Parser<T> = Generator<number, T, Buffer>;
 
 const BPP = 4;
-/** No real screen is larger; anything beyond is a hostile or broken peer. */
-export const MAX_SCREEN_SIDE = 16384;
+/**
+ * No real screen is larger (8K wide, or 5K: 5120x2880 = 14.7 Mpx); anything beyond is a hostile
+ * or broken peer. The area bound keeps one session's framebuffer under 60 MB.
+ */
+export const MAX_SCREEN_SIDE = 8192;
+export const MAX_SCREEN_PIXELS = 5120 * 2880;
+/**
+ * What one update may paint, in screens: an honest encoder covers each pixel about once
+ * (Hextile: a tile's background and its subrectangles, about twice). RRE and CopyRect paint a
+ * whole rectangle for 12 or 16 bytes, so without this bound a few hundred kilobytes would hold the
+ * event loop for seconds.
+ */
+const MAX_PAINT_SCREENS = 4;
 const MAX_CURSOR_SIDE = 512;
 const MAX_NAME_BYTES = 64 * 1024;
 const MAX_ENCODINGS = 1024;
@@ -74,8 +85,17 @@ function checkInside(screen: ScreenState, x: number, y: number, w: number, h: nu
   if (x + w > screen.width || y + h > screen.height) fail(`${what} rectangle ${w}x${h}+${x}+${y} lies outside the ${screen.width}x${screen.height} screen`);
 }
 
-function checkSize(w: number, h: number, what: string): void {
-  if (w < 1 || h < 1 || w > MAX_SCREEN_SIDE || h > MAX_SCREEN_SIDE) fail(`${what} size ${w}x${h} is not acceptable`);
+export function checkScreenSize(w: number, h: number, what: string): void {
+  if (w < 1 || h < 1 || w > MAX_SCREEN_SIDE || h > MAX_SCREEN_SIDE || w * h > MAX_SCREEN_PIXELS) fail(`${what} size ${w}x${h} is not acceptable`);
+}
+
+/** Pixels an update may still paint; spent by every rectangle and subrectangle drawn. */
+class PaintBudget {
+  constructor(private left: number) {}
+  spend(pixels: number): void {
+    this.left -= pixels;
+    if (this.left < 0) fail(`an update paints more than ${MAX_PAINT_SCREENS} screens' worth of pixels`);
+  }
 }
 
 function* rawRect(x: number, y: number, w: number, h: number, sink: RectSink | null): Parser<void> {
@@ -89,7 +109,7 @@ function* rawRect(x: number, y: number, w: number, h: number, sink: RectSink | n
   }
 }
 
-function* rreRect(x: number, y: number, w: number, h: number, sink: RectSink | null): Parser<void> {
+function* rreRect(x: number, y: number, w: number, h: number, sink: RectSink | null, budget: PaintBudget): Parser<void> {
   const head: Buffer = yield 4 + BPP;
   const count = head.readUInt32BE(0);
   sink?.fill(x, y, w, h, head.readUInt32LE(4));
@@ -106,6 +126,7 @@ function* rreRect(x: number, y: number, w: number, h: number, sink: RectSink | n
       const sw = subs.readUInt16BE(o + BPP + 4);
       const sh = subs.readUInt16BE(o + BPP + 6);
       if (sx + sw > w || sy + sh > h) fail('RRE subrectangle outside its rectangle');
+      budget.spend(sw * sh);
       sink?.fill(x + sx, y + sy, sw, sh, subs.readUInt32LE(o));
     }
   }
@@ -117,7 +138,7 @@ const HEXTILE_FG = 4;
 const HEXTILE_SUBRECTS = 8;
 const HEXTILE_COLOURED = 16;
 
-function* hextileRect(x: number, y: number, w: number, h: number, sink: RectSink | null): Parser<void> {
+function* hextileRect(x: number, y: number, w: number, h: number, sink: RectSink | null, budget: PaintBudget): Parser<void> {
   let bg = 0;
   let fg = 0;
   for (let ty = y; ty < y + h; ty += 16) {
@@ -150,6 +171,7 @@ function* hextileRect(x: number, y: number, w: number, h: number, sink: RectSink
         const sw = (wh >> 4) + 1;
         const sh = (wh & 15) + 1;
         if (sx + sw > tw || sy + sh > th) fail('Hextile subrectangle outside its tile');
+        budget.spend(sw * sh);
         sink?.fill(tx + sx, ty + sy, sw, sh, colour);
       }
     }
@@ -165,6 +187,19 @@ export function* serverMessage(screen: ScreenState, sink: RectSink | null, maxCu
       const rects = head.readUInt16BE(1);
       const encodings: number[] = [];
       let resized = false;
+      // Counted against the screen as the message began: a resize inside it does not raise the bound.
+      const budget = new PaintBudget(MAX_PAINT_SCREENS * Math.max(screen.width * screen.height, 640 * 480));
+      // One change of size per update (each is a new framebuffer and a copy); repeating the size
+      // in force (TigerVNC's reply to a resize request) is no change.
+      let sizeChanged = false;
+      const resize = (w: number, h: number, what: string): void => {
+        checkScreenSize(w, h, what);
+        resized = true;
+        if (w === screen.width && h === screen.height) return;
+        if (sizeChanged) fail(`${what}: a second change of size in one update`);
+        sizeChanged = true;
+        screen.resize(w, h);
+      };
       for (let i = 0; i < rects; i++) {
         const r: Buffer = yield 12;
         const x = r.readUInt16BE(0);
@@ -177,6 +212,7 @@ export function* serverMessage(screen: ScreenState, sink: RectSink | null, maxCu
         switch (enc) {
           case ENCODING.raw:
             checkInside(screen, x, y, w, h, 'Raw');
+            budget.spend(w * h);
             yield* rawRect(x, y, w, h, sink);
             break;
           case ENCODING.copyRect: {
@@ -185,16 +221,18 @@ export function* serverMessage(screen: ScreenState, sink: RectSink | null, maxCu
             const sx = src.readUInt16BE(0);
             const sy = src.readUInt16BE(2);
             checkInside(screen, sx, sy, w, h, 'CopyRect source');
+            budget.spend(w * h);
             sink?.copy(sx, sy, x, y, w, h);
             break;
           }
           case ENCODING.rre:
             checkInside(screen, x, y, w, h, 'RRE');
-            yield* rreRect(x, y, w, h, sink);
+            budget.spend(w * h);
+            yield* rreRect(x, y, w, h, sink, budget);
             break;
           case ENCODING.hextile:
             checkInside(screen, x, y, w, h, 'Hextile');
-            yield* hextileRect(x, y, w, h, sink);
+            yield* hextileRect(x, y, w, h, sink, budget);
             break;
           case ENCODING.cursor: {
             if (w > MAX_CURSOR_SIDE || h > MAX_CURSOR_SIDE) fail(`cursor of ${w}x${h} is too large`);
@@ -205,18 +243,14 @@ export function* serverMessage(screen: ScreenState, sink: RectSink | null, maxCu
             break;
           }
           case ENCODING.desktopSize:
-            checkSize(w, h, 'DesktopSize');
-            screen.resize(w, h);
-            resized = true;
+            resize(w, h, 'DesktopSize');
             break;
           case ENCODING.extendedDesktopSize: {
             const n = (yield 4)[0] as number;
             if (n > 0) yield n * 16;
             // x = who asked, y = status: a refused request from this client leaves the size as it is.
             if (!(x === 1 && y !== 0)) {
-              checkSize(w, h, 'ExtendedDesktopSize');
-              screen.resize(w, h);
-              resized = true;
+              resize(w, h, 'ExtendedDesktopSize');
             }
             break;
           }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { decodeInput, type RfbInputEvent } from '../../recordings/rfb-reader.js';
 import { RGBX32, samePixelFormat } from '../../recordings/rfb-keyframe.js';
@@ -16,10 +17,20 @@ export type DesktopEnd = RelayEnd | 'protocol_error';
 export interface ClipboardTransfer {
   direction: 'to-device' | 'from-device';
   allowed: boolean;
-  /** The text, when it was allowed through; a refused transfer is audited by size only. */
+  /** The text, when it was allowed through; a refused transfer is audited by size and hash only. */
   text: string | null;
   bytes: number;
+  /** SHA-256 of the bytes as they crossed (RFB cut text is Latin-1), hex. */
+  sha256: string;
+  /** How many transfers this way the session has had so far; past the first few only some are reported. */
+  count: number;
 }
+
+/** Clipboard transfers reported one by one per direction; after that one in REPORT_EVERY (with the count). */
+const REPORT_FIRST = 20;
+const REPORT_EVERY = 100;
+/** Ignored messages (colour maps, resize requests) recorded one by one; after that one in REPORT_EVERY. */
+const NOTE_FIRST = 3;
 
 export interface RfbProxyOptions {
   /** The grant allows clipboard transfer (off by default, R-6.3f). */
@@ -117,10 +128,11 @@ export class RfbProxy implements SessionIo {
     this.screen = new ScreenSize(width, height);
     this.maxCutText = opts.maxCutTextBytes ?? 1024 * 1024;
     this.browserReader = new MessageReader<BrowserStep>(() => this.browserParser(), () => this.maxCutText + 64);
-    // Room for a full screen four times over (overlapping rectangles), and never less than 64 MiB.
+    // Room for a full screen twice over in Raw (the paint budget bounds what a message may draw),
+    // and never less than 16 MiB.
     this.deviceReader = new MessageReader<ServerMessage>(
       () => serverMessage(this.screen, null, this.maxCutText),
-      () => Math.max(64 * 1024 * 1024, this.screen.width * this.screen.height * 16 + 1024 * 1024),
+      () => Math.max(16 * 1024 * 1024, this.screen.width * this.screen.height * 8 + 1024 * 1024),
     );
   }
 
@@ -231,15 +243,11 @@ export class RfbProxy implements SessionIo {
         this.input(bytes);
         return;
       case 'cutText':
-        this.opts.onClipboard?.({ direction: 'to-device', allowed: this.opts.clipboard, text: this.opts.clipboard ? m.text.toString('latin1') : null, bytes: m.text.length });
-        if (!this.opts.clipboard) {
-          this.recorder.event({ clipboard: 'refused', direction: 'to-device', bytes: m.text.length });
-          return;
-        }
+        if (!this.clipboard('to-device', m.text)) return;
         this.input(bytes);
         return;
       case 'setDesktopSize':
-        this.recorder.event({ setDesktopSize: { width: m.width, height: m.height }, allowed: this.opts.allowResize === true });
+        this.note('up', 'setDesktopSize', { setDesktopSize: { width: m.width, height: m.height }, allowed: this.opts.allowResize === true });
         if (this.opts.allowResize) this.toDevice(bytes);
         return;
       case 'updateRequest':
@@ -248,6 +256,39 @@ export class RfbProxy implements SessionIo {
         this.toDevice(bytes);
         return;
     }
+  }
+
+  private pictureKeyframed = false;
+  private readonly clipboardCount = { 'to-device': 0, 'from-device': 0 };
+  private readonly notes = new Map<string, number>();
+
+  /**
+   * A clipboard transfer either way: reported for the audit (the first few one by one, then one in
+   * a hundred with the count, so a peer repeating it cannot flood the audit chain), and recorded
+   * when refused. Whether it may pass.
+   */
+  private clipboard(direction: ClipboardTransfer['direction'], text: Buffer): boolean {
+    const count = ++this.clipboardCount[direction];
+    const allowed = this.opts.clipboard;
+    if (count <= REPORT_FIRST || count % REPORT_EVERY === 0) {
+      this.opts.onClipboard?.({
+        direction, allowed, text: allowed ? text.toString('latin1') : null, bytes: text.length,
+        sha256: createHash('sha256').update(text).digest('hex'), count,
+      });
+      if (!allowed) this.note(direction === 'to-device' ? 'up' : 'down', `clipboard ${direction}`, { clipboard: 'refused', direction, bytes: text.length, count }, true);
+    }
+    return allowed;
+  }
+
+  /**
+   * Records what the gateway did not pass on: the first few of each kind, then one in a hundred.
+   * A recorder that falls behind pauses the side that sent it, as for what is passed on.
+   */
+  private note(side: 'up' | 'down', kind: string, event: Record<string, unknown>, always = false): void {
+    const n = (this.notes.get(kind) ?? 0) + 1;
+    this.notes.set(kind, n);
+    if (!always && n > NOTE_FIRST && n % REPORT_EVERY !== 0) return;
+    if (!this.recorder.event(n > NOTE_FIRST ? { ...event, occurrences: n } : event)) this.block(side === 'up' ? this.upBlockers : this.downBlockers, 'recorder');
   }
 
   private input(bytes: Buffer): void {
@@ -271,21 +312,20 @@ export class RfbProxy implements SessionIo {
         if (m.resized) this.recorder.event({ resized: { width: this.screen.width, height: this.screen.height } });
         // Between two messages the framebuffer is exactly what the browser has: a keyframe here
         // is a place a player can start from.
-        if (this.recorder.keyframeDue()) {
+        // The first update is the whole screen (the browser asked for all of it): a keyframe right
+        // after it, so a replay opens on the device's picture rather than the black before it.
+        if (this.recorder.keyframeDue() || !this.pictureKeyframed) {
+          this.pictureKeyframed = true;
           if (!this.recorder.keyframe(this.framebuffer.keyframe())) this.block(this.downBlockers, 'recorder');
         }
         return;
       case 'cutText':
-        this.opts.onClipboard?.({ direction: 'from-device', allowed: this.opts.clipboard, text: this.opts.clipboard ? m.text.toString('latin1') : null, bytes: m.text.length });
-        if (!this.opts.clipboard) {
-          this.recorder.event({ clipboard: 'refused', direction: 'from-device', bytes: m.text.length });
-          return;
-        }
+        if (!this.clipboard('from-device', m.text)) return;
         this.toBrowser(bytes, true);
         return;
       case 'colourMap':
         // The session is true colour: a colour map means nothing to the browser (noVNC would fail on it).
-        this.recorder.event({ ignored: 'SetColourMapEntries', count: m.count });
+        this.note('down', 'colourMap', { ignored: 'SetColourMapEntries', count: m.count });
         return;
       case 'bell':
       case 'endOfContinuousUpdates':

@@ -180,6 +180,13 @@ describe('desktops through the gateway', () => {
     const other = await signIn(await fx.addUser('otto'));
     await expect(openBinarySocket(fx.gw.web.port, `/api/sessions/${d.session}/watch`, other)).rejects.toThrow(/403/);
     expect((await other.post(`/api/sessions/${d.session}/kill`, { reason: 'mine now' })).status).toBe(403);
+    // Nor open a desktop of their own on the same device while this one is open: one person's
+    // desktop per device (a second viewer would share the keyboard; a second RDP login would take
+    // over the first one's Windows session).
+    await fx.grant('otto', 'us-02', 'now', '+1h', { protocol: 'vnc' });
+    const taken = await refusal(other, 'device=us-02&protocol=vnc');
+    expect(taken.code).toBe('DEVICE_IN_USE');
+    expect(taken.binary).toBe(0);
 
     const watch = await openBinarySocket(fx.gw.web.port, `/api/sessions/${d.session}/watch`, securityApi);
     open.push(watch);
@@ -304,6 +311,8 @@ describe('desktop enforcement and clean-up', () => {
   let vendorApi: ApiClient;
   const open: BinarySocket[] = [];
   let n = 0;
+  /** The vendor vendorOn made last. */
+  let vendor = '';
 
   async function desktop(device: string, protocol: 'vnc' | 'rdp'): Promise<Desktop & { ended: () => Record<string, unknown> | undefined }> {
     const sock = await openBinarySocket(fx.gw.web.port, `/api/desktop?device=${device}&protocol=${protocol}`, vendorApi);
@@ -315,12 +324,12 @@ describe('desktop enforcement and clean-up', () => {
   }
 
   /** A fresh grant (and user, so one test's revoke or disable does not touch the next). */
-  async function vendorOn(device: string, protocol: 'vnc' | 'rdp', until = '+1h'): Promise<string> {
-    const name = `vic${++n}`;
-    const u = await fx.addUser(name);
+  async function vendorOn(device: string, protocol: 'vnc' | 'rdp', until = '+1h', fileTransfer = false): Promise<string> {
+    vendor = `vic${++n}`;
+    const u = await fx.addUser(vendor);
     vendorApi = new ApiClient(fx.gw.web.port);
     await vendorApi.login(u.name, u.password, { code: await totp.code(u.totpSecret) });
-    return fx.grant(name, device, 'now', until, { protocol });
+    return fx.grant(vendor, device, 'now', until, { protocol, fileTransfer });
   }
 
   beforeAll(async () => {
@@ -378,7 +387,8 @@ describe('desktop enforcement and clean-up', () => {
     await vendorOn('vnc-ok', 'vnc');
     const idle = await desktop('vnc-ok', 'vnc');
     const busy = await desktop('vnc-ok', 'vnc');
-    const mover = setInterval(() => busy.browser.send(pointerEventMsg(0, 10 + (n++ % 50), 10)), 500);
+    let step = 0;
+    const mover = setInterval(() => busy.browser.send(pointerEventMsg(0, 10 + (step++ % 50), 10)), 500);
     try {
       // Two desktops at once per person (desktop.max_per_user): a third is refused and audited.
       const third = await refusedWith('vnc-ok', 'vnc');
@@ -402,9 +412,26 @@ describe('desktop enforcement and clean-up', () => {
     clearInterval(mover);
     expect(a.ended()).toMatchObject({ reason: 'access_revoked' });
 
+    // A session opened under a grant with file transfer (clipboard open) does not live on under
+    // a remaining grant without it; one whose remaining grant has the same terms goes on.
+    const withTransfer = await vendorOn('vnc-ok', 'vnc', '+1h', true);
+    const c = await desktop('vnc-ok', 'vnc');
+    const keepAlive = setInterval(() => c.browser.send(pointerEventMsg(0, 12, 12)), 500);
+    const sameTerms = await fx.grant(vendor, 'vnc-ok', 'now', '+2h', { protocol: 'vnc', fileTransfer: true });
+    const narrower = await fx.grant(vendor, 'vnc-ok', 'now', '+3h', { protocol: 'vnc' });
+    expect((await fx.cli(['grant', 'revoke', withTransfer])).code).toBe(0);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(c.ended()).toBeUndefined();
+    expect((await fx.cli(['grant', 'revoke', sameTerms])).code).toBe(0);
+    await c.sock.closed;
+    clearInterval(keepAlive);
+    expect(c.ended()).toMatchObject({ reason: 'access_revoked' });
+    expect(String(c.ended()?.message)).toMatch(/no longer applies/);
+    void narrower;
+
     await vendorOn('vnc-ok', 'vnc');
     const b = await desktop('vnc-ok', 'vnc');
-    expect((await fx.cli(['user', 'disable', `vic${n}`])).code).toBe(0);
+    expect((await fx.cli(['user', 'disable', vendor])).code).toBe(0);
     await b.sock.closed;
     expect(b.ended()).toMatchObject({ reason: 'access_revoked' });
   }, 20_000);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
@@ -19,6 +20,7 @@ import {
 
 const run = promisify(execFile);
 const ROOT_COLOUR = 0x336699;
+const sha256Hex = (text: string): string => createHash('sha256').update(text, 'latin1').digest('hex');
 
 interface Session {
   browser: TestBrowser;
@@ -259,7 +261,7 @@ describe('the VNC path through the gateway, with a real TigerVNC device', () => 
     await until(() => off.browser.updates > 0, 'the first update');
     off.browser.send(cutTextMsg(6, 'secret-from-vendor'));
     await until(() => off.clipboard.length > 0, 'the clipboard callback');
-    expect(off.clipboard).toEqual([{ direction: 'to-device', allowed: false, text: null, bytes: 18 }]);
+    expect(off.clipboard).toEqual([{ direction: 'to-device', allowed: false, text: null, bytes: 18, sha256: sha256Hex('secret-from-vendor'), count: 1 }]);
     // The session goes on after a refusal: the next key still reaches the device.
     off.browser.send(keyEventMsg(true, 0x7a));
     off.browser.send(keyEventMsg(false, 0x7a));
@@ -267,7 +269,7 @@ describe('the VNC path through the gateway, with a real TigerVNC device', () => 
     expect(await clip.read()).not.toBe('secret-from-vendor');
     await clip.set('secret-on-device');
     await until(() => off.clipboard.length > 1, 'the device clipboard to be offered');
-    expect(off.clipboard[1]).toEqual({ direction: 'from-device', allowed: false, text: null, bytes: 16 });
+    expect(off.clipboard[1]).toEqual({ direction: 'from-device', allowed: false, text: null, bytes: 16, sha256: sha256Hex('secret-on-device'), count: 1 });
     expect(off.browser.messages.filter((m) => m.type === 'cutText')).toEqual([]);
     await off.close();
 
@@ -275,21 +277,37 @@ describe('the VNC path through the gateway, with a real TigerVNC device', () => 
     await until(() => on.browser.updates > 0, 'the first update');
     on.browser.send(cutTextMsg(6, 'allowed-text'));
     await until(() => on.clipboard.length > 0, 'the clipboard callback');
-    expect(on.clipboard[0]).toEqual({ direction: 'to-device', allowed: true, text: 'allowed-text', bytes: 12 });
+    expect(on.clipboard[0]).toEqual({ direction: 'to-device', allowed: true, text: 'allowed-text', bytes: 12, sha256: sha256Hex('allowed-text'), count: 1 });
     expect(await clip.read()).toBe('allowed-text');
     await clip.set('device-text');
     await until(() => on.browser.messages.some((m) => m.type === 'cutText'), 'the device clipboard to reach the browser');
     const got = on.browser.messages.find((m) => m.type === 'cutText') as { text: Buffer };
     expect(got.text.toString('latin1')).toBe('device-text');
-    expect(on.clipboard).toContainEqual({ direction: 'from-device', allowed: true, text: 'device-text', bytes: 11 });
+    expect(on.clipboard).toContainEqual({ direction: 'from-device', allowed: true, text: 'device-text', bytes: 11, sha256: sha256Hex('device-text'), count: 1 });
     await on.close();
 
     const events: Array<Record<string, unknown>> = [];
     const r = await RfbRecordingReader.open(off.file);
     for await (const f of r.frames()) if (f.type === 'event') events.push(f.event);
-    expect(events).toContainEqual({ clipboard: 'refused', direction: 'to-device', bytes: 18 });
-    expect(events).toContainEqual({ clipboard: 'refused', direction: 'from-device', bytes: 16 });
+    expect(events).toContainEqual({ clipboard: 'refused', direction: 'to-device', bytes: 18, count: 1 });
+    expect(events).toContainEqual({ clipboard: 'refused', direction: 'from-device', bytes: 16, count: 1 });
     await r.close();
+
+    // A browser repeating a refused paste cannot flood the audit chain or the recording: the first
+    // twenty are reported one by one, then one in a hundred with the running count.
+    const flood = await openSession(x, { clipboard: false });
+    await until(() => flood.browser.updates > 0, 'the first update');
+    for (let i = 0; i < 1000; i++) flood.browser.send(cutTextMsg(6, `paste ${i}`));
+    flood.browser.send(keyEventMsg(true, 0x79));
+    flood.browser.send(keyEventMsg(false, 0x79));
+    await until(() => /keysym 0x79, y\)/.test(readFileSync(xevLog, 'utf8')), 'the key after the flood');
+    expect(flood.clipboard.map((t) => t.count)).toEqual([...Array.from({ length: 20 }, (_, i) => i + 1), 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]);
+    await flood.close();
+    const fr = await RfbRecordingReader.open(flood.file);
+    let refusals = 0;
+    for await (const f of fr.frames()) if (f.type === 'event' && f.event.clipboard === 'refused') refusals++;
+    await fr.close();
+    expect(refusals).toBe(30);
   });
 
   it("connects to the RDP path's own Xvnc: a 0600 unix socket with security type None, and refuses None where a password is needed", async () => {

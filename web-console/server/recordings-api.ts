@@ -80,8 +80,10 @@ export function registerRecordings(app: FastifyInstance, rt: Runtime): void {
     method: 'GET', url: '/api/recordings/:id/desktop/frames', access: 'recording.read', tags: ['recordings'], produces: 'application/octet-stream',
     summary: 'A desktop recording from a time on: first the screen at that time (RFB a fresh noVNC shows), then every later update; each frame is u32 ms, u32 length, RFB bytes',
     params: z.object({ id: z.string().min(1).max(64) }), query: z.object({ from: z.coerce.number().min(0).default(0) }), response: z.unknown(),
-  }, async ({ params, query }) => {
+  }, async ({ params, query, principal }) => {
     const reader = await RfbRecordingReader.open(await desktopFile(params.id));
+    // Every fetch of the pictures is a viewing (a seek is a new one), whoever asks and however.
+    await rt.audit.record('recording.viewed', { actor: principal.user.name, outcome: 'info', data: { recording: params.id, format: 'pcrfb', fromMs: query.from } });
     const frame = (ms: number, data: Buffer): Buffer => {
       const head = Buffer.alloc(8);
       head.writeUInt32BE(Math.max(0, Math.round(ms)), 0);

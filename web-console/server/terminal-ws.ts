@@ -40,6 +40,9 @@ const sendJson = (ws: WebSocket, msg: Record<string, unknown>): void => {
   if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
 };
 
+/** What a watcher's socket may hold unsent before the watcher is let go. */
+const WATCH_MAX_BUFFERED = 32 * 1024 * 1024;
+
 const terminalQuery = z.object({
   device: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
   cols: z.coerce.number().int().min(10).max(500).default(80),
@@ -186,9 +189,19 @@ export function registerTerminals(app: FastifyInstance, rt: Runtime, broker: Ses
     }
     const watcher = randomUUID();
     let started = false;
+    // Registered before any await: a socket closing meanwhile still stops the announcements and
+    // the subscription.
+    let closed = false;
+    let unsubscribe: (() => Promise<void>) | null = null;
+    let timer: NodeJS.Timeout | null = null;
+    socket.on('close', () => {
+      closed = true;
+      if (timer) clearInterval(timer);
+      void unsubscribe?.();
+    });
     const by = req.principal?.user.name ?? 'unknown';
     await rt.audit.record('session.watched', { actor: by, outcome: 'info', data: { session: id, user: session.user, device: session.device, node: session.node } });
-    const unsubscribe = await rt.bus.subscribeStream(`watch:${id}`, (payload) => {
+    unsubscribe = await rt.bus.subscribeStream(`watch:${id}`, (payload) => {
       let m: { t?: string; to?: string; b?: string; reason?: string; notice?: string | null };
       try {
         m = JSON.parse(payload) as typeof m;
@@ -198,19 +211,26 @@ export function registerTerminals(app: FastifyInstance, rt: Runtime, broker: Ses
       // Live bytes count only after this watcher's starting point (a desktop's is the RFB handshake).
       if (m.t === 'backlog' && m.to === watcher) started = true;
       if ((m.t === 'backlog' ? m.to === watcher : m.t === 'd' && started) && typeof m.b === 'string') {
-        if (socket.readyState === socket.OPEN) socket.send(Buffer.from(m.b, 'base64'), { binary: true });
+        if (socket.readyState !== socket.OPEN) return;
+        // A watcher that cannot keep up is let go rather than buffered without bound.
+        if (socket.bufferedAmount > WATCH_MAX_BUFFERED) {
+          sendJson(socket, { type: 'end', reason: null, message: 'This connection could not keep up with the session; open the watch again.' });
+          socket.close();
+          return;
+        }
+        socket.send(Buffer.from(m.b, 'base64'), { binary: true });
       } else if (m.t === 'end') {
         sendJson(socket, { type: 'end', reason: m.reason ?? null, message: m.notice ?? 'The session ended.' });
         socket.close();
       }
     });
+    if (closed) {
+      await unsubscribe();
+      return;
+    }
     // Asked again every 10 s: the node holding the session forgets a watcher that stopped asking.
     const announce = (): void => { void rt.bus.publish({ type: 'watch.start', session: id, watcher, from: rt.node }).catch(() => undefined); };
     announce();
-    const timer = setInterval(announce, 10_000);
-    socket.on('close', () => {
-      clearInterval(timer);
-      void unsubscribe();
-    });
+    timer = setInterval(announce, 10_000);
   }
 }
