@@ -631,6 +631,7 @@ class Session implements RdpDisplay {
   private readonly t0 = performance.now();
   private readonly tuning: RdpTuning;
   private xvnc: ChildProcess | null = null;
+  private xvncGoneChecked = false;
   private xvncExited: Promise<void> = Promise.resolve();
   private rdp: RdpAttempt | null = null;
   private readonly xvncLog: string[] = [];
@@ -941,6 +942,17 @@ class Session implements RdpDisplay {
     if (this.stopping || this.exitInfo) return;
     if (!this.isReady) {
       if (which === 'xvnc') this.fail(new RdpDisplayError('display-failed', `Xvnc exited (code ${String(code)})`));
+      return;
+    }
+    if (which === 'xfreerdp' && !this.xvncGoneChecked) {
+      // xfreerdp also exits when its X server dies, and the two exits may arrive in either order:
+      // give Xvnc's a moment, so the reason names the process that ended first.
+      this.xvncGoneChecked = true;
+      setTimeout(() => {
+        const xvncDead = this.xvnc !== null && (this.xvnc.exitCode !== null || this.xvnc.signalCode !== null);
+        if (xvncDead) this.childGone('xvnc', this.xvnc?.exitCode ?? null);
+        else this.childGone('xfreerdp', code);
+      }, 150).unref();
       return;
     }
     this.opts.log.info('rdp display ended', { display: this.xDisplay, by: which, code, lastError: this.rdp?.lastError ?? null });
