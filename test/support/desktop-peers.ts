@@ -126,9 +126,10 @@ export class TestBrowser {
     conn.socket.resume();
   }
 
+  /** Over a gateway's WebSocket the device side starts first (an RDP display takes seconds on a loaded machine): hence the long wait. */
   static async connect(port: number | Duplex, encodings = NOVNC_ENCODINGS): Promise<TestBrowser> {
     const target = typeof port === 'number' ? { host: '127.0.0.1', port } : { stream: port };
-    const b = new TestBrowser(await connectRfb({ target, password: null, timeoutMs: 5000 }));
+    const b = new TestBrowser(await connectRfb({ target, password: null, timeoutMs: typeof port === 'number' ? 5000 : 60_000 }));
     b.send(setPixelFormatMsg(RGBX32));
     b.send(setEncodingsMsg(encodings));
     b.send(updateRequestMsg(false, 0, 0, b.fb.width, b.fb.height));
