@@ -1,8 +1,6 @@
-import { createHash, type Hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
-import path from 'node:path';
 import { deflateRaw, deflateRawSync } from 'node:zlib';
+import { HashedFile } from './hashed-file.js';
 import {
   BLOCK_HEADER_BYTES, CODEC_DEFLATE, CODEC_STORED, FRAME, frameHeader, MAGIC, type FrameType, type RecordingHeader,
 } from './pcrec-format.js';
@@ -64,8 +62,6 @@ export class RecordingWriter extends EventEmitter {
   private readonly startHr: bigint;
   private chain: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
-  private readonly hash: Hash = createHash('sha256');
-  private size = 0;
   private rawBytes = 0;
   private failed: Error | null = null;
   private closed = false;
@@ -73,7 +69,7 @@ export class RecordingWriter extends EventEmitter {
   private readonly blockBytes: number;
   private readonly highWater: number;
 
-  private constructor(private readonly fh: FileHandle, readonly file: string, private readonly opts: RecordingWriterOptions) {
+  private constructor(private readonly out: HashedFile, readonly file: string, private readonly opts: RecordingWriterOptions) {
     super();
     this.startHr = process.hrtime.bigint();
     this.blockBytes = opts.blockBytes ?? 512 * 1024;
@@ -82,13 +78,11 @@ export class RecordingWriter extends EventEmitter {
 
   /** Creates the file and writes the header; throws if the recording cannot be opened. */
   static async create(file: string, header: RecordingHeader, opts: RecordingWriterOptions): Promise<RecordingWriter> {
-    await mkdir(path.dirname(file), { recursive: true, mode: 0o750 });
-    const fh = await open(file, 'wx', 0o640);
-    const w = new RecordingWriter(fh, file, opts);
+    const w = new RecordingWriter(await HashedFile.create(file), file, opts);
     const json = Buffer.from(JSON.stringify(header), 'utf8');
     const len = Buffer.alloc(4);
     len.writeUInt32BE(json.length);
-    await w.writeRaw(Buffer.concat([MAGIC, len, json]));
+    await w.out.write(Buffer.concat([MAGIC, len, json]));
     w.timer = setInterval(() => w.flush(), opts.flushIntervalMs);
     w.timer.unref();
     return w;
@@ -170,20 +164,13 @@ export class RecordingWriter extends EventEmitter {
       head.writeUInt8(codec, 0);
       head.writeUInt32BE(rawLen, 1);
       head.writeUInt32BE(storedLen, 5);
-      await this.writeRaw(head, ...stored);
+      await this.out.write(head, ...stored);
       this.unwritten -= rawLen;
       if (this.needDrain && this.unwritten < this.highWater / 2) {
         this.needDrain = false;
         this.emit('drain');
       }
     }).catch((err: unknown) => this.fail(err));
-  }
-
-  private async writeRaw(...bufs: Buffer[]): Promise<void> {
-    for (const b of bufs) this.hash.update(b);
-    const total = bufs.reduce((n, b) => n + b.length, 0);
-    await this.fh.writev(bufs);
-    this.size += total;
   }
 
   private fail(err: unknown): void {
@@ -200,9 +187,8 @@ export class RecordingWriter extends EventEmitter {
       if (this.timer) clearInterval(this.timer);
     }
     await this.chain;
-    await this.fh.sync().catch(() => undefined);
-    await this.fh.close().catch(() => undefined);
+    const sealed = await this.out.close();
     if (this.failed) throw this.failed;
-    return { size: this.size, sha256: this.hash.digest('hex'), rawBytes: this.rawBytes };
+    return { ...sealed, rawBytes: this.rawBytes };
   }
 }

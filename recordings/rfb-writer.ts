@@ -1,8 +1,6 @@
-import { createHash, type Hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
-import path from 'node:path';
 import { deflateRaw } from 'node:zlib';
+import { HashedFile } from './hashed-file.js';
 import { encodeVarint } from './pcrec-format.js';
 import type { SealedRecording } from './recording-writer.js';
 import {
@@ -64,8 +62,6 @@ export class RfbRecordingWriter extends EventEmitter {
   private readonly startHr = process.hrtime.bigint();
   private chain: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
-  private readonly hash: Hash = createHash('sha256');
-  private size = 0;
   private rawBytes = 0;
   private failed: Error | null = null;
   private closed = false;
@@ -86,7 +82,7 @@ export class RfbRecordingWriter extends EventEmitter {
    */
   private spare: Buffer | null = null;
 
-  private constructor(private readonly fh: FileHandle, readonly file: string, opts: RfbWriterOptions) {
+  private constructor(private readonly out: HashedFile, readonly file: string, opts: RfbWriterOptions) {
     super();
     const { clock, ...rest } = opts;
     this.opts = { ...RFB_WRITER_DEFAULTS, ...rest };
@@ -95,13 +91,11 @@ export class RfbRecordingWriter extends EventEmitter {
 
   /** Creates the file and writes the header; throws if the recording cannot be opened. */
   static async create(file: string, header: RfbRecordingHeader, opts: RfbWriterOptions): Promise<RfbRecordingWriter> {
-    await mkdir(path.dirname(file), { recursive: true, mode: 0o750 });
-    const fh = await open(file, 'wx', 0o640);
-    const w = new RfbRecordingWriter(fh, file, opts);
+    const w = new RfbRecordingWriter(await HashedFile.create(file), file, opts);
     const json = Buffer.from(JSON.stringify(header), 'utf8');
     const len = Buffer.alloc(4);
     len.writeUInt32BE(json.length);
-    await w.writeRaw(Buffer.concat([RFB_MAGIC, len, json]));
+    await w.out.write(Buffer.concat([RFB_MAGIC, len, json]));
     w.timer = setInterval(() => w.flush(), opts.flushIntervalMs);
     w.timer.unref();
     return w;
@@ -224,9 +218,9 @@ export class RfbRecordingWriter extends EventEmitter {
         codec = BLOCK_STORED;
       }
       const storedLen = stored.reduce((n, b) => n + b.length, 0);
-      const offset = this.size;
+      const offset = this.out.size;
       const head = encodeBlockHeader({ flags: codec | (keyframe ? BLOCK_KEYFRAME : 0), rawLen, storedLen, firstMicros: first, lastMicros: last });
-      await this.writeRaw(head, ...stored);
+      await this.out.write(head, ...stored);
       if (keyframe) {
         this.keyframes.push([first, offset]);
         if (chunks.length === 1) this.spare = chunks[0] as Buffer;
@@ -237,13 +231,6 @@ export class RfbRecordingWriter extends EventEmitter {
         this.emit('drain');
       }
     }).catch((err: unknown) => this.fail(err));
-  }
-
-  private async writeRaw(...bufs: Buffer[]): Promise<void> {
-    for (const b of bufs) this.hash.update(b);
-    const total = bufs.reduce((n, b) => n + b.length, 0);
-    await this.fh.writev(bufs);
-    this.size += total;
   }
 
   private fail(err: unknown): void {
@@ -271,14 +258,13 @@ export class RfbRecordingWriter extends EventEmitter {
         outputBytes: this.outputBytes, inputMessages: this.inputMessages,
       };
       const json = Buffer.from(JSON.stringify(index), 'utf8');
-      const offset = this.size;
+      const offset = this.out.size;
       const head = encodeBlockHeader({ flags: BLOCK_STORED | BLOCK_INDEX, rawLen: json.length, storedLen: json.length, firstMicros: end, lastMicros: end });
-      await this.writeRaw(head, json, encodeTrailer(offset));
+      await this.out.write(head, json, encodeTrailer(offset));
     }).catch((err: unknown) => this.fail(err));
     await this.chain;
-    await this.fh.sync().catch(() => undefined);
-    await this.fh.close().catch(() => undefined);
+    const sealed = await this.out.close();
     if (this.failed) throw this.failed;
-    return { size: this.size, sha256: this.hash.digest('hex'), rawBytes: this.rawBytes };
+    return { ...sealed, rawBytes: this.rawBytes };
   }
 }

@@ -1,11 +1,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TotpSource } from '../support/api-client.js';
-import { deviceScreen, differingPixels, startRdpDevice, startXvnc, until, VNC_PASSWORD, type RdpDevice, type Xvnc } from '../support/desktop-peers.js';
+import { deviceScreen, differingPixels, startRdpDevice, startXvnc, until, VNC_PASSWORD, type RdpDevice, type Xvnc, xfreerdpFor } from '../support/desktop-peers.js';
 import { CLASS_OF_LEVEL, REPO, startGatewayFixture, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
 
 // Issue 7 in real Chromium (Debian's, never a downloaded one): a vendor maintains a VNC and an
@@ -21,20 +21,6 @@ const WAIT = 15_000;
 const VNC_ROOT = 0x336699;
 const VNC_CHANGED = 0x117733;
 const RDP_ROOT = 0xaa3366;
-
-/** The xfreerdp processes an RDP session started for one device port, by their command lines. */
-function xfreerdpFor(port: number): number[] {
-  const out: number[] = [];
-  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`).toString('latin1').split('\0');
-      if (cmd.some((a) => a.endsWith('xfreerdp')) && cmd.includes(`/port:${port}`)) out.push(Number(pid));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
 
 /** noVNC's live canvas in the page (not the still picture kept after an end). */
 const LIVE_CANVAS = '.desktop-screen > div > canvas';

@@ -1,12 +1,12 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { openSync, readdirSync, readFileSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cutTextMsg, CLIENT_MSG, keyEventMsg, pointerEventMsg } from '../../gateway/desktop/rfb-wire.js';
 import { ApiClient, TotpSource } from '../support/api-client.js';
-import { deviceScreen, fbRgb, differingPixels, startRdpDevice, startXvnc, TestBrowser, until, VNC_PASSWORD, type RdpDevice, type Xvnc } from '../support/desktop-peers.js';
+import { deviceScreen, fbRgb, differingPixels, startRdpDevice, startXvnc, TestBrowser, until, VNC_PASSWORD, type RdpDevice, type Xvnc, xfreerdpFor } from '../support/desktop-peers.js';
 import { CLASS_OF_LEVEL, startGatewayFixture, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
 import { openBinarySocket, type BinarySocket } from '../support/web-socket.js';
 
@@ -16,20 +16,6 @@ import { openBinarySocket, type BinarySocket } from '../support/web-socket.js';
 
 const VNC_ROOT = 0x336699;
 const RDP_ROOT = 0xaa3366;
-
-/** The RDP path's processes for one device port: the xfreerdp a session started, by its command line. */
-function xfreerdpFor(port: number): number[] {
-  const out: number[] = [];
-  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`).toString('latin1').split('\0');
-      if (cmd.some((a) => a.endsWith('xfreerdp')) && cmd.includes(`/port:${port}`)) out.push(Number(pid));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
 
 interface Desktop {
   sock: BinarySocket;

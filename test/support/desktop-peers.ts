@@ -1,6 +1,6 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -315,4 +315,18 @@ export async function startRdpDevice(opts: { username?: string; password?: strin
     await stop();
     throw err;
   }
+}
+
+/** The xfreerdp processes an RDP session started for one device port, by their command lines. */
+export function xfreerdpFor(port: number): number[] {
+  const out: number[] = [];
+  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`).toString('latin1').split('\0');
+      if (cmd.some((a) => a.endsWith('xfreerdp')) && cmd.includes(`/port:${port}`)) out.push(Number(pid));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }
