@@ -34,7 +34,9 @@
  *   included, and add nothing to the history; Ctrl-U would leave a continuation open) and shows
  *   `portcullis: denied: <reason> [COMMAND_DENIED]`; `review` shows that an approver is being
  *   waited for and lets `review` give the final allow or deny. Input typed meanwhile waits, in
- *   order; Ctrl-C cancels the wait (and the line).
+ *   order; Ctrl-C cancels the wait (and the line). After a denied line, keys typed before the
+ *   shell has answered the gateway's Ctrl-C with a fresh prompt wait for it (at most
+ *   `echoTimeoutMs`), so they start the next line instead of joining the cancelled one.
  * - Denied without asking `decide`: Enter before any prompt was recognised, with a full-screen
  *   program where the prompt should be, with the screen still changing, when screen and typed
  *   bytes disagree, when the screen shows a typed control character as ^X (the shell then holds
@@ -463,6 +465,8 @@ export class InspectedShell {
   private job: AbortController | null = null;
   private heldEsc: Buffer | null = null;
   private disposed = false;
+  /** The gateway cancelled a line on the device; the next keys wait for the prompt to come back. */
+  private settling = false;
 
   constructor(private readonly opts: InspectedShellOptions) {
     this.cols = Math.max(2, Math.floor(opts.cols));
@@ -546,6 +550,21 @@ export class InspectedShell {
       this.running = true;
       try {
         while (this.queue.length > 0 && !this.disposed) {
+          if (this.settling) {
+            // Keys typed right after a cancelled line wait for the shell's fresh prompt: had they
+            // reached bash before it acted on the Ctrl-C, they would join the old line on screen.
+            const job = new AbortController();
+            this.job = job;
+            try {
+              await this.waitUntil(() => this.stateValue === 'prompt', this.echoTimeoutMs, job.signal);
+            } catch (err) {
+              if (!(err instanceof Cancelled)) throw err;
+            } finally {
+              this.job = null;
+              this.settling = false;
+            }
+            continue;
+          }
           const token = this.queue.shift() as Token;
           const pending = this.handle(token);
           if (!pending) continue;
@@ -826,7 +845,10 @@ export class InspectedShell {
 
   private cancelDevice(): void {
     this.forward(CTRL_C);
-    if (this.stateValue !== 'unknown') this.stateValue = 'command';
+    if (this.stateValue !== 'unknown') {
+      this.stateValue = 'command';
+      this.settling = true;
+    }
     this.afterLine();
   }
 

@@ -136,7 +136,8 @@ describe('command profiles through real OpenSSH sessions', () => {
     await s.waitFor(/touch.*\r\n.*denied/s);
     s.type('cd /etc\r');
     s.type('ls\r');
-    await s.waitFor('hostname');
+    // ls has finished only when the prompt is back (in /etc, so cd took effect).
+    await s.waitFor(/hostname.*ted@box:\/etc\$ /s);
     s.type('help\r');
     await s.waitFor('tr a-z A-Z');
     s.type('\u0004');

@@ -5,7 +5,7 @@
  * on the device side: its marker file is absent after a later allowed command has run, which the
  * shell can only have reached after it finished with the denied line.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -119,6 +119,18 @@ class Device {
     return last;
   }
 
+  /** The shell itself (the child of `script`), for tests that stop and continue it. */
+  shellPid(): number {
+    const out = execFileSync('pgrep', ['-P', String(this.child.pid)], { encoding: 'utf8' }).trim().split('\n')[0] ?? '';
+    const pid = Number(out);
+    if (!Number.isInteger(pid) || pid <= 0) throw new Error(`no shell under script (${this.child.pid})`);
+    return pid;
+  }
+
+  continueScript(): void {
+    this.child.kill('SIGCONT');
+  }
+
   async stop(): Promise<void> {
     this.shell.dispose();
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
@@ -164,6 +176,35 @@ describe('inspected mode reads the command line from the screen of a real shell'
     expect(d.notices).toMatch(/portcullis: denied: no rule allows `touch` or `rm` \[COMMAND_DENIED\]\r\n$/);
     expect(d.lastDecided()).toMatchObject({ line: `touch ${m}`, action: 'deny', by: 'policy' });
     expect(d.sent).not.toMatch(/touch [^\r\n]*\r/);
+    await d.sync();
+    expect(existsSync(m)).toBe(false);
+  });
+
+  it('starts a new line with keys typed right after a denial, even when the shell is slow to answer the Ctrl-C', async () => {
+    // CI saw this: the vendor types the next line as soon as the notice shows, and a loaded device
+    // echoes it onto the cancelled line before bash has acted on the gateway's Ctrl-C. Stopping
+    // the shell makes the device that slow on purpose.
+    const d = bash();
+    const m = marker();
+    await d.atPrompt();
+    await d.type(`touch ${m}`);
+    await d.waitFor(() => d.output.includes(`touch ${m}`), 'the echo of the line');
+    const pid = d.shellPid();
+    process.kill(pid, 'SIGSTOP');
+    const typed: Array<Promise<void>> = [];
+    try {
+      typed.push(d.type('\r'));
+      await d.waitFor(() => d.notices.includes('[COMMAND_DENIED]'), 'the denial');
+      for (const key of 'echo after-$((20+1))\r') typed.push(d.type(key));
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      // `script` stops itself when its child stops: both go on.
+      process.kill(pid, 'SIGCONT');
+      d.continueScript();
+    }
+    await Promise.all(typed);
+    await d.waitFor(() => d.output.includes('after-21'), 'the next line\'s output');
+    expect(d.decided.map((x) => [x.line, x.action])).toEqual([[`touch ${m}`, 'deny'], ['echo after-$((20+1))', 'allow']]);
     await d.sync();
     expect(existsSync(m)).toBe(false);
   });
