@@ -664,6 +664,26 @@ export function decideRevoke(actorRoles: readonly Role[], actorName: string, tar
   return { allow: true, value: { kind: 'grant', id: target.id, revokedBy: actorName } };
 }
 
+/**
+ * A direct grant (no request) is its grantor's own approval, so it stands only where the level's
+ * rule needs a single approval and the grantor's roles fill it. The host operator (the gateway
+ * machine's own authority, as at `init`) may give one where a single approval suffices; a rule of
+ * two or more approvals (level 3 by default: device management and security, distinct people) is
+ * never met by one person, so those devices are reached through a request (R-5.3c, S-1.3).
+ */
+export function decideDirectGrant(rule: ApprovalRule, grantor: { roles: readonly Role[] } | 'host-operator'): Decision<null> {
+  if (rule.approvals.length !== 1) {
+    const slots = rule.approvals.map((slot) => oneOf(slot)).join(' and ');
+    return deny('DIRECT_GRANT_NOT_ALLOWED', `level ${rule.level} devices need ${rule.approvals.length} approvals from distinct people (${slots}); file an access request instead (portcullis request create, or the web console)`);
+  }
+  if (grantor === 'host-operator') return { allow: true, value: null };
+  const slot = rule.approvals[0] ?? [];
+  if (!fitsSlot(grantor.roles, slot)) {
+    return deny('DIRECT_GRANT_NOT_ALLOWED', `a level ${rule.level} grant needs the approval of someone with ${oneOf(slot)}`);
+  }
+  return { allow: true, value: null };
+}
+
 /** Who fills which approval so far, and whether every one is filled: for an approver's queue. */
 export function approvalProgress(approvals: readonly ApprovalRecord[], rule: ApprovalRule): { slots: SlotFill[]; complete: boolean } {
   const assigned = assignSlots(rule, approvals.map((a) => a.roles));

@@ -69,6 +69,7 @@ export const ERROR_CATALOGUE = {
   SELF_APPROVAL: { status: 403, message: 'Nobody may approve or deny their own access request (S-1.3); the requester may cancel it instead.' },
   DUPLICATE_APPROVAL: { status: 409, message: 'You have already approved this request; another approver must give the next approval.' },
   VENDOR_CANNOT_APPROVE: { status: 403, message: 'Vendor accounts cannot approve or deny access requests.' },
+  DIRECT_GRANT_NOT_ALLOWED: { status: 403, message: 'This device level needs approval through an access request; a direct grant is not enough.' },
   APPROVER_ROLE_NOT_NEEDED: { status: 403, message: 'Your roles do not fill any approval this request still needs.' },
   APPROVAL_WIDENS_WINDOW: { status: 400, message: 'An approval may only shorten the requested window, never extend it.' },
   APPROVAL_WIDENS_PROFILE: { status: 400, message: 'An approval may only choose a command profile that is no more permissive than the one requested.' },

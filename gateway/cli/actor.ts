@@ -20,8 +20,14 @@ export async function checkActor(rt: Runtime, actor: string, action: Action): Pr
   return user;
 }
 
-/** Decisions of the access workflow are a named person's (S-1.3): the host operator cannot make them. */
+/**
+ * Decisions a clause gives to a named person (S-1.3): requests and their approvals, a quarantined
+ * device's security check (R-6.4b), a decommissioning (R-6.5). The host operator cannot make them.
+ */
 export async function personActor(rt: Runtime, actor: string, action: Action): Promise<UserRecord> {
-  if (actor.startsWith('local:')) throw new InputError('FORBIDDEN', 'requests are made and decided by named people: give --actor NAME (or set PORTCULLIS_ACTOR)');
+  if (actor.startsWith('local:')) {
+    await rt.audit.record('cli.refused', { actor, outcome: 'denied', code: 'FORBIDDEN', data: { action, detail: 'a named person must make this decision' } });
+    throw new InputError('FORBIDDEN', `${action} is a named person's decision (R-5.3c, R-6.4b, R-6.5, S-1.3), not the host operator's: give --actor NAME (or set PORTCULLIS_ACTOR)`);
+  }
   return (await checkActor(rt, actor, action)) as UserRecord;
 }

@@ -9,7 +9,7 @@ import { portOf } from '../inventory/device-ports.js';
 import {
   DATA_WIPING, decommissionDevice, deviceView, exportDevicesCsv, importDevicesCsv, quarantineDevice, recordSecurityCheck, registerDevice,
 } from '../inventory/devices.js';
-import { checkActor } from './actor.js';
+import { checkActor, personActor } from './actor.js';
 import { parse, readStdinSecret, required, UsageError } from './cli-io.js';
 import type { CliContext } from './main.js';
 
@@ -98,7 +98,7 @@ export async function deviceCommand(ctx: CliContext, args: string[]): Promise<nu
       const name = required(positionals[0], 'NAME (positional)');
       if (values.passed === values.failed) throw new UsageError('give exactly one of --passed or --failed');
       return ctx.withRuntime(async (rt) => {
-        await checkActor(rt, ctx.actor, 'device.security_check');
+        await personActor(rt, ctx.actor, 'device.security_check');
         const d = await recordSecurityCheck(rt, name, { passed: values.passed, notes: required(values.notes, 'notes') }, ctx.actor);
         ctx.out.result(deviceView(d), [values.passed ? `Security check of ${name} passed; the device is active again.` : `Security check of ${name} failed; it stays quarantined.`]);
         return 0;
@@ -110,7 +110,7 @@ export async function deviceCommand(ctx: CliContext, args: string[]): Promise<nu
       const wiping = required(values['data-wiping'], 'data-wiping');
       if (!(DATA_WIPING as readonly string[]).includes(wiping)) throw new UsageError(`--data-wiping: one of ${DATA_WIPING.join(', ')}`);
       return ctx.withRuntime(async (rt) => {
-        await checkActor(rt, ctx.actor, 'device.decommission');
+        await personActor(rt, ctx.actor, 'device.decommission');
         let at: number;
         try {
           at = values.at ? parseTimeSpec(values.at, rt.clock()) : rt.clock();

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { decideDirectGrant } from '../../policy/approval-rules.js';
 import { checkGrantWindow } from '../../policy/grant-check.js';
 import { can } from '../../policy/roles.js';
 import { PROTOCOLS, type Protocol } from '../../policy/types.js';
@@ -61,9 +62,14 @@ export async function grantCommand(ctx: CliContext, args: string[]): Promise<num
         if (!d) throw new InputError('NOT_FOUND', `no device named ${device}`);
         if (!d.protocols.includes(protocol as Protocol)) throw new InputError('GRANT_INVALID', `device ${device} does not offer ${protocol}`);
         if (d.state !== 'active') throw new InputError(d.state === 'quarantined' ? 'DEVICE_QUARANTINED' : 'DEVICE_DECOMMISSIONED', `device ${device} is ${d.state}; no new grants (R-6.4b, R-6.5)`);
-        // A direct grant skips the approval workflow but not the level's limits: its window and its profile's mode.
+        // A direct grant is its grantor's one approval, held to the level's rule, window and modes.
         const level = deviceLevel(d);
         const rule = rt.config.approvalRules[level];
+        const direct = decideDirectGrant(rule, actorUser ?? 'host-operator');
+        if (!direct.allow) {
+          await rt.audit.record('grant.refused', { actor: ctx.actor, outcome: 'denied', code: direct.code, data: { user, device, protocol, level, detail: direct.detail } });
+          throw new InputError(direct.code, direct.detail);
+        }
         if (notAfter - notBefore > rule.longestWindowMs) {
           throw new InputError('WINDOW_TOO_LONG', `level ${level} devices are granted at most ${formatDuration(rule.longestWindowMs)} at a time`);
         }

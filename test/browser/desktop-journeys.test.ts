@@ -16,7 +16,7 @@ import { CLASS_OF_LEVEL, REPO, startGatewayFixture, type GatewayFixture, type Te
 
 const CHROMIUM = '/usr/bin/chromium';
 const UI_INDEX = path.join(REPO, 'dist/ui/index.html');
-const SHOTS = path.join(REPO, 'docs/screenshots');
+const SHOTS = path.join(REPO, 'test-artifacts/screenshots');
 const WAIT = 15_000;
 const VNC_ROOT = 0x336699;
 const VNC_CHANGED = 0x117733;

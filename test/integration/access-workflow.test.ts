@@ -136,6 +136,28 @@ describe('the access workflow, through the API and the CLI', () => {
     expect((await (api.dm as ApiClient).post<{ error: { code: string } }>(`/api/requests/${own.body.id}/approve`, {})).body.error.code).toBe('REQUEST_NOT_PENDING');
   });
 
+  it('gives no direct grant where the level needs more approvals than one person can give (S-1.3, R-5.3c)', async () => {
+    const refusals = (await fx.audit('grant.refused')).length;
+    // Level 3 needs device management and security, two distinct people: not the host operator,
+    // and not one person holding both roles.
+    for (const actor of [[], ['--actor', 'sec2']]) {
+      const r = await fx.cli(['grant', 'add', '--user', 'otto', '--device', 'ct-3', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', ...actor, '--json']);
+      expect(r.code, r.stderr).not.toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'DIRECT_GRANT_NOT_ALLOWED' } });
+      expect(r.stderr).toContain('file an access request');
+    }
+    // Level 2 needs device management: a plain approver cannot give it, a device manager can.
+    const appr = await fx.cli(['grant', 'add', '--user', 'otto', '--device', 'mon-2', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', '--actor', 'appr', '--json']);
+    expect(JSON.parse(appr.stdout)).toMatchObject({ error: { code: 'DIRECT_GRANT_NOT_ALLOWED' } });
+    expect(appr.stderr).toContain('device_manager');
+    const dm = await fx.cli(['grant', 'add', '--user', 'otto', '--device', 'mon-2', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', '--actor', 'dm', '--json']);
+    expect(dm.code, dm.stderr).toBe(0);
+    expect(JSON.parse(dm.stdout)).toMatchObject({ device: 'mon-2', createdBy: 'dm' });
+    const refused = (await fx.audit('grant.refused')).slice(refusals);
+    expect(refused.map((e) => e.code)).toEqual(['DIRECT_GRANT_NOT_ALLOWED', 'DIRECT_GRANT_NOT_ALLOWED', 'DIRECT_GRANT_NOT_ALLOWED']);
+    expect((await fx.gw.runtime.store.listGrants({ user: 'otto', device: 'ct-3' })).length).toBe(0);
+  });
+
   it('refuses requests that do not fit the device level, and lets the requester cancel', async () => {
     const vera = api.vera as ApiClient;
     const tooLong = await vera.post<{ error: { code: string; detail: string } }>('/api/requests', {
@@ -210,8 +232,14 @@ describe('the access workflow, through the API and the CLI', () => {
     expect(refused.stderr).toContain('[DEVICE_QUARANTINED]');
     const req = await (api.quin as ApiClient).post<{ error: { code: string } }>('/api/requests', { devices: ['mon-2'], protocols: ['ssh'], purpose: 'x', workOrder: 'WO-9', from: now(), durationMinutes: 30 });
     expect(req.body.error.code).toBe('DEVICE_QUARANTINED');
-    // Only security records the check.
+    // Only security records the check: not a device manager, and not the gateway's host operator either.
     expect((await (api.dm as ApiClient).post('/api/devices/mon-2/security-check', { passed: true, notes: 'looked fine' })).status).toBe(403);
+    const byHost = await fx.cli(['device', 'check', 'mon-2', '--passed', '--notes', 'looked fine']);
+    expect(byHost.code).not.toBe(0);
+    expect(byHost.stderr).toContain('named person');
+    const byDm = await fx.cli(['device', 'check', 'mon-2', '--passed', '--notes', 'looked fine', '--actor', 'dm']);
+    expect(byDm.code).not.toBe(0);
+    expect((await fx.gw.runtime.store.getDevice('mon-2'))?.state).toBe('quarantined');
     const failed = await (api.sec as ApiClient).post<{ state: string }>('/api/devices/mon-2/security-check', { passed: false, notes: 'unknown USB firmware' });
     expect(failed.body.state).toBe('quarantined');
     const passed = await (api.sec as ApiClient).post<{ state: string; lifecycle: Array<{ type: string; details: { result?: string } }> }>(
@@ -249,6 +277,10 @@ describe('the access workflow, through the API and the CLI', () => {
     const s = openOn('dana', 'mon-2');
     await s.started;
     expect((await (api.dm as ApiClient).post('/api/devices/mon-2/decommission', { method: 'returned to manufacturer', dataWiping: 'completed' })).status).toBe(403);
+    const byHost = await fx.cli(['device', 'decommission', 'mon-2', '--method', 'shredded', '--data-wiping', 'completed']);
+    expect(byHost.code).not.toBe(0);
+    expect(byHost.stderr).toContain('named person');
+    expect((await fx.gw.runtime.store.getDevice('mon-2'))?.state).toBe('active');
     const d = await (api.adm as ApiClient).post<{ state: string; grantsRevoked: string[]; lifecycle: Array<{ type: string; approvedBy: string | null; details: Record<string, unknown> }> }>(
       '/api/devices/mon-2/decommission', { method: 'returned to manufacturer', dataWiping: 'completed', notes: 'disk wiped per DoD 5220.22-M' });
     expect(d.status, JSON.stringify(d.body)).toBe(200);
@@ -265,10 +297,13 @@ describe('the access workflow, through the API and the CLI', () => {
   });
 
   it('refuses a vendor without a confidentiality agreement: no request, no session (R-5.3a)', async () => {
+    // Approved while the agreement was on file; then it is withdrawn.
+    const created = await (api.nora as ApiClient).post<{ id: string }>('/api/requests', { devices: ['ct-3'], protocols: ['ssh'], purpose: 'x', workOrder: 'WO-5', from: now(), durationMinutes: 30 });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    for (const who of ['dm', 'sec']) expect((await (api[who] as ApiClient).post(`/api/requests/${created.body.id}/approve`, {})).status).toBe(200);
     await fx.gw.runtime.store.updateUser('nora', { nda: null });
     const r = await (api.nora as ApiClient).post<{ error: { code: string } }>('/api/requests', { devices: ['ct-3'], protocols: ['ssh'], purpose: 'x', workOrder: 'WO-5', from: now(), durationMinutes: 30 });
     expect(r.body.error.code).toBe('NDA_MISSING');
-    await fx.grant('nora', 'ct-3', 'now', '+1h');
     const s = await ssh('nora', 'ct-3', 'echo no');
     expect(s.stderr).toContain('[NDA_MISSING]');
   });

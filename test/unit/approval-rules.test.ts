@@ -3,6 +3,7 @@ import {
   checkApprovalRules,
   decideApproval,
   decideCancel,
+  decideDirectGrant,
   decideDenial,
   decideRevoke,
   DEFAULT_APPROVAL_RULES,
@@ -425,6 +426,37 @@ describe('R-5.3d, S-1.3: revoking access', () => {
     const d = decideRevoke(roles, 'actor', target);
     expect(outcome(d)).toBe(expected);
     if (d.allow) expect(d.value).toMatchObject({ id: target.id, revokedBy: 'actor', kind: 'status' in target ? 'request' : 'grant' });
+  });
+});
+
+describe('R-5.3c, S-1.3: a direct grant is its grantor\'s one approval', () => {
+  type Grantor = Role[] | 'host-operator';
+  it.each([
+    [1, 'host-operator', 'allow'],
+    [1, ['approver'], 'allow'],
+    [1, ['device_manager'], 'allow'],
+    [1, ['security'], 'allow'],
+    [1, ['admin'], 'DIRECT_GRANT_NOT_ALLOWED'],
+    [1, ['vendor'], 'DIRECT_GRANT_NOT_ALLOWED'],
+    [2, 'host-operator', 'allow'],
+    [2, ['device_manager'], 'allow'],
+    [2, ['approver'], 'DIRECT_GRANT_NOT_ALLOWED'],
+    [2, ['security'], 'DIRECT_GRANT_NOT_ALLOWED'],
+    [2, ['vendor'], 'DIRECT_GRANT_NOT_ALLOWED'],
+    [3, 'host-operator', 'DIRECT_GRANT_NOT_ALLOWED'],
+    [3, ['device_manager'], 'DIRECT_GRANT_NOT_ALLOWED'],
+    [3, ['security'], 'DIRECT_GRANT_NOT_ALLOWED'],
+    [3, ['device_manager', 'security'], 'DIRECT_GRANT_NOT_ALLOWED'],
+    [3, ['admin', 'device_manager', 'security', 'approver'], 'DIRECT_GRANT_NOT_ALLOWED'],
+  ] as Array<[DeviceLevel, Grantor, string]>)('level %s, grantor %j: %s', (level, grantor, expected) => {
+    const d = decideDirectGrant(DEFAULT_APPROVAL_RULES[level], grantor === 'host-operator' ? grantor : { roles: grantor });
+    expect(outcome(d)).toBe(expected);
+    if (!d.allow && level === 3) expect(d.detail).toContain('file an access request');
+  });
+  it('follows a hospital\'s own rules: a level 1 rule tightened to two approvals takes a request too', () => {
+    const two: ApprovalRule = { ...DEFAULT_APPROVAL_RULES[1], approvals: [['approver'], ['approver']] };
+    expect(outcome(decideDirectGrant(two, 'host-operator'))).toBe('DIRECT_GRANT_NOT_ALLOWED');
+    expect(outcome(decideDirectGrant(two, { roles: ['approver'] }))).toBe('DIRECT_GRANT_NOT_ALLOWED');
   });
 });
 

@@ -583,6 +583,7 @@ export const zhCN: Messages = {
     SELF_APPROVAL: '任何人不得批准或拒绝自己的访问申请（S-1.3）；申请人可以撤回。',
     DUPLICATE_APPROVAL: '您已批准过此申请，下一项审批须由其他审批人给出。',
     VENDOR_CANNOT_APPROVE: '厂商账号不能批准或拒绝访问申请。',
+    DIRECT_GRANT_NOT_ALLOWED: '该设备等级需要通过访问申请审批；直接授权不够。',
     APPROVER_ROLE_NOT_NEEDED: '您的角色不满足此申请尚需的任何审批。',
     APPROVAL_WIDENS_WINDOW: '审批只能缩短申请的时间窗口，不能延长。',
     APPROVAL_WIDENS_PROFILE: '审批只能选择不比申请更宽松的命令策略。',
