@@ -1,9 +1,9 @@
 /**
  * `npm run bench` (second part): what cluster mode and command mediation cost, each against its
  * peer measured in the same run.
- *   - ending a session: from the kill API call (or `grant revoke` in a third process) to the
- *     OpenSSH client's exit, when the session is on the node that got the call vs on the other
- *     node (two `portcullis serve` processes on one Redis);
+ *   - ending a session held by node A: from the API call to the OpenSSH client's exit, for a kill
+ *     on node A (the peer) and, on node B, a kill, a grant revocation, disabling the user and
+ *     locking the account (two `portcullis serve` processes on one Redis);
  *   - command mediation: `ssh user#device 'uname -s'` (exec, password + TOTP) under a restricted
  *     profile vs under a full-mode profile, and the parse + decide time of one line.
  * Knobs: BENCH_CLUSTER_RUNS (10).
@@ -61,38 +61,52 @@ async function main(): Promise<void> {
     await cli(['device', 'credential', 'dev', '--username', 'root', '--key-file', device.clientKeyFile]);
     await cli(['device', 'trust', 'dev']);
     [a, b] = await Promise.all([spawnGateway(configA), spawnGateway(configB)]);
-    const users: Array<{ name: string; password: string; secret: string }> = [];
+    const users: Array<{ name: string; password: string; secret: string; grant: string }> = [];
     const addUser = async (name: string, role: string, profile?: string) => {
       const password = `pw-${name}-correct-horse`;
       const vendor = role === 'vendor' ? ['--org', 'bench', '--nda-signed=-1d', '--nda-expires=+365d'] : [];
       const out = await cli(['user', 'add', name, '--role', role, ...vendor, '--password-stdin', '--json'], password);
       const secret = new URL((JSON.parse(out) as { otpauthUri: string }).otpauthUri).searchParams.get('secret') as string;
-      if (role === 'vendor') await cli(['grant', 'add', '--user', name, '--device', 'dev', '--protocol', 'ssh', '--from', 'now', '--until', '+2h', ...(profile ? ['--profile', profile] : [])]);
-      const u = { name, password, secret };
+      const grant = role === 'vendor'
+        ? (JSON.parse(await cli(['grant', 'add', '--user', name, '--device', 'dev', '--protocol', 'ssh', '--from', 'now', '--until', '+2h', ...(profile ? ['--profile', profile] : []), '--json'])) as { id: string }).id
+        : '';
+      const u = { name, password, secret, grant };
       users.push(u);
       return u;
     };
     const sec = await addUser('sec', 'security');
+    const adm = await addUser('adm', 'admin');
     const apiA = new ApiClient(a.webPort);
     const apiB = new ApiClient(b.webPort);
+    const admB = new ApiClient(b.webPort);
     await apiA.login(sec.name, sec.password, { code: await totp.code(sec.secret) });
     await apiB.login(sec.name, sec.password, { code: await totp.code(sec.secret) });
+    await admB.login(adm.name, adm.password, { code: await totp.code(adm.secret) });
 
-    // Ending a session: same node vs the other node.
-    const endLatency: Record<'same' | 'other', number[]> = { same: [], other: [] };
+    // Ending a session held by node A: a kill on A (the peer), and on node B a kill, a grant
+    // revocation, disabling the user and locking the account (issue 3: each within 1 s).
+    type Ending = 'kill-same' | 'kill' | 'revoke' | 'disable' | 'lock';
+    const endLatency: Record<Ending, number[]> = { 'kill-same': [], kill: [], revoke: [], disable: [], lock: [] };
+    const act: Record<Ending, (u: { name: string; grant: string }, session: string) => Promise<unknown>> = {
+      'kill-same': (_u, id) => apiA.post(`/api/sessions/${id}/kill`, { reason: 'bench' }),
+      kill: (_u, id) => apiB.post(`/api/sessions/${id}/kill`, { reason: 'bench' }),
+      revoke: (u) => apiB.post(`/api/grants/${u.grant}/revoke`, { reason: 'bench' }),
+      disable: (u) => admB.post(`/api/users/${u.name}/disable`, {}),
+      lock: (u) => apiB.post(`/api/users/${u.name}/lock`, { minutes: 5, reason: 'bench' }),
+    };
     for (let i = 0; i < RUNS; i++) {
-      for (const where of ['same', 'other'] as const) {
-        const u = await addUser(`k${i}${where}`, 'vendor');
+      for (const how of Object.keys(endLatency) as Ending[]) {
+        const u = await addUser(`k${i}${how.replace('-', '')}`, 'vendor');
         let up: () => void = () => undefined;
         const started = new Promise<void>((r) => { up = r; });
         const done = runSsh({ port: a.sshPort, login: `${u.name}#dev`, password: u.password, totpCode: await totp.code(u.secret), command: 'echo up; sleep 60', timeoutMs: 90_000, onStdout: (c) => { if (c.includes('up')) up(); } });
         await started;
-        const api = where === 'same' ? apiA : apiB;
-        const id = (await api.get<{ sessions: Array<{ id: string }> }>(`/api/sessions?open=true&user=${u.name}`)).body.sessions[0]?.id;
+        const id = (await apiA.get<{ sessions: Array<{ id: string }> }>(`/api/sessions?open=true&user=${u.name}`)).body.sessions[0]?.id ?? '';
         const t0 = performance.now();
-        await api.post(`/api/sessions/${id}/kill`, { reason: 'bench' });
+        const answer = (await act[how](u, id)) as { status: number };
+        if (answer.status >= 300) throw new Error(`${how} answered ${answer.status}`);
         await done;
-        endLatency[where].push(performance.now() - t0);
+        endLatency[how].push(performance.now() - t0);
       }
     }
 
@@ -119,11 +133,19 @@ async function main(): Promise<void> {
     console.log(`\nCLUSTER AND MEDIATION  ${RUNS} runs each, ms (median [p90])\n`);
     console.log(table([
       ['measure', 'peer', 'value', 'peer value', 'ratio'],
-      ['kill → client exit, other node', 'same node', `${fmt(median(endLatency.other))} [${fmt(percentile(endLatency.other, 90))}]`, `${fmt(median(endLatency.same))} [${fmt(percentile(endLatency.same, 90))}]`, ratio(median(endLatency.other), median(endLatency.same))],
+      ...(['kill', 'revoke', 'disable', 'lock'] as const).map((how) => [
+        `${how} on node B → client on node A exits`, 'kill on node A',
+        `${fmt(median(endLatency[how]))} [${fmt(percentile(endLatency[how], 90))}]`,
+        `${fmt(median(endLatency['kill-same']))} [${fmt(percentile(endLatency['kill-same'], 90))}]`,
+        ratio(median(endLatency[how]), median(endLatency['kill-same'])),
+      ]),
       ['exec `uname -s`, restricted', 'full mode', `${fmt(median(exec.restricted))} [${fmt(percentile(exec.restricted, 90))}]`, `${fmt(median(exec.full))} [${fmt(percentile(exec.full, 90))}]`, ratio(median(exec.restricted), median(exec.full))],
     ]));
     console.log(`\nparse + decide one line (a pipeline and a list): median ${fmt(median(decide))} ms, p95 ${fmt(percentile(decide, 95))} ms`);
-    console.log(`target: a kill takes effect within 1 s on any node: ${percentile(endLatency.other, 90) < 1000 ? 'PASS' : 'MISS'} (p90 ${fmt(percentile(endLatency.other, 90))} ms)`);
+    for (const how of ['kill', 'revoke', 'disable', 'lock'] as const) {
+      const p90 = percentile(endLatency[how], 90);
+      console.log(`target: a ${how} on another node ends the session within 1 s: ${p90 < 1000 ? 'PASS' : 'MISS'} (p90 ${fmt(p90)} ms, worst ${fmt(Math.max(...endLatency[how]))} ms)`);
+    }
   } finally {
     await a?.stop();
     await b?.stop();
