@@ -105,18 +105,18 @@ export class RestrictedSession implements SessionIo {
           return;
         }
         this.current = ch;
-        let code: number | null = null;
+        let exit: ExitInfo | null = null;
         const out = (d: Buffer): void => this.toClient(d);
         ch.on('data', out);
         ch.stderr.on('data', out);
-        ch.on('exit', (c: number | null) => { code = c ?? null; });
+        ch.on('exit', (c: number | null, signal?: string) => { exit = { code: c ?? null, signal: signal ?? null }; });
         const drained = (): void => { ch.resume(); };
         this.recorder.on('drain', drained);
         ch.on('close', () => {
           this.recorder.off('drain', drained);
           if (this.current === ch) this.current = null;
-          if (id) void this.mediator.exitStatus(id, code);
-          resolve({ exitStatus: code });
+          if (id) void this.mediator.finished(id, exit);
+          resolve({ exitStatus: exit?.code ?? null });
         });
       });
     });

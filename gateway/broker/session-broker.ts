@@ -28,7 +28,7 @@ import type { WriteSpool } from '../store/write-spool.js';
 import type { BusMessage, ClusterBus } from '../cluster/bus.js';
 import { RefusedExec } from './refused-exec.js';
 import { RestrictedSession } from './restricted-session.js';
-import type { RelayEnd, SessionIo } from './session-io.js';
+import type { ExitInfo, RelayEnd, SessionIo } from './session-io.js';
 import { SshRelay, type InputGate } from './ssh-relay.js';
 import { commandLogGate, inspectedGate } from '../mediation/inspected-gate.js';
 import { CommandMediator, type MediatorDeps } from '../mediation/command-mediator.js';
@@ -105,6 +105,8 @@ export class LiveSession {
   readonly warned = new Set<number>();
   killedBy: string | null = null;
   bytesStoredAt = 0;
+  /** An exec request's command line: told how the device's side ended, when the session is sealed. */
+  commandFinished: ((exit: ExitInfo | null) => Promise<void>) | null = null;
   private closing: Promise<void> | null = null;
   /** Resolves when the session has ended (for front doors that tell their client why). */
   readonly ended: Promise<SessionEnding>;
@@ -340,10 +342,13 @@ export class SessionBroker {
     // An exec request is one command line: decided (and held for review) before the device is even contacted.
     let upstreamReq: UpstreamRequest = req;
     let refusal: string | null = null;
+    let execCommandId: string | null = null;
     if (req.kind === 'exec') {
       const gate = await this.mediateExec(mediator, req.command ?? '', client);
-      if (gate.ok) upstreamReq = { ...req, command: gate.command };
-      else refusal = gate.message;
+      if (gate.ok) {
+        upstreamReq = { ...req, command: gate.command };
+        execCommandId = gate.commandId;
+      } else refusal = gate.message;
     }
 
     let conn: Client | null = null;
@@ -428,6 +433,9 @@ export class SessionBroker {
     }
     relay = new SshRelay(client, upstream, recorder, ended, gate, req.pty !== null);
     const opened = register(relay);
+    // The exec request's command line gets the device's exit status (or signal) in its row and the audit chain.
+    const commandId = execCommandId;
+    if (commandId !== null) opened.commandFinished = (exit) => mediator.finished(commandId, exit);
     opened.relay.start();
     if (clientGone) this.background(opened.close('client_closed'));
     return { ok: true, session: opened };
@@ -644,19 +652,18 @@ export class SessionBroker {
    * command to send the device (re-quoted in restricted and inspected modes). Review: the vendor
    * is told to wait, and the approver's answer decides. Denied: the reason, and nothing runs.
    */
-  private async mediateExec(mediator: CommandMediator, line: string, client: ServerChannel): Promise<{ ok: true; command: string } | { ok: false; message: string }> {
+  private async mediateExec(mediator: CommandMediator, line: string, client: ServerChannel): Promise<{ ok: true; command: string; commandId: string } | { ok: false; message: string }> {
     const parsed = await parseCommandLine(line);
     // A file-transfer server on a grant that allows transfer (the front door refused it otherwise)
     // passes as itself, alone and logged: `ls; scp -t x` is a command line like any other.
     const only = parsed.commands.length === 1 && parsed.constructs.length === 0 ? parsed.commands[0] : undefined;
     const program = only?.argv[0]?.literal ? only.argv[0].value.split('/').pop() : undefined;
     if (only && only.argv.every((w) => w.literal) && (program === 'scp' || program === 'sftp-server' || (program === 'rsync' && only.argv[1]?.literal && only.argv[1].value === '--server'))) {
-      await mediator.record(line);
-      return { ok: true, command: line };
+      return { ok: true, command: line, commandId: await mediator.record(line) };
     }
     const { decision: first, commandId } = await mediator.decide(line, parsed);
     let decision = first;
-    if (mediator.mode === 'full' && decision.code !== 'STORE_UNAVAILABLE') return { ok: true, command: line };
+    if (mediator.mode === 'full' && decision.code !== 'STORE_UNAVAILABLE') return { ok: true, command: line, commandId };
     if (decision.action === 'review') {
       // Said before the session's recording exists; the command log and audit hold the wait.
       client.stderr.write(`portcullis: waiting for an approver to confirm this command (${decision.reason})\n`);
@@ -665,7 +672,7 @@ export class SessionBroker {
     if (decision.action !== 'allow') return { ok: false, message: `portcullis: denied: ${decision.reason} [${decision.code ?? 'COMMAND_DENIED'}]\n` };
     const command = execLineFor(parsed);
     if (command === null) return { ok: false, message: 'portcullis: denied: this command line holds shell syntax the gateway does not carry out [COMMAND_DENIED]\n' };
-    return { ok: true, command };
+    return { ok: true, command, commandId };
   }
 
   /** RDP displays being started (not yet live sessions), counted against `desktop.max_rdp_sessions`. */
@@ -679,9 +686,9 @@ export class SessionBroker {
   private readonly reviewWaiters = new Map<string, Array<() => void>>();
 
   private mediatorDeps(): MediatorDeps {
-    const { store, audit, bus, notifier, log, config } = this.deps;
+    const { store, audit, spool, bus, notifier, log, config } = this.deps;
     return {
-      store, audit, bus, notifier, log, clock: this.clock, reviewTimeoutMs: config.commands.review_timeout,
+      store, audit, spool, bus, notifier, log, clock: this.clock, reviewTimeoutMs: config.commands.review_timeout,
       reviewAnswered: (id) => new Promise<void>((resolve) => {
         const list = this.reviewWaiters.get(id) ?? [];
         list.push(resolve);

@@ -1,15 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { decideCommand, type CommandDecision, type CommandProfile, type ParsedLine } from '../../policy/command-policy.js';
 import type { AuditLog } from '../audit/audit-log.js';
+import type { ExitInfo } from '../broker/session-io.js';
 import type { ClusterBus } from '../cluster/bus.js';
 import type { Logger } from '../log/logger.js';
 import type { Notifier } from '../notify/notifier.js';
 import type { CommandRecord, Store } from '../store/store.js';
+import type { WriteSpool } from '../store/write-spool.js';
 import { parseCommandLine } from './shell-parse.js';
 
 export interface MediatorDeps {
   store: Store;
   audit: AuditLog;
+  /** What has already happened (a command finished) waits here through a store outage. */
+  spool: WriteSpool;
   bus: ClusterBus;
   notifier: Notifier;
   log: Logger;
@@ -68,17 +72,19 @@ export class CommandMediator {
     await this.log(randomUUID(), line, 'deny', d);
   }
 
-  /** Full mode and lines the gateway only watches: logged, not decided. */
-  async record(line: string): Promise<void> {
+  /** Full mode and lines the gateway only watches: logged, not decided. Returns the command-log id. */
+  async record(line: string): Promise<string> {
     const decision = decideCommand(await parseCommandLine(line), this.profile);
-    await this.log(randomUUID(), line, 'logged', decision);
+    const id = randomUUID();
+    await this.log(id, line, 'logged', decision);
+    return id;
   }
 
   private async log(id: string, line: string, decision: CommandRecord['decision'], d: CommandDecision): Promise<void> {
     const at = this.deps.clock();
     const record: CommandRecord = {
       id, session: this.session.id, user: this.session.user, device: this.session.device, at, line, mode: this.mode, decision,
-      rule: ruleName(d), reason: d.reason, reviewer: null, exitStatus: null,
+      rule: ruleName(d), reason: d.reason, reviewer: null, exitStatus: null, exitSignal: null,
     };
     await this.deps.store.createCommand(record);
     await this.deps.audit.record('command', {
@@ -123,9 +129,26 @@ export class CommandMediator {
     return { ...held, action: 'deny', code: 'COMMAND_DENIED', reason: why };
   }
 
-  async exitStatus(commandId: string, status: number | null): Promise<void> {
-    await this.deps.store.updateCommand(commandId, { exitStatus: status }).catch((err: Error) => {
-      this.deps.log.warn('exit status of a command could not be stored', { command: commandId, error: err.message });
-    });
+  /**
+   * A command the gateway ran as its own exec request has finished (an exec request in any mode,
+   * a line of restricted mode): its exit status, or the signal the device reported instead, goes
+   * into its command-log row and the audit chain (`command.finished`). Both are null when the
+   * device reported neither (the connection was lost, or the gateway ended the session first).
+   * It has already happened, so both writes go through the spool: a store outage delays them,
+   * never loses them, and never fails the session. Lines typed into the device's own shell
+   * (inspected and full mode) never come here: an interactive shell reports no status per line.
+   */
+  async finished(commandId: string, exit: ExitInfo | null): Promise<void> {
+    const exitStatus = exit?.code ?? null;
+    const exitSignal = exitStatus === null ? (exit?.signal ?? null) : null;
+    try {
+      await this.deps.spool.submit({ op: 'finishCommand', id: commandId, patch: { exitStatus, exitSignal } });
+      await this.deps.audit.recordEventually('command.finished', {
+        actor: this.session.user, outcome: 'info',
+        data: { command: commandId, session: this.session.id, device: this.session.device, mode: this.mode, exitStatus, exitSignal },
+      });
+    } catch (err) {
+      this.deps.log.warn('the end of a command could not be recorded', { command: commandId, session: this.session.id, error: (err as Error).message });
+    }
   }
 }

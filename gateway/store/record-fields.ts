@@ -47,7 +47,7 @@ export const RECORDING_FIELDS: Fields<RecordingRecord> = {
 
 export const COMMAND_FIELDS: Fields<CommandRecord> = {
   id: 'str', session: 'str', user: 'str', device: 'str', at: 'num', line: 'str', mode: 'str', decision: 'str', rule: 'str?',
-  reason: 'str?', reviewer: 'str?', exitStatus: 'num?',
+  reason: 'str?', reviewer: 'str?', exitStatus: 'num?', exitSignal: 'str?',
 };
 
 export const WEB_SESSION_FIELDS: Fields<WebSessionRecord> = {

@@ -192,4 +192,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE devices ADD COLUMN rdp_cert_sha256 TEXT;
   `,
+  // 5: the command log: the signal that ended a command, when the device reported one instead of an exit status.
+  `
+  ALTER TABLE commands ADD COLUMN exit_signal TEXT;
+  `,
 ];

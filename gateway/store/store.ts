@@ -238,6 +238,7 @@ export interface SessionQuery {
 }
 
 export type SessionEndPatch = Pick<SessionRecord, 'endedAt' | 'endReason' | 'exitStatus' | 'bytesIn' | 'bytesOut'>;
+export type CommandFinishPatch = Pick<CommandRecord, 'exitStatus' | 'exitSignal'>;
 
 export interface RecordingRecord {
   id: string;
@@ -265,7 +266,15 @@ export interface CommandRecord {
   rule: string | null;
   reason: string | null;
   reviewer: string | null;
+  /**
+   * How the command ended on the device, for a command the gateway ran as its own exec request
+   * (every exec request, and each line of restricted mode): its exit status, or, when the device
+   * reported a signal instead, that signal (`SIGTERM`). Both null while it runs, when it never ran,
+   * and for lines typed into a device's own shell (inspected and full mode): a shell reports no
+   * status per line.
+   */
   exitStatus: number | null;
+  exitSignal: string | null;
 }
 
 export interface CommandQuery {
@@ -385,7 +394,7 @@ export interface Store {
   listRecordings(): Promise<RecordingRecord[]>;
 
   createCommand(command: CommandRecord): Promise<void>;
-  updateCommand(id: string, patch: Partial<Pick<CommandRecord, 'decision' | 'reviewer' | 'exitStatus' | 'reason' | 'rule'>>): Promise<void>;
+  updateCommand(id: string, patch: Partial<Pick<CommandRecord, 'decision' | 'reviewer' | 'exitStatus' | 'exitSignal' | 'reason' | 'rule'>>): Promise<void>;
   /** Newest first. */
   listCommands(query: CommandQuery): Promise<CommandRecord[]>;
   getCommand(id: string): Promise<CommandRecord | null>;

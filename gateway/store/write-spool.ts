@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log/logger.js';
-import { StoreUnavailableError, type AuditDraft, type AuditEntry, type SessionEndPatch, type Store } from './store.js';
+import { StoreUnavailableError, type AuditDraft, type AuditEntry, type CommandFinishPatch, type SessionEndPatch, type Store } from './store.js';
 
 /**
- * Writes that record what already happened: a session ended, a recording was sealed, a refusal
- * was made. They cannot be undone by refusing, so when the store is unreachable they wait here,
+ * Writes that record what already happened: a session ended, a recording was sealed, a command
+ * finished, a refusal was made. They cannot be undone by refusing, so when the store is unreachable they wait here,
  * in a file on this node's disk (fsync'd), and go to the store in order once it answers again.
  * Audit appends carry an id, so one that reached the store before the connection broke is not
  * appended twice when it is replayed.
@@ -14,7 +14,8 @@ import { StoreUnavailableError, type AuditDraft, type AuditEntry, type SessionEn
 export type SpoolOp =
   | { op: 'audit'; id: string; draft: AuditDraft; now: number }
   | { op: 'sealRecording'; id: string; seal: { sealedAt: number; size: number; sha256: string } }
-  | { op: 'endSession'; id: string; patch: SessionEndPatch };
+  | { op: 'endSession'; id: string; patch: SessionEndPatch }
+  | { op: 'finishCommand'; id: string; patch: CommandFinishPatch };
 
 const RETRY_MS = 1000;
 
@@ -82,6 +83,9 @@ export class WriteSpool {
         return null;
       case 'endSession':
         await this.store.updateSession(op.id, op.patch);
+        return null;
+      case 'finishCommand':
+        await this.store.updateCommand(op.id, op.patch);
         return null;
     }
   }

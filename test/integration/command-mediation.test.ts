@@ -5,7 +5,7 @@ import { ApiClient, TotpSource } from '../support/api-client.js';
 import { ALLOWED_CONTROLS, BYPASS_CORPUS, BYPASS_PROFILE } from '../support/bypass-corpus.js';
 import { startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
 import { startGatewayFixture, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
-import { interactiveSsh, runSsh, sshMaster, type SshRun } from '../support/ssh-client.js';
+import { interactiveSsh, runSsh, sshMaster, type SshMaster, type SshRun } from '../support/ssh-client.js';
 
 /**
  * R-6.3c, issue 5: command profiles hold as a security boundary, proven on the device's side.
@@ -65,7 +65,7 @@ describe('command profiles through real OpenSSH sessions', () => {
     fx = await startGatewayFixture(POLICY);
     await fx.addDevice('box', box);
     await fx.addDevice('probe', probe);
-    for (const name of ['vic', 'ria', 'nia', 'rev', 'ted', 'fay', 'cora', 'ines', 'fred']) {
+    for (const name of ['vic', 'ria', 'nia', 'rev', 'ted', 'fay', 'cora', 'ines', 'fred', 'xena', 'finn']) {
       users[name] = await fx.addUser(name);
       await fx.grant(name, 'box', 'now', '+1h');
     }
@@ -73,8 +73,8 @@ describe('command profiles through real OpenSSH sessions', () => {
     expect(grant.code, grant.stderr).toBe(0);
     const full = await fx.cli(['grant', 'add', '--user', 'fay', '--device', 'probe', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', '--profile', 'everything']);
     expect(full.code, full.stderr).toBe(0);
-    // ines and fred work on box under other profiles than its default: revoke theirs and grant anew.
-    for (const [name, profile] of [['ines', 'insp'], ['fred', 'everything']] as const) {
+    // ines, fred and finn work on box under other profiles than its default: revoke theirs and grant anew.
+    for (const [name, profile] of [['ines', 'insp'], ['fred', 'everything'], ['finn', 'everything']] as const) {
       for (const g of await fx.gw.runtime.store.listGrants({ user: name })) await fx.gw.runtime.store.revokeGrant(g.id, Date.now(), 'test');
       const r = await fx.cli(['grant', 'add', '--user', name, '--device', 'box', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', '--profile', profile]);
       expect(r.code, r.stderr).toBe(0);
@@ -100,6 +100,42 @@ describe('command profiles through real OpenSSH sessions', () => {
     const piped = await ssh('vic', 'box', 'echo abc | tr a-z A-Z && false');
     expect(piped.stdout).toBe('ABC\n');
     expect(piped.code).toBe(1);
+  });
+
+  it('logs the exit status (or signal) of every exec request it runs, in the command log and the audit chain', async () => {
+    type Logged = { id: string; session: string; decision: string; exitStatus: number | null; exitSignal: string | null };
+    const missing = `/nonexistent-pc-${process.pid}`;
+    const runs: Array<[user: string, line: string, status: number | null, signal: string | null]> = [
+      ['xena', 'false', 1, null],
+      ['xena', `ls ${missing}`, 2, null],
+      // Full mode sends the line as it is: the device's shell ends by a signal, and reports that instead of a status.
+      ['finn', `kill -TERM $$ # pc-signal-${process.pid}`, null, 'SIGTERM'],
+    ];
+    // One connection per person (each exec request is a session of its own): no second TOTP step to wait for.
+    const masters = new Map<string, SshMaster>();
+    try {
+      for (const name of ['xena', 'finn']) {
+        const u = users[name] as TestUser;
+        masters.set(name, await sshMaster({ port: fx.sshPort, login: `${name}#box`, password: u.password, totpCode: await totp.code(u.totpSecret) }));
+      }
+      for (const [user, line, status, signal] of runs) {
+        const r = await (masters.get(user) as SshMaster).run(line);
+        if (status !== null) expect(r.code, line).toBe(status);
+        // Written as the session is sealed, just after the client has its exit status.
+        let row: Logged | undefined;
+        await expect.poll(async () => {
+          row = (await security.get<{ commands: Logged[] }>(`/api/commands?user=${user}&text=${encodeURIComponent(line)}`)).body.commands[0];
+          return row && { status: row.exitStatus, signal: row.exitSignal };
+        }, { timeout: 10_000 }).toEqual({ status, signal });
+        expect(row?.decision, line).toBe(user === 'finn' ? 'logged' : 'allow');
+        const finished = (await fx.audit('command.finished')).filter((e) => e.data.command === row?.id);
+        expect(finished, line).toHaveLength(1);
+        expect(finished[0]?.actor).toBe(user);
+        expect(finished[0]?.data).toMatchObject({ session: row?.session, device: 'box', exitStatus: status, exitSignal: signal });
+      }
+    } finally {
+      for (const m of masters.values()) await m.close();
+    }
   });
 
   it('never lets a denied exec request reach the device', async () => {
@@ -158,10 +194,13 @@ describe('command profiles through real OpenSSH sessions', () => {
     expect(denied.body.commands.every((c) => c.decision === 'deny')).toBe(true);
     const rm = await security.get<{ commands: Array<{ rule: string | null }> }>('/api/commands?text=rm%20-rf');
     expect(rm.body.commands[0]?.rule).toBe('box#8');
-    const ok = await security.get<{ commands: Array<{ decision: string; rule: string; exitStatus: number | null; session: string }> }>('/api/commands?text=restricted-ok');
+    const ok = await security.get<{ commands: Array<{ id: string; decision: string; rule: string; exitStatus: number | null; session: string }> }>('/api/commands?text=restricted-ok');
     expect(ok.body.commands[0]).toMatchObject({ decision: 'allow', rule: 'box#1', exitStatus: 0 });
     const audit = await fx.audit('command');
     expect(audit.some((e) => e.data.line === 'echo restricted-ok' && e.outcome === 'ok')).toBe(true);
+    // A restricted line's end is in the audit chain too (it ran as its own exec request).
+    const finished = (await fx.audit('command.finished')).filter((e) => e.data.command === ok.body.commands[0]?.id);
+    expect(finished.map((e) => [e.data.session, e.data.mode, e.data.exitStatus, e.data.exitSignal])).toEqual([[ok.body.commands[0]?.session, 'restricted', 0, null]]);
     expect((await (reviewer as ApiClient).get('/api/commands')).status).toBe(403);
   });
 

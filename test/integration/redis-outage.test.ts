@@ -51,6 +51,8 @@ describe('Redis goes away mid-session and comes back', () => {
 
     await redis.stop();
     await expect.poll(ready, { timeout: 10_000 }).toBe(503);
+    // Liveness is not readiness: the process is up, so a load balancer must not restart it.
+    expect((await new ApiClient(fx.gw.web.port).get('/healthz')).status).toBe(200);
 
     // Live sessions go on, and go on being recorded.
     a.type('echo during-$((2+2))\r');

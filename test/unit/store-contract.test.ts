@@ -85,7 +85,7 @@ const request = (id: string, requester: string, devices: string[], createdAt: nu
 });
 const command = (id: string, s: string, at: number, line: string): CommandRecord => ({
   id, session: s, user: 'erin', device: 'mri-1', at, line, mode: 'restricted', decision: 'allow', rule: 'p#0', reason: null, reviewer: null,
-  exitStatus: null,
+  exitStatus: null, exitSignal: null,
 });
 
 describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
@@ -278,6 +278,10 @@ describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
     expect((await store.listCommands({ limit: 10, text: '%_' })).map((c) => c.id)).toEqual(['c3']);
     expect((await store.listCommands({ limit: 10, user: 'finn' })).map((c) => c.id)).toEqual(['c3']);
     expect((await store.listCommands({ limit: 10, device: 'mri-1', text: 'sshd' })).map((c) => c.id)).toEqual(['c2', 'c1']);
+    // A command the device ended with a signal rather than an exit status.
+    await store.updateCommand('c1', { exitStatus: null, exitSignal: 'SIGTERM' });
+    expect(await store.getCommand('c1')).toMatchObject({ exitStatus: null, exitSignal: 'SIGTERM' });
+    expect(await store.getCommand('c3')).toMatchObject({ exitStatus: null, exitSignal: null });
     expect((await store.listCommands({ limit: 10, decision: 'deny' })).map((c) => c.id)).toEqual(['c3']);
     expect(await store.getCommand('c3')).toMatchObject({ line: 'ls 100%_done', user: 'finn' });
     expect(await store.getCommand('nope')).toBeNull();

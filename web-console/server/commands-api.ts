@@ -8,6 +8,8 @@ import { route } from './api-route.js';
 const commandSchema = z.object({
   id: z.string(), session: z.string(), user: z.string(), device: z.string(), at: z.string(), line: z.string(), mode: z.string(), decision: z.string(),
   rule: z.string().nullable(), reason: z.string().nullable(), reviewer: z.string().nullable(), exitStatus: z.number().nullable(),
+  // Only exec requests (any mode) and restricted-mode lines have these: an interactive shell reports none per line.
+  exitSignal: z.string().nullable(),
 }).meta({ id: 'Command' });
 
 const view = (c: CommandRecord): z.input<typeof commandSchema> => ({ ...c, at: new Date(c.at).toISOString() });

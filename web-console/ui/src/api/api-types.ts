@@ -203,6 +203,7 @@ export interface CommandLine {
   reason: string | null;
   reviewer: string | null;
   exitStatus: number | null;
+  exitSignal: string | null;
 }
 
 export interface AuditEntry {
