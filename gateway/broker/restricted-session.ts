@@ -112,7 +112,8 @@ export class RestrictedSession implements SessionIo {
         ch.on('exit', (c: number | null, signal?: string) => { exit = { code: c ?? null, signal: signal ?? null }; });
         const drained = (): void => { ch.resume(); };
         this.recorder.on('drain', drained);
-        ch.on('close', () => {
+        ch.on('close', (code?: number | null, signal?: string) => {
+          if (exit === null && (typeof code === 'number' || signal)) exit = { code: typeof code === 'number' ? code : null, signal: signal ?? null };
           this.recorder.off('drain', drained);
           if (this.current === ch) this.current = null;
           if (id) void this.mediator.finished(id, exit);

@@ -99,7 +99,12 @@ export class SshRelay implements SessionIo {
     upstream.on('exit', (code: number | null, signal?: string) => {
       this.exit = { code: code ?? null, signal: signal ?? null };
     });
-    upstream.on('close', () => this.deviceClosed());
+    // ssh2 also hands the exit status to 'close': the fallback when 'exit' was emitted before this
+    // listener existed (the device's whole answer can arrive in the packet that opened the channel).
+    upstream.on('close', (code?: number | null, signal?: string) => {
+      if (this.exit === null && (typeof code === 'number' || signal)) this.exit = { code: typeof code === 'number' ? code : null, signal: signal ?? null };
+      this.deviceClosed();
+    });
 
     recorder.on('drain', () => {
       this.unblock(this.downBlockers, 'recorder');
