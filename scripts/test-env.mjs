@@ -29,6 +29,8 @@ const NEEDS = [
   { bin: '/usr/bin/Xvfb', pkg: 'xvfb' },
   { bin: '/usr/bin/xwd', pkg: 'x11-apps' },
   { bin: '/usr/bin/xsetroot', pkg: 'x11-xserver-utils' },
+  // The gateway resizes an RDP session's private display with xrandr (same package).
+  { bin: '/usr/bin/xrandr', pkg: 'x11-xserver-utils' },
   { bin: '/usr/bin/xauth', pkg: 'xauth' },
   // xev proves typed keys reached a device; xwininfo waits for a window; Tk reads and sets a device's clipboard.
   { bin: '/usr/bin/xev', pkg: 'x11-utils' },

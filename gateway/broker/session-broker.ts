@@ -11,6 +11,7 @@ import { RGBX32 } from '../../recordings/rfb-keyframe.js';
 import { RfbRecordingWriter } from '../../recordings/rfb-writer.js';
 import { connectRfb, type RfbConnection } from '../desktop/rfb-client.js';
 import { RfbProxy } from '../desktop/rfb-proxy.js';
+import { ResizeFollower } from '../desktop/resize-follower.js';
 import { startRdpDisplay, type RdpDisplay } from '../desktop/rdp-display.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { GatewayConfig } from '../config/load.js';
@@ -568,6 +569,7 @@ export class SessionBroker {
     }
     const { record, recorder } = begun;
     let live: LiveSession | null = null;
+    const follower = display ? this.desktopResizeFollower(display, req.user.name, device.name, id, () => live) : null;
     const proxy = new RfbProxy(browser, conn, recorder, (why) => {
       this.background(live?.close(why, why === 'recording_failed' ? 'The recording failed, so the session was ended (fail closed).' : null));
     }, {
@@ -579,18 +581,49 @@ export class SessionBroker {
           data: { session: id, device: device.name, direction: t.direction, bytes: t.bytes, sha256: t.sha256, count: t.count },
         }));
       },
-      // The screen's size is chosen at connect (the browser's window); the viewer scales after that.
-      // Resizing an RDP desktop means restarting xfreerdp (RdpDisplay.resize), not an Xvnc resize.
-      allowResize: false,
+      // A VNC device's screen is its own; an RDP desktop follows the browser's window: the display
+      // is resized and xfreerdp reconnects at the new size (the Windows session stays).
+      allowResize: display !== null,
+      ...(follower ? { onResizeRequest: (w: number, h: number) => follower.request(w, h) } : {}),
     });
     live = new LiveSession(record, proxy, recorder, releaseDevice, grant.notAfter, (s, reason, notice) => this.finalize(s, reason, notice),
       (payload) => { void this.deps.bus.publishStream(`watch:${id}`, payload).catch(() => undefined); });
     this.live.set(id, live);
+    if (follower) void live.ended.then(() => follower.stop());
     display?.onExit((exit) => {
       if (exit.reason !== 'stopped') this.background(live?.close('device_closed'));
     });
     proxy.start();
     return { ok: true, session: live };
+  }
+
+  /**
+   * An RDP desktop following the browser's size (resize-follower.ts: settled, rate limited, one
+   * at a time). Every applied resize is audited. One that fails ends the session, audited and
+   * named: it cannot go on at a size nobody asked for, nor with no device behind it.
+   */
+  private desktopResizeFollower(display: RdpDisplay, user: string, device: string, session: string, live: () => LiveSession | null): ResizeFollower {
+    const { audit, log } = this.deps;
+    return new ResizeFollower(display, {
+      onResized: ({ from, to, ms }) => {
+        log.info('desktop resized', { session, from, to, ms });
+        this.background(audit.recordEventually('desktop.resized', { actor: user, outcome: 'ok', data: { session, device, from, to, ms, result: 'ok' } }));
+      },
+      onFailed: ({ from, to, ms, error }) => {
+        const s = live();
+        // The session ended first (kill, expiry, the browser gone): stopping the display is what failed the resize.
+        if (!s || s.isClosing) return;
+        // RdpDisplayError carries its catalogue code: DEVICE_AUTH_FAILED for a refused re-login,
+        // DESKTOP_START_FAILED when the display could not change size, DEVICE_TIMEOUT, ...
+        const failure = error as Error & { code?: string; detail?: string };
+        const code: ErrorCode = failure.code && failure.code in ERROR_CATALOGUE ? failure.code as ErrorCode : 'DESKTOP_START_FAILED';
+        log.warn('desktop resize failed; the session ends', { session, from, to, code, error: error.message });
+        this.background(audit.recordEventually('desktop.resized', {
+          actor: user, outcome: 'denied', code, data: { session, device, from, to, ms, result: 'failed', detail: failure.detail ?? error.message },
+        }));
+        this.background(s.close('error', `Session closed: the desktop could not follow the new window size. ${describeCode(code)} [${code}]`));
+      },
+    });
   }
 
   /**
@@ -718,6 +751,8 @@ export class SessionBroker {
     const { log, spool, audit } = this.deps;
     const exit = s.relay.exit;
     s.recorder.event({ end: reason, exitStatus: exit?.code ?? null, exitSignal: exit?.signal ?? null, ...(s.killedBy ? { killedBy: s.killedBy } : {}) });
+    // Never throws: a store outage leaves the command's end in the spool.
+    await s.commandFinished?.(exit);
     let sealError: string | null = null;
     try {
       const sealed = await s.recorder.close();

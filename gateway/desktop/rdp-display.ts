@@ -639,6 +639,8 @@ class Session implements RdpDisplay {
   private exitInfo: RdpDisplayExit | null = null;
   private readonly exitCallbacks: Array<(e: RdpDisplayExit) => void> = [];
   private stopping: Promise<void> | null = null;
+  /** RandR modes this display added for resizes (TigerVNC's built-in ones are never removed). */
+  private readonly addedModes = new Set<string>();
   /** Set while a resize replaces xfreerdp, so its exit is not taken for the session's end. */
   private replacing = false;
   private isReady = false;
@@ -1010,8 +1012,19 @@ class Session implements RdpDisplay {
         // TigerVNC's RandR takes any size as a new mode; the timings are meaningless for a virtual screen.
         await run(['--newmode', mode, '0', String(width), '0', '0', '0', String(height), '0', '0', '0']).catch(() => '');
         await run(['--addmode', output, mode]);
+        this.addedModes.add(mode);
       }
       await run(['--output', output, '--mode', mode]);
+      // Only the mode in use of those added here stays: a session resized all day keeps a short mode list.
+      for (const old of [...this.addedModes].filter((m) => m !== mode)) {
+        try {
+          await run(['--delmode', output, old]);
+          await run(['--rmmode', old]);
+          this.addedModes.delete(old);
+        } catch (e) {
+          this.opts.log.debug('rdp display: an old mode could not be removed', { display: this.xDisplay, mode: old, error: (e as Error).message });
+        }
+      }
     } catch (e) {
       throw new RdpDisplayError('display-failed', `could not resize the display to ${width}x${height}: ${(e as Error).message}`);
     }

@@ -42,6 +42,11 @@ export interface RfbProxyOptions {
    * whose size follows the browser; a device's own screen is not the vendor's to change.
    */
   allowResize?: boolean;
+  /**
+   * With allowResize: the browser's SetDesktopSize goes here instead of to the device (the RDP
+   * path resizes its display and reconnects xfreerdp at the new size).
+   */
+  onResizeRequest?: (width: number, height: number) => void;
   /** The largest clipboard text either way; a larger one ends the session. */
   maxCutTextBytes?: number;
   /** The browser must finish the RFB handshake within this time. */
@@ -73,6 +78,30 @@ type BrowserStep =
   | { type: 'securityChoice'; choice: number }
   | { type: 'clientInit' }
   | ClientMessage;
+
+/**
+ * A FramebufferUpdate with one ExtendedDesktopSize rectangle answering the browser's
+ * SetDesktopSize: reason 1 (this client asked), status 4 ("request forwarded, may complete
+ * asynchronously"), one screen of the size the display has now.
+ *
+ * Not status 0: noVNC takes "accepted" at a size other than the one it asked for as out of sync
+ * and asks again 100 ms later, which would restart the follower's settling for ever (and a size
+ * the follower rounds or clamps would never match). After a non-zero status it asks again only
+ * when its window changes; the display's own size change reaches it as the server's (reason 0).
+ */
+function extendedDesktopSizeAnswer(width: number, height: number): Buffer {
+  const b = Buffer.alloc(4 + 12 + 4 + 16);
+  b.writeUInt16BE(1, 2); // one rectangle
+  b.writeUInt16BE(1, 4); // x: the reason, "requested by this client"
+  b.writeUInt16BE(4, 6); // y: the status, "request forwarded"
+  b.writeUInt16BE(width, 8);
+  b.writeUInt16BE(height, 10);
+  b.writeInt32BE(ENCODING.extendedDesktopSize, 12);
+  b.writeUInt8(1, 16); // one screen (id 0, at 0,0, flags 0)
+  b.writeUInt16BE(width, 28);
+  b.writeUInt16BE(height, 30);
+  return b;
+}
 
 function* step<T>(n: number, make: (b: Buffer) => T): Parser<T> {
   return make(yield n);
@@ -232,6 +261,7 @@ export class RfbProxy implements SessionIo {
       case 'setEncodings': {
         const allowed = new Set<number>([...DATA_ENCODINGS, ...PSEUDO_ENCODINGS, ...(this.opts.allowResize ? [ENCODING.extendedDesktopSize] : [])]);
         const kept = m.encodings.filter((e) => allowed.has(e));
+        this.browserKnowsExtendedSize = kept.includes(ENCODING.extendedDesktopSize);
         this.recorder.event({ encodings: kept, dropped: m.encodings.filter((e) => !allowed.has(e)) });
         this.toDevice(setEncodingsMsg(kept));
         return;
@@ -248,7 +278,16 @@ export class RfbProxy implements SessionIo {
         return;
       case 'setDesktopSize':
         this.note('up', 'setDesktopSize', { setDesktopSize: { width: m.width, height: m.height }, allowed: this.opts.allowResize === true });
-        if (this.opts.allowResize) this.toDevice(bytes);
+        if (!this.opts.allowResize) return;
+        if (!this.opts.onResizeRequest) {
+          this.toDevice(bytes);
+          return;
+        }
+        this.opts.onResizeRequest(m.width, m.height);
+        // The gateway resizes later (settled, rate limited), and the display's own size change then
+        // reaches the browser as the server's. noVNC sends its next request only after an answer
+        // to this one, so it is answered at once: forwarded, at the size the screen has now.
+        if (this.browserKnowsExtendedSize) this.toBrowser(extendedDesktopSizeAnswer(this.screen.width, this.screen.height), true);
         return;
       case 'updateRequest':
       case 'enableContinuousUpdates':
@@ -259,6 +298,8 @@ export class RfbProxy implements SessionIo {
   }
 
   private pictureKeyframed = false;
+  /** The browser asked for ExtendedDesktopSize (noVNC does, and only then sends SetDesktopSize). */
+  private browserKnowsExtendedSize = false;
   private readonly clipboardCount = { 'to-device': 0, 'from-device': 0 };
   private readonly notes = new Map<string, number>();
 

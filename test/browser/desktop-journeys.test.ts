@@ -350,6 +350,20 @@ describe('desktops in Chromium', () => {
     }
     await shot(vendor, 'desktop-rdp');
 
+    // The window gets smaller: the desktop follows it (rounded down to a multiple of 8), the
+    // device's screen comes back at the new size (desktop-sessions.test.ts checks its audit entry).
+    // (Still above the smallest desktop a session may have, 640 × 480, which a smaller window gets.)
+    await vendor.setViewportSize({ width: 1100, height: 840 });
+    const smaller = await vendor.locator('.desktop-screen').evaluate((el) => ({ w: el.clientWidth, h: el.clientHeight }));
+    expect(smaller.w).toBeLessThan(box.w);
+    expect(smaller.h).toBeGreaterThanOrEqual(480);
+    const want = [smaller.w - (smaller.w % 8), smaller.h - (smaller.h % 8)];
+    await expect.poll(async () => { const s = await pageScreen(vendor); return [s.width, s.height]; }, { timeout: 30_000 }).toEqual(want);
+    await expect.poll(() => pixelAt(vendor, 10, 10), { timeout: 30_000 }).toBe(RDP_ROOT);
+    expect(await vendor.locator('.desktop-size').innerText()).toBe(`Screen ${want[0]} × ${want[1]}`);
+    expect(xfreerdpFor(rdp.port)).toHaveLength(1);
+    await vendor.setViewportSize({ width: 1280, height: 860 });
+
     await vendor.getByRole('button', { name: 'Disconnect' }).click();
     await expect.poll(() => vendor.locator('.session-end').innerText()).toContain('You disconnected.');
     await until(() => xfreerdpFor(rdp.port).length === 0, 'xfreerdp to exit', 10_000);

@@ -1,10 +1,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { openSync, readFileSync } from 'node:fs';
+import { openSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cutTextMsg, CLIENT_MSG, keyEventMsg, pointerEventMsg } from '../../gateway/desktop/rfb-wire.js';
+import { cutTextMsg, CLIENT_MSG, ENCODING, keyEventMsg, pointerEventMsg } from '../../gateway/desktop/rfb-wire.js';
 import { ApiClient, TotpSource } from '../support/api-client.js';
 import { deviceScreen, fbRgb, differingPixels, startRdpDevice, startXvnc, TestBrowser, until, VNC_PASSWORD, type RdpDevice, type Xvnc, xfreerdpFor } from '../support/desktop-peers.js';
 import { CLASS_OF_LEVEL, startGatewayFixture, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
@@ -264,6 +264,21 @@ describe('desktops through the gateway', () => {
     } finally {
       xev.kill();
     }
+    // The browser's window changes size: the RDP desktop follows. xrandr resizes the display
+    // before the old xfreerdp goes, so the old picture at the new size proves nothing: wait for a
+    // new RDP client (the old one gone), then for the device's screen from it.
+    const [oldClient] = xfreerdpFor(rdp.port);
+    d.browser.send(setDesktopSizeMsg(1024, 700));
+    await until(() => {
+      const now = xfreerdpFor(rdp.port);
+      return now.length === 1 && now[0] !== oldClient;
+    }, 'a new xfreerdp in place of the old one', 20_000);
+    await until(() => d.browser.fb.width === 1024 && d.browser.fb.height === 696, 'the desktop to take the new size (rounded down to multiples of 8)', 20_000);
+    await expect.poll(async () => (await fx.audit('desktop.resized')).filter((e) => (e.data as { session?: string }).session === d.session), { timeout: 20_000 })
+      .toEqual([expect.objectContaining({ actor: 'vera', outcome: 'ok', data: expect.objectContaining({ device: 'xr-03', from: { width: 1280, height: 800 }, to: { width: 1024, height: 696 }, result: 'ok' }) })]);
+    // The audit entry is written once the new client has painted: the device's screen is there again.
+    await until(() => d.browser.fb.rgbAt(10, 10) === RDP_ROOT, 'the device\'s screen at the new size', 20_000);
+    expect(xfreerdpFor(rdp.port)).toHaveLength(1);
     const recording = (await fx.gw.runtime.store.getSession(d.session))?.recordingId ?? '';
     // Security kills it; the private display and its RDP client go with the session.
     expect((await securityApi.post(`/api/sessions/${d.session}/kill`, { reason: 'end of test' })).status).toBe(202);
@@ -271,8 +286,92 @@ describe('desktops through the gateway', () => {
     await until(() => xfreerdpFor(rdp.port).length === 0, 'xfreerdp to exit', 5000);
     const outline = await securityApi.get<{ width: number; height: number; protocol: string }>(`/api/recordings/${recording}/desktop`);
     expect(outline.body).toMatchObject({ width: 1280, height: 800, protocol: 'rdp' });
-  }, 40_000);
+    const frames = await securityApi.bytes(`/api/recordings/${recording}/desktop/frames?from=999999`);
+    const viewer = await TestBrowser.connect(streamOf(frames.body.subarray(8, 8 + frames.body.readUInt32BE(4))));
+    await until(() => viewer.updates > 0, 'the replayed end of the session');
+    expect([viewer.fb.width, viewer.fb.height]).toEqual([1024, 696]);
+    viewer.close();
+  }, 90_000);
+
+  it('lets security watch a live RDP desktop: the watcher sees the device\'s screen, and follows a resize', async () => {
+    const d = await connect(vendorApi, 'device=xr-03&protocol=rdp&width=1280&height=800');
+    await until(() => d.browser.fb.rgbAt(10, 10) === RDP_ROOT, 'the device\'s screen', 20_000);
+    const watch = await openBinarySocket(fx.gw.web.port, `/api/sessions/${d.session}/watch`, securityApi);
+    open.push(watch);
+    const watcher = await TestBrowser.connect(watch.stream);
+    await until(() => watcher.updates > 0 && watcher.fb.rgbAt(10, 10) === RDP_ROOT, 'the watcher to see the RDP device\'s screen', 10_000);
+    expect([watcher.fb.width, watcher.fb.height]).toEqual([1280, 800]);
+    expect(differingPixels(fbRgb(watcher.fb), fbRgb(d.browser.fb))).toBeLessThan(1280 * 800 * 0.01);
+
+    // A window being dragged: 10 sizes within 200 ms are one resize, to the last size (rounded).
+    const [oldClient] = xfreerdpFor(rdp.port);
+    const answers = (): number => d.browser.messages.filter((m) => m.type === 'update' && m.encodings.includes(ENCODING.extendedDesktopSize)).length;
+    const answered = answers();
+    for (let i = 0; i < 10; i++) {
+      d.browser.send(setDesktopSizeMsg(900 + i * 13, 600 + i * 7));
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    // Each request is answered at once as forwarded, at the size the screen has until the resize
+    // (noVNC sends its next SetDesktopSize only after an answer to the last).
+    await until(() => answers() - answered >= 10, 'an answer to each SetDesktopSize', 900);
+    expect([d.browser.fb.width, d.browser.fb.height]).toEqual([1280, 800]);
+    await until(() => {
+      const now = xfreerdpFor(rdp.port);
+      return now.length === 1 && now[0] !== oldClient;
+    }, 'a new xfreerdp', 20_000);
+    const [newClient] = xfreerdpFor(rdp.port);
+    const resized = async (): Promise<unknown[]> => (await fx.audit('desktop.resized')).filter((e) => (e.data as { session?: string }).session === d.session);
+    await expect.poll(resized, { timeout: 20_000 }).toHaveLength(1);
+    expect(await resized()).toEqual([expect.objectContaining({ outcome: 'ok', data: expect.objectContaining({ from: { width: 1280, height: 800 }, to: { width: 1016, height: 656 } }) })]);
+    await until(() => d.browser.fb.width === 1016 && d.browser.fb.height === 656 && d.browser.fb.rgbAt(10, 10) === RDP_ROOT, 'the vendor\'s screen at the last size', 20_000);
+    await until(() => watcher.fb.width === 1016 && watcher.fb.height === 656 && watcher.fb.rgbAt(10, 10) === RDP_ROOT, 'the watcher to follow', 10_000);
+    // Nothing more follows: no second login on the device.
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(xfreerdpFor(rdp.port)).toEqual([newClient]);
+    expect(await resized()).toHaveLength(1);
+
+    d.browser.close();
+    await d.sock.closed;
+    await watch.closed;
+    await until(() => xfreerdpFor(rdp.port).length === 0, 'xfreerdp to exit', 10_000);
+  }, 90_000);
+
+  it('ends an RDP desktop, named and audited, when the device refuses the login a resize needs', async () => {
+    const d = await connect(vendorApi, 'device=xr-03&protocol=rdp&width=1280&height=800');
+    await until(() => d.browser.fb.rgbAt(10, 10) === RDP_ROOT, 'the device\'s screen', 20_000);
+    // The device's password changes under the session: the reconnect at the new size is refused.
+    const sam = readFileSync(rdp.samFile);
+    const other = spawnSync('winpr-hash', ['-u', rdp.username, '-p', 'Changed-on-the-device-1', '-f', 'sam']);
+    expect(other.status).toBe(0);
+    writeFileSync(rdp.samFile, other.stdout);
+    try {
+      d.browser.send(setDesktopSizeMsg(1024, 768));
+      await d.sock.closed;
+    } finally {
+      writeFileSync(rdp.samFile, sam);
+    }
+    const end = d.sock.controls.find((c) => c.type === 'end') as { code: string; reason: string; message: string };
+    expect(end).toMatchObject({ code: 'DEVICE_AUTH_FAILED', reason: 'error' });
+    expect(end.message).toMatch(/could not follow the new window size/);
+    expect(end.message).not.toContain(rdp.password);
+    const failed = (await fx.audit('desktop.resized')).filter((e) => (e.data as { session?: string }).session === d.session);
+    expect(failed).toEqual([expect.objectContaining({ outcome: 'denied', code: 'DEVICE_AUTH_FAILED', data: expect.objectContaining({ result: 'failed', to: { width: 1024, height: 768 } }) })]);
+    await expect.poll(async () => (await fx.gw.runtime.store.getSession(d.session))?.endReason, { timeout: 10_000 }).toBe('error');
+    await until(() => xfreerdpFor(rdp.port).length === 0, 'xfreerdp to exit', 10_000);
+  }, 60_000);
 });
+
+/** The browser's SetDesktopSize (RFB ExtendedDesktopSize), one screen. */
+function setDesktopSizeMsg(width: number, height: number): Buffer {
+  const b = Buffer.alloc(24);
+  b.writeUInt8(CLIENT_MSG.setDesktopSize, 0);
+  b.writeUInt16BE(width, 2);
+  b.writeUInt16BE(height, 4);
+  b.writeUInt8(1, 6);
+  b.writeUInt16BE(width, 16);
+  b.writeUInt16BE(height, 18);
+  return b;
+}
 
 /** The server side of an RFB stream from fixed bytes (a recording's frame); what the client writes is dropped. */
 function streamOf(bytes: Buffer): Duplex {

@@ -359,8 +359,22 @@ describe('RDP sessions run xfreerdp inside a private Xvnc', () => {
     // The shadow server has no Display Control channel: the reconnect is what resized the session.
     expect(d.pids.xfreerdp).not.toBe(before);
     expect(isGone(before)).toBe(true);
+    // Each new size is a RandR mode; the one left behind is removed, so the list stays short.
+    const modes = (): string[] => {
+      const out = spawnSync('xrandr', [], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', DISPLAY: d.xDisplay, XAUTHORITY: d.xauthorityPath } });
+      return [...out.stdout.toString().matchAll(/^\s+(\d+x\d+)\s/gm)].map((m) => m[1] as string);
+    };
+    expect(modes()).toContain('1100x700');
+    await d.resize(1200, 704);
+    expect(modes()).toContain('1200x704');
+    expect(modes()).not.toContain('1100x700');
+    // Back to a size TigerVNC lists itself: that mode stays, and ours goes.
+    await d.resize(1024, 768);
+    expect(modes()).not.toContain('1200x704');
+    expect(modes()).toContain('1024x768');
+    expect((await readFramebuffer(d.socketPath)).width).toBe(1024);
     await d.stop();
-  });
+  }, 60_000);
 
   describe('when the gateway process itself ends', () => {
     const script = (): string => {

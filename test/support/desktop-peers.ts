@@ -253,6 +253,8 @@ export interface RdpDevice {
   password: string;
   /** The certificate the device presents (PEM), to compare with what the gateway pins. */
   certFile: string;
+  /** The SAM file NLA checks against (read at each login: rewriting it changes the password). */
+  samFile: string;
   /** DISPLAY and XAUTHORITY of the device's own screen (xwd, xdotool…). */
   env: NodeJS.ProcessEnv;
   stop(): Promise<void>;
@@ -310,7 +312,7 @@ export async function startRdpDevice(opts: { username?: string; password?: strin
       if (Date.now() > end) throw new Error('the RDP device did not start listening');
       await new Promise((r) => setTimeout(r, 100));
     }
-    return { port, username, password, certFile: path.join(home, '.config/freerdp/shadow/shadow.crt'), env, stop };
+    return { port, username, password, certFile: path.join(home, '.config/freerdp/shadow/shadow.crt'), samFile: sam, env, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -1,6 +1,7 @@
 import { ApiFailure } from '../api/api-client.js';
 import { FrameReader, type DesktopFrame } from './frame-reader.js';
 import { RfbChannel, serverHandshakeLength, serverInitSize } from './rfb-channel.js';
+import { sizeChangeIn } from './rfb-size.js';
 
 /** `GET /api/recordings/:id/desktop`: what the player needs before the first frame. */
 export interface DesktopOutline {
@@ -154,7 +155,21 @@ export class DesktopReplayer {
     }
   }
 
-  /** The screen at the seek time: into the noVNC already showing one of its size, or a fresh one. */
+  /**
+   * Keeps `size` what noVNC shows while playing on: the screen changes size in the middle of a
+   * recording when an RDP desktop followed the browser's window. A message this cannot read
+   * leaves the size unknown, and the next seek then starts a fresh noVNC.
+   */
+  private follow(bytes: Uint8Array): void {
+    const change = sizeChangeIn(bytes);
+    if (change === 'unknown') this.size = null;
+    else if (change) this.size = change;
+  }
+
+  /**
+   * The screen at the seek time, at the keyframe's size: into the noVNC already showing a screen
+   * of that size, or a fresh one.
+   */
   private show(frame: DesktopFrame): void {
     const size = serverInitSize(frame.bytes);
     const handshake = serverHandshakeLength(frame.bytes);
@@ -188,6 +203,7 @@ export class DesktopReplayer {
       }
       if (!(await this.until(frame.ms, generation))) return;
       this.channel?.deliver(frame.bytes);
+      this.follow(frame.bytes);
     }
   }
 

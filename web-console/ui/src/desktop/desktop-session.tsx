@@ -12,7 +12,8 @@ const clamp = (n: number, lo: number, hi: number): number => Math.max(lo, Math.m
  * The vendor's desktop: noVNC over `/api/desktop` (the gateway offers security None: the person
  * is signed in, the grant was checked at the upgrade), the enforcement banner above the screen,
  * and the toolbar (state, Ctrl+Alt+Del for RDP, disconnect / connect again). The remote screen
- * is scaled to fit; an RDP display is made at this box's size when the session opens.
+ * is scaled to fit; an RDP display is made at this box's size when the session opens, and
+ * follows it when the box changes size (noVNC asks; the gateway settles and rate-limits).
  */
 export function DesktopSession({ device, protocol, grantUntil, onState }: {
   device: string;
@@ -88,6 +89,7 @@ export function DesktopSession({ device, protocol, grantUntil, onState }: {
           setWasConnected(true);
           if (!ended) report('connected', null);
         },
+        onResize: (s) => setSize(s),
         onDisconnect: (clean) => {
           if (!clean) finish({ code: null, reason: null, message: null, viewerFailed: true });
         },

@@ -6,6 +6,8 @@ export interface ViewerHooks {
   onConnect?: (size: { width: number; height: number }) => void;
   /** noVNC let go of the connection (clean: the stream ended as RFB allows). */
   onDisconnect?: (clean: boolean) => void;
+  /** The remote screen changed size (an RDP desktop following the window, a device's own change). */
+  onResize?: (size: { width: number; height: number }) => void;
 }
 
 /**
@@ -17,6 +19,7 @@ export class DesktopViewer {
   readonly rfb: RFB;
   private frozen: HTMLCanvasElement | null = null;
   private disconnected = false;
+  private sizeWatch: MutationObserver | null = null;
   width = 0;
   height = 0;
 
@@ -24,6 +27,9 @@ export class DesktopViewer {
     this.rfb = new RFB(host, channel, { shared: true });
     this.rfb.viewOnly = opts.viewOnly;
     this.rfb.scaleViewport = true;
+    // Asks the gateway to follow the window's size; only an RDP desktop does (a VNC device's
+    // screen is its own, and the gateway does not offer it the means to ask).
+    this.rfb.resizeSession = !opts.viewOnly;
     this.rfb.focusOnClick = !opts.viewOnly;
     this.rfb.background = '#101418';
     this.rfb.addEventListener('connect', () => {
@@ -36,6 +42,16 @@ export class DesktopViewer {
       }
       opts.onConnect?.({ width: this.width, height: this.height });
       if (!opts.viewOnly) this.rfb.focus({ preventScroll: true });
+      // noVNC has no resize event; its canvas is sized to the remote screen (scaled by CSS).
+      if (c && opts.onResize) {
+        this.sizeWatch = new MutationObserver(() => {
+          if (c.width === this.width && c.height === this.height) return;
+          this.width = c.width;
+          this.height = c.height;
+          opts.onResize?.({ width: c.width, height: c.height });
+        });
+        this.sizeWatch.observe(c, { attributes: true, attributeFilter: ['width', 'height'] });
+      }
     });
     this.rfb.addEventListener('disconnect', (e) => {
       this.disconnected = true;
@@ -77,6 +93,8 @@ export class DesktopViewer {
   }
 
   dispose(): void {
+    this.sizeWatch?.disconnect();
+    this.sizeWatch = null;
     if (!this.disconnected) {
       try {
         this.rfb.disconnect();

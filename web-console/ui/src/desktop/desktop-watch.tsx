@@ -53,6 +53,7 @@ export function DesktopWatch({ session, onState }: { session: string; onState?: 
           setSize(s);
           if (!ended) report('connected', null);
         },
+        onResize: (s) => setSize(s),
         onDisconnect: (clean) => {
           if (!clean) finish({ code: null, reason: null, message: null, viewerFailed: true });
         },
