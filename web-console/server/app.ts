@@ -13,6 +13,7 @@ import { registerEvents } from './events-api.js';
 import { registerRecordings } from './recordings-api.js';
 import { registerStaticUi } from './static-ui.js';
 import { registerTerminals } from './terminal-ws.js';
+import { WebSocketSessions } from './web-session-keeper.js';
 import { registerDevices } from './devices-api.js';
 import { registerPeople } from './people-api.js';
 import { registerRecords } from './records-api.js';
@@ -98,7 +99,8 @@ export async function buildWebApp(rt: Runtime, broker: SessionBroker): Promise<F
   // WebSockets (browser terminal, live watch) at most 1 MiB a frame.
   // permessage-deflate: desktops are sent in stateless encodings (recordable, seekable) and rely on it.
   await app.register(websocket, { options: { maxPayload: 1024 * 1024, perMessageDeflate: { threshold: 1024 } } });
-  registerAuth(app, rt);
+  const sockets = new WebSocketSessions(rt);
+  registerAuth(app, rt, sockets);
   registerSessions(app, rt);
   registerDevices(app, rt);
   registerPeople(app, rt);
@@ -107,7 +109,7 @@ export async function buildWebApp(rt: Runtime, broker: SessionBroker): Promise<F
   registerCommands(app, rt);
   registerRecordings(app, rt);
   registerEvents(app, rt);
-  registerTerminals(app, rt, broker);
+  registerTerminals(app, rt, broker, sockets);
   registerStaticUi(app);
   app.get('/api/openapi.json', async () => openApiDocument(VERSION));
   return app;

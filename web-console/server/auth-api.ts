@@ -2,17 +2,14 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { describeCode, type ErrorCode } from '../../policy/error-codes.js';
-import { loginAllowed } from '../../policy/lockout.js';
-import { principalFacts } from '../../gateway/identity/authenticator.js';
 import { RateLimit } from '../../gateway/limits/rate-limit.js';
 import type { Runtime } from '../../gateway/runtime.js';
 import type { UserRecord } from '../../gateway/store/store.js';
 import { ApiError, route, type Principal } from './api-route.js';
+import { currentWebSession, type WebSocketSessions } from './web-session-keeper.js';
 
 export const SESSION_COOKIE = 'pc_session';
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-/** Writing lastSeenAt on every request would put a store write on every click; once a while is enough. */
-const TOUCH_EVERY_MS = 30_000;
 
 const tokenId = (token: string): string => createHash('sha256').update(token).digest('hex');
 
@@ -47,7 +44,7 @@ const userView = (u: UserRecord) => ({ name: u.name, roles: u.roles, org: u.org,
  * SameSite=Strict — whose SHA-256 is the store key (a stolen database holds no usable cookie).
  * Every state-changing request must also carry the session's CSRF token in X-CSRF-Token.
  */
-export function registerAuth(app: FastifyInstance, rt: Runtime): void {
+export function registerAuth(app: FastifyInstance, rt: Runtime, sockets: WebSocketSessions): void {
   const { store, config, clock } = rt;
   const perAddress = new RateLimit(config.web.login_rate_per_minute, 60_000);
 
@@ -64,27 +61,7 @@ export function registerAuth(app: FastifyInstance, rt: Runtime): void {
   async function sessionOf(req: FastifyRequest): Promise<Principal | null> {
     const token = readCookie(req, SESSION_COOKIE);
     if (!token || !/^[A-Za-z0-9_-]{43}$/.test(token)) return null;
-    const now = clock();
-    const id = tokenId(token);
-    const session = await store.getWebSession(id, now);
-    if (!session) return null;
-    if (now - session.lastSeenAt >= config.web.session_idle_timeout) {
-      await store.deleteWebSession(id);
-      return null;
-    }
-    const user = await store.getUser(session.user);
-    // A disabled, locked or expired account loses its browser sessions at once, not at their end.
-    if (!user || !loginAllowed(principalFacts(user), now).allow) {
-      await store.deleteWebSession(id);
-      return null;
-    }
-    if (now - session.lastSeenAt >= TOUCH_EVERY_MS) {
-      const expiresAt = Math.min(session.createdAt + config.web.session_max_age, now + config.web.session_idle_timeout);
-      await store.touchWebSession(id, now, expiresAt);
-      session.lastSeenAt = now;
-      session.expiresAt = expiresAt;
-    }
-    return { user, session };
+    return currentWebSession(rt, tokenId(token));
   }
 
   /** A signed-in browser: an opaque cookie, and the CSRF token this session's state changes must carry. */
@@ -152,6 +129,7 @@ export function registerAuth(app: FastifyInstance, rt: Runtime): void {
     response: z.object({ signedOut: z.boolean() }),
   }, async ({ principal, reply }) => {
     await store.deleteWebSession(principal.session.id);
+    sockets.ended(principal.session.id, 'signed_out');
     await rt.audit.record('logout', { actor: principal.user.name, outcome: 'info', data: { via: 'web' } });
     reply.header('set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0`);
     return { signedOut: true };

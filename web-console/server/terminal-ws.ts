@@ -8,8 +8,9 @@ import { z } from 'zod';
 import type { ErrorCode } from '../../policy/error-codes.js';
 import type { LiveSession, SessionBroker, SessionEnding } from '../../gateway/broker/session-broker.js';
 import type { Runtime } from '../../gateway/runtime.js';
-import { ApiError, authorize, declareRoute } from './api-route.js';
+import { ApiError, authorize, declareRoute, type Principal } from './api-route.js';
 import { WebTerminalChannel } from './web-terminal-channel.js';
+import type { WebSocketSessions } from './web-session-keeper.js';
 
 /** Why a session ended, as the catalogue code a browser can translate. */
 const END_CODES: Record<string, ErrorCode | null> = {
@@ -60,7 +61,13 @@ const desktopQuery = z.object({
  * WebSocket front doors of the web console: the browser terminal (into the same session broker
  * as the SSH front door) and the read-only live watch of any node's session.
  */
-export function registerTerminals(app: FastifyInstance, rt: Runtime, broker: SessionBroker): void {
+export function registerTerminals(app: FastifyInstance, rt: Runtime, broker: SessionBroker, sockets: WebSocketSessions): void {
+  /** The socket lives as long as the browser session that opened it (signed out, lapsed: closed, saying why). */
+  const hold = (principal: Principal, socket: WebSocket): void => sockets.hold(principal, socket, (message) => {
+    sendJson(socket, { type: 'end', code: 'UNAUTHENTICATED', reason: null, message });
+    socket.close();
+  });
+
   declareRoute({
     method: 'GET', url: '/api/terminal', access: 'session.connect', tags: ['sessions'], produces: 'websocket', query: terminalQuery,
     summary: 'WebSocket: a terminal session to a device on your grant (binary frames: terminal bytes; text: {"type":"resize"}, {"type":"status"}, {"type":"end"})',
@@ -113,6 +120,7 @@ export function registerTerminals(app: FastifyInstance, rt: Runtime, broker: Ses
       socket.close();
       return;
     }
+    hold(principal, socket);
     const { device, protocol, width, height } = parsed.data;
     const channel = new WebTerminalChannel(socket);
     const result = await broker.openDesktop({ user: principal.user, deviceName: device, protocol, via: 'web', clientAddress: `web ${req.ip}`, width, height }, channel);
@@ -138,6 +146,7 @@ export function registerTerminals(app: FastifyInstance, rt: Runtime, broker: Ses
       socket.close();
       return;
     }
+    hold(principal, socket);
     const { device, cols, rows } = parsed.data;
     const channel = new WebTerminalChannel(socket);
     const result = await broker.openSsh({
@@ -169,6 +178,8 @@ export function registerTerminals(app: FastifyInstance, rt: Runtime, broker: Ses
     wsHandler: (socket: WebSocket, req: FastifyRequest) => {
       void watch(socket, req).catch((err: Error) => {
         rt.log.error('watch failed', { error: err.message });
+        // Most likely the cluster bus (Redis) did not answer the subscription: say so, never just drop.
+        sendJson(socket, { type: 'end', code: 'STORE_UNAVAILABLE', reason: null, message: 'The gateway could not start watching this session (its cluster bus did not answer). Try again in a moment.' });
         socket.close();
       });
     },
@@ -176,6 +187,11 @@ export function registerTerminals(app: FastifyInstance, rt: Runtime, broker: Ses
 
   async function watch(socket: WebSocket, req: FastifyRequest): Promise<void> {
     const id = (req.params as { id: string }).id;
+    if (!req.principal) {
+      socket.close();
+      return;
+    }
+    hold(req.principal, socket);
     const session = await rt.store.getSession(id);
     if (!session) {
       sendJson(socket, { type: 'end', code: 'NOT_FOUND', message: 'No such session.' });
@@ -199,7 +215,7 @@ export function registerTerminals(app: FastifyInstance, rt: Runtime, broker: Ses
       if (timer) clearInterval(timer);
       void unsubscribe?.();
     });
-    const by = req.principal?.user.name ?? 'unknown';
+    const by = req.principal.user.name;
     await rt.audit.record('session.watched', { actor: by, outcome: 'info', data: { session: id, user: session.user, device: session.device, node: session.node } });
     unsubscribe = await rt.bus.subscribeStream(`watch:${id}`, (payload) => {
       let m: { t?: string; to?: string; b?: string; reason?: string; notice?: string | null };
