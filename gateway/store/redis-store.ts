@@ -7,7 +7,7 @@ import {
   WEB_SESSION_FIELDS, type Fields,
 } from './record-fields.js';
 import {
-  AlreadyExistsError, StoreUnavailableError, type AuditDraft, type AuditEntry, type AuditQuery, type CommandQuery, type CommandRecord,
+  AlreadyExistsError, auditMatches, StoreUnavailableError, type AuditDraft, type AuditEntry, type AuditQuery, type CommandQuery, type CommandRecord,
   type CredentialRecord, type DeviceRecord, type GrantRecord, type NodeRecord, type OrgRecord, type RecordingRecord, type RequestQuery,
   type RequestRecord, type SessionEndPatch, type SessionQuery, type SessionRecord, type Store, type UserRecord, type WebSessionRecord,
 } from './store.js';
@@ -700,24 +700,33 @@ export class RedisStore implements Store {
   }
 
   async listAudit(q: AuditQuery): Promise<AuditEntry[]> {
-    const after = q.afterSeq ?? 0;
     const limit = q.limit ?? 1000;
-    let seqs: string[];
-    if (q.type) {
-      seqs = await this.cmd<string[]>(['ZRANGE', this.auditKey(`type:${q.type}`), `(${after}`, '+inf', 'BYSCORE', 'LIMIT', '0', String(limit)]);
-    } else {
-      const head = await this.cmd<string | null>(['GET', this.auditKey('head')]);
-      const last = head ? Number(head.slice(0, head.indexOf(':'))) : 0;
-      seqs = [];
-      for (let s = after + 1; s <= Math.min(last, after + limit); s++) seqs.push(String(s));
-    }
-    if (seqs.length === 0) return [];
+    const filtered = q.actor !== undefined || q.outcome !== undefined || q.since !== undefined || q.until !== undefined || q.text !== undefined;
     const out: AuditEntry[] = [];
-    for (let i = 0; i < seqs.length; i += 1000) {
-      const values = await this.cmd<Array<string | null>>(['HMGET', this.auditKey('entries'), ...seqs.slice(i, i + 1000)]);
-      for (const v of values) if (v) out.push(JSON.parse(v) as AuditEntry);
+    let after = q.afterSeq ?? 0;
+    const head = q.type ? null : await this.cmd<string | null>(['GET', this.auditKey('head')]);
+    const last = head ? Number(head.slice(0, head.indexOf(':'))) : 0;
+    // Read in pages of 1000 in chain order; with filters Redis cannot apply, read on until enough match.
+    for (;;) {
+      const page = filtered ? 1000 : Math.min(1000, limit - out.length);
+      let seqs: string[];
+      if (q.type) {
+        seqs = await this.cmd<string[]>(['ZRANGE', this.auditKey(`type:${q.type}`), `(${after}`, '+inf', 'BYSCORE', 'LIMIT', '0', String(page)]);
+      } else {
+        seqs = [];
+        for (let s = after + 1; s <= Math.min(last, after + page); s++) seqs.push(String(s));
+      }
+      if (seqs.length === 0) return out;
+      const values = await this.cmd<Array<string | null>>(['HMGET', this.auditKey('entries'), ...seqs]);
+      for (const v of values) {
+        if (!v) continue;
+        const e = JSON.parse(v) as AuditEntry;
+        if (filtered && !auditMatches(e, q)) continue;
+        out.push(e);
+        if (out.length >= limit) return out;
+      }
+      after = Number(seqs[seqs.length - 1]);
     }
-    return out;
   }
 
   async ping(): Promise<void> {

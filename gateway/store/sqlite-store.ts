@@ -405,7 +405,13 @@ export class SqliteStore implements Store {
   }
 
   async listAudit(q: AuditQuery): Promise<AuditEntry[]> {
-    const w = where([[true, 'seq > ?', q.afterSeq ?? 0], [Boolean(q.type), 'type = ?', q.type]]);
+    const w = where([
+      [true, 'seq > ?', q.afterSeq ?? 0], [Boolean(q.type), 'type = ?', q.type],
+      [q.actor !== undefined, 'actor = ?', q.actor], [q.outcome !== undefined, 'outcome = ?', q.outcome],
+      [q.since !== undefined, 'ts >= ?', q.since], [q.until !== undefined, 'ts <= ?', q.until],
+      // instr(), not LIKE: the search text is taken literally, % and _ included.
+      [q.text !== undefined, 'instr(data, ?) > 0', q.text],
+    ]);
     const rows = this.db.prepare(`SELECT * FROM audit ${w.sql} ORDER BY seq LIMIT ?`).all(...w.args, q.limit ?? 1000) as Row[];
     return rows.map(auditFromRow);
   }

@@ -330,6 +330,23 @@ export interface AuditQuery {
   afterSeq?: number;
   limit?: number;
   type?: string;
+  /** Who acted (a user's name, `portcullis`, `local:…`). */
+  actor?: string;
+  outcome?: AuditEntry['outcome'];
+  /** ISO times, both inclusive. */
+  since?: string;
+  until?: string;
+  /** Taken literally: a substring of the entry's data (a device, a session id, a command). */
+  text?: string;
+}
+
+/** Whether an entry passes a query's filters other than afterSeq, type and limit (the backends that cannot filter in their query language use it). */
+export function auditMatches(e: AuditEntry, q: AuditQuery): boolean {
+  return (q.actor === undefined || e.actor === q.actor)
+    && (q.outcome === undefined || e.outcome === q.outcome)
+    && (q.since === undefined || e.ts >= q.since)
+    && (q.until === undefined || e.ts <= q.until)
+    && (q.text === undefined || JSON.stringify(e.data).includes(q.text));
 }
 
 type Patch<T, K extends keyof T> = Partial<Omit<T, K>>;

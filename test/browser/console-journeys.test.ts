@@ -229,6 +229,24 @@ describe('the web console in Chromium', () => {
     expect(await report.getAttribute('data-verify-ok')).toBe('true');
     expect(await sec.locator('table').innerText()).toContain('session.kill');
     await shot(sec, 'audit');
+    // What did sam do? Only sam's entries remain, the kill among them; then only what succeeded;
+    // then everything that names the device.
+    const search = sec.getByRole('search', { name: 'Filter the audit log' });
+    const apply = (): Promise<void> => search.getByRole('button', { name: 'Apply filters' }).click();
+    const column = (n: number): Promise<string[]> => sec.locator(`table tbody tr td:nth-child(${n})`).allInnerTexts();
+    await search.getByLabel('Actor').fill('sam');
+    await apply();
+    await expect.poll(async () => [...new Set(await column(4))], { timeout: WAIT }).toEqual(['sam']);
+    expect(await column(3)).toContain('session.kill');
+    await search.getByRole('button', { name: 'Clear' }).click();
+    await search.getByLabel('Outcome').selectOption('ok');
+    await apply();
+    await expect.poll(async () => [...new Set((await column(5)).map((c) => c.split('\n')[0]))], { timeout: WAIT }).toEqual(['ok']);
+    await search.getByRole('button', { name: 'Clear' }).click();
+    await search.getByLabel('Text in the details (device, session, command)').fill(DEVICE);
+    await apply();
+    await expect.poll(async () => (await column(3)).includes('session.kill') && (await column(3)).every((t) => t !== 'audit.verified'), { timeout: WAIT }).toBe(true);
+    await shot(sec, 'audit-filtered');
   });
 
   it('an administrator manages users and devices, in English and in Chinese', async () => {

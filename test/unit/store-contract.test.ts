@@ -350,6 +350,29 @@ describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
     expect((await store.listAudit({ type: 'nope' })).length).toBe(0);
   });
 
+  it('filters the audit chain by actor, outcome, time and a literal text in the data, paging in chain order', async () => {
+    const outcomes = ['ok', 'denied', 'info'] as const;
+    for (let i = 0; i < 2500; i++) {
+      await store.appendAudit({ type: i % 2 ? 'session.started' : 'login', actor: i % 5 === 0 ? 'mallory' : `u${i % 7}`, outcome: outcomes[i % 3] as 'ok', code: null,
+        data: { device: i === 2400 ? 'ct-100%_x' : `dev-${i % 4}`, i } }, T + i * 1000);
+    }
+    const seqs = (es: Array<{ seq: number }>): number[] => es.map((e) => e.seq);
+    // Matches far apart in the chain (past the first thousand entries) are still found.
+    const mallory = await store.listAudit({ actor: 'mallory', outcome: 'denied', limit: 5000 });
+    expect(seqs(mallory)).toEqual(Array.from({ length: 2500 }, (_, i) => i).filter((i) => i % 5 === 0 && i % 3 === 1).map((i) => i + 1));
+    expect(mallory.every((e) => e.actor === 'mallory' && e.outcome === 'denied')).toBe(true);
+    const page = await store.listAudit({ actor: 'mallory', outcome: 'denied', limit: 3, afterSeq: mallory[10]?.seq });
+    expect(seqs(page)).toEqual(seqs(mallory.slice(11, 14)));
+    const since = new Date(T + 2000 * 1000).toISOString();
+    const until = new Date(T + 2009 * 1000).toISOString(); // inclusive
+    expect(seqs(await store.listAudit({ since, until, limit: 100 }))).toEqual(Array.from({ length: 10 }, (_, i) => 2001 + i));
+    expect(seqs(await store.listAudit({ since, until, type: 'login', limit: 100 }))).toEqual([2001, 2003, 2005, 2007, 2009]);
+    // Taken literally: % and _ are no wildcards.
+    expect(seqs(await store.listAudit({ text: 'ct-100%_x', limit: 100 }))).toEqual([2401]);
+    expect(await store.listAudit({ text: 'ct-1%', limit: 100 })).toEqual([]);
+    expect(await store.listAudit({ actor: 'nobody' })).toEqual([]);
+  });
+
   it('makes a retried append with the same id a no-op that returns the first entry', async () => {
     const draft = { type: 'session.end', actor: 'erin', outcome: 'info' as const, code: null, data: { session: 's1' } };
     const a = await store.appendAudit(draft, T, 'dedup-1');

@@ -45,10 +45,21 @@ export function registerRecords(app: FastifyInstance, rt: Runtime): void {
   });
 
   route(app, {
-    method: 'GET', url: '/api/audit', access: 'audit.read', tags: ['audit'], summary: 'Audit entries in chain order (after a sequence number; optionally of one type)',
-    query: z.object({ after: z.coerce.number().int().min(0).default(0), limit: z.coerce.number().int().min(1).max(5000).default(500), type: z.string().max(64).optional() }),
+    method: 'GET', url: '/api/audit', access: 'audit.read', tags: ['audit'], summary: 'Audit entries in chain order, after a sequence number; filtered by type, actor, outcome, time (from/to, inclusive) and a literal text in the data',
+    query: z.object({
+      after: z.coerce.number().int().min(0).default(0), limit: z.coerce.number().int().min(1).max(5000).default(500), type: z.string().max(64).optional(),
+      actor: z.string().min(1).max(128).optional(), outcome: z.enum(['ok', 'denied', 'info']).optional(),
+      from: isoTime.optional(), to: isoTime.optional(), text: z.string().min(1).max(200).optional(),
+    }),
     response: z.object({ entries: z.array(auditSchema) }),
-  }, async ({ query }) => ({ entries: await rt.store.listAudit({ afterSeq: query.after, limit: query.limit, ...(query.type ? { type: query.type } : {}) }) }));
+  }, async ({ query: q }) => ({
+    entries: await rt.store.listAudit({
+      afterSeq: q.after, limit: q.limit, ...(q.type ? { type: q.type } : {}), ...(q.actor ? { actor: q.actor } : {}), ...(q.outcome ? { outcome: q.outcome } : {}),
+      // Stored times are ISO UTC strings, which order as the instants do.
+      ...(q.from !== undefined ? { since: new Date(q.from).toISOString() } : {}), ...(q.to !== undefined ? { until: new Date(q.to).toISOString() } : {}),
+      ...(q.text ? { text: q.text } : {}),
+    }),
+  }));
 
   route(app, {
     method: 'POST', url: '/api/audit/verify', access: 'audit.read', tags: ['audit'],

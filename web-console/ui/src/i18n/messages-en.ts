@@ -352,6 +352,7 @@ const text = {
   'audit.filters': 'Filter the audit log',
   'audit.type': 'Type',
   'audit.after': 'After entry number',
+  'audit.text': 'Text in the details (device, session, command)',
   'audit.time': 'Time',
   'audit.actor': 'Actor',
   'audit.outcome': 'Outcome',

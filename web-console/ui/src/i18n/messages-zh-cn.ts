@@ -350,6 +350,7 @@ export const zhCN: Messages = {
     'audit.filters': '筛选审计日志',
     'audit.type': '类型',
     'audit.after': '起始条目编号（不含）',
+    'audit.text': '详情中的文字（设备、会话、命令）',
     'audit.time': '时间',
     'audit.actor': '操作人',
     'audit.outcome': '结果',

@@ -1,6 +1,7 @@
 import { useEffect, useId, useState } from 'preact/hooks';
 import { api, query } from '../../api/api-client.js';
 import type { AuditEntry, VerifyReport } from '../../api/api-types.js';
+import { dayEnd, dayStart } from '../../components/day-bounds.js';
 import { Field } from '../../components/form-field.js';
 import { PageHeader } from '../../components/page-header.js';
 import { Empty, ErrorNote, Loading } from '../../components/status-views.js';
@@ -39,10 +40,12 @@ function DataPairs({ data }: { data: Record<string, unknown> }) {
 export default function AuditPage() {
   const i18n = useI18n();
   const { t } = i18n;
-  const ids = { type: useId(), after: useId(), list: useId() };
-  const [type, setType] = useState('');
-  const [after, setAfter] = useState('');
-  const [applied, setApplied] = useState({ type: '', after: 0 });
+  const ids = { type: useId(), after: useId(), list: useId(), actor: useId(), outcome: useId(), from: useId(), to: useId(), text: useId() };
+  const NONE = { type: '', after: '', actor: '', outcome: '', from: '', to: '', text: '' };
+  const [draft, setDraft] = useState(NONE);
+  const [applied, setApplied] = useState(NONE);
+  const set = (k: keyof typeof NONE) => (e: { currentTarget: { value: string } }): void => setDraft({ ...draft, [k]: e.currentTarget.value });
+  const startAt = Math.max(0, Number(applied.after) || 0);
   const [entries, setEntries] = useState<AuditEntry[] | null>(null);
   const [more, setMore] = useState(false);
   const [error, setError] = useState<unknown>(null);
@@ -54,7 +57,10 @@ export default function AuditPage() {
   const load = async (from: number, append: boolean): Promise<void> => {
     setError(null);
     try {
-      const r = await api.get<{ entries: AuditEntry[] }>(`/api/audit${query({ type: applied.type.trim(), after: from, limit: PAGE })}`);
+      const r = await api.get<{ entries: AuditEntry[] }>(`/api/audit${query({
+        type: applied.type.trim(), actor: applied.actor.trim(), outcome: applied.outcome, from: dayStart(applied.from), to: dayEnd(applied.to),
+        text: applied.text.trim(), after: from, limit: PAGE,
+      })}`);
       setEntries((prev) => (append && prev ? [...prev, ...r.entries] : r.entries));
       setMore(r.entries.length === PAGE);
     } catch (err) {
@@ -64,7 +70,7 @@ export default function AuditPage() {
 
   useEffect(() => {
     setEntries(null);
-    void load(applied.after, false);
+    void load(startAt, false);
   }, [applied]);
 
   async function verify(): Promise<void> {
@@ -101,20 +107,30 @@ export default function AuditPage() {
           )}
         </div>
       )}
-      <form class="filters" role="search" aria-label={t('audit.filters')} onSubmit={(e) => { e.preventDefault(); setApplied({ type, after: Math.max(0, Number(after) || 0) }); }}>
+      <form class="filters" role="search" aria-label={t('audit.filters')} onSubmit={(e) => { e.preventDefault(); setApplied(draft); }}>
         <Field id={ids.type} label={t('audit.type')}>
-          <input id={ids.type} list={ids.list} value={type} onInput={(e) => setType(e.currentTarget.value)} />
+          <input id={ids.type} list={ids.list} value={draft.type} onInput={set('type')} />
           <datalist id={ids.list}>{COMMON_TYPES.map((c) => <option key={c} value={c} />)}</datalist>
         </Field>
+        <Field id={ids.actor} label={t('audit.actor')}><input id={ids.actor} value={draft.actor} onInput={set('actor')} /></Field>
+        <Field id={ids.outcome} label={t('audit.outcome')}>
+          <select id={ids.outcome} value={draft.outcome} onChange={set('outcome')}>
+            <option value="">{t('filters.any')}</option>
+            {(['ok', 'denied', 'info'] as const).map((o) => <option key={o} value={o}>{i18n.name('outcome', o)}</option>)}
+          </select>
+        </Field>
+        <Field id={ids.from} label={t('filters.fromDay')}><input id={ids.from} type="date" value={draft.from} onInput={set('from')} /></Field>
+        <Field id={ids.to} label={t('filters.toDay')}><input id={ids.to} type="date" value={draft.to} onInput={set('to')} /></Field>
+        <Field id={ids.text} label={t('audit.text')}><input id={ids.text} value={draft.text} onInput={set('text')} /></Field>
         <Field id={ids.after} label={t('audit.after')}>
-          <input id={ids.after} type="number" min={0} value={after} onInput={(e) => setAfter(e.currentTarget.value)} />
+          <input id={ids.after} type="number" min={0} value={draft.after} onInput={set('after')} />
         </Field>
         <div class="filters-actions">
           <button type="submit" class="btn btn-primary">{t('filters.apply')}</button>
-          <button type="button" class="btn" onClick={() => { setType(''); setAfter(''); setApplied({ type: '', after: 0 }); }}>{t('filters.clear')}</button>
+          <button type="button" class="btn" onClick={() => { setDraft(NONE); setApplied(NONE); }}>{t('filters.clear')}</button>
         </div>
       </form>
-      {error !== null && <ErrorNote error={error} onRetry={() => void load(applied.after, false)} />}
+      {error !== null && <ErrorNote error={error} onRetry={() => void load(startAt, false)} />}
       {entries === null && error === null ? <Loading /> : entries !== null && entries.length === 0 ? <Empty><p>{t('audit.empty')}</p></Empty> : entries && (
         <>
           <div class="table-wrap">
