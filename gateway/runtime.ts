@@ -51,12 +51,26 @@ export async function openStore(config: GatewayConfig, log: Logger): Promise<Sto
   switch (config.store.backend) {
     case 'sqlite':
       return new SqliteStore(config.paths.database);
-    case 'redis':
+    case 'redis': {
+      const url = redisUrl(config);
       return RedisStore.open({
-        url: redisUrl(config), prefix: config.store.prefix, log, commandTimeoutMs: config.store.command_timeout, waitReplicas: config.store.wait_replicas,
-        ...(config.paths.redisTlsCa ? { tlsCa: readFileSync(config.paths.redisTlsCa, 'utf8') } : {}),
+        url, prefix: config.store.prefix, log, commandTimeoutMs: config.store.command_timeout, waitReplicas: config.store.wait_replicas,
+        ...(config.paths.redisTlsCa ? { tlsCa: redisTlsCa(config, config.paths.redisTlsCa, url) } : {}),
       });
+    }
   }
+}
+
+function redisTlsCa(config: GatewayConfig, file: string, url: string): string {
+  if (!url.startsWith('rediss:')) throw new ConfigError(config.file, 'store.tls_ca', 'a CA certificate is for TLS, but the Redis URL is redis:// (plain TCP); use rediss://');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(config.file, 'store.tls_ca', `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(config.file, 'store.tls_ca', `${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  return text;
 }
 
 export interface RuntimeOptions {

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { createClient, ErrorReply, type RedisClientType } from 'redis';
+import { createClient, ErrorReply, SocketClosedUnexpectedlyError, type RedisClientType } from 'redis';
 import { chainHash, GENESIS_HASH, hashedBody } from '../audit/audit-chain.js';
 import type { Logger } from '../log/logger.js';
 import {
@@ -214,6 +214,8 @@ export class RedisStore implements Store {
   private lastReplicaWarning = 0;
   private readonly waitReplicas: number;
   private readonly commandTimeoutMs: number;
+  /** Until the first connection succeeds a failure is reported, not retried: a wrong URL or certificate must not hang start-up. */
+  private everReady = false;
 
   private constructor(opts: RedisStoreOptions) {
     this.p = opts.prefix;
@@ -227,7 +229,7 @@ export class RedisStore implements Store {
       commandOptions: { timeout: opts.commandTimeoutMs ?? 5000 },
       socket: {
         connectTimeout: 5000,
-        reconnectStrategy: (retries: number) => Math.min(100 * 2 ** Math.min(retries, 5), 2000),
+        reconnectStrategy: (retries: number) => (this.everReady ? Math.min(100 * 2 ** Math.min(retries, 5), 2000) : false),
         ...(opts.tlsCa ? { tls: true as const, ca: opts.tlsCa } : {}),
       },
     }) as RedisClientType;
@@ -240,6 +242,7 @@ export class RedisStore implements Store {
       }
     });
     this.client.on('ready', () => {
+      this.everReady = true;
       this.head = null;
       this.log.info('redis connected');
     });
@@ -251,8 +254,9 @@ export class RedisStore implements Store {
     try {
       await store.client.connect();
     } catch (err) {
-      await store.client.destroy();
-      throw new StoreUnavailableError(`${redactUrl(opts.url)}: ${(err as Error).message}`);
+      // A first connection that failed has closed itself; destroying it again would hide the cause.
+      if (store.client.isOpen) await store.client.destroy();
+      throw new StoreUnavailableError(`${redactUrl(opts.url)}: ${(err as Error).message}${connectHint(opts.url, err)}`);
     }
     return store;
   }
@@ -751,6 +755,18 @@ export class RedisStore implements Store {
       cursor = next;
     } while (cursor !== '0');
   }
+}
+
+/** What a first connection's failure most likely means, when the error alone does not say. */
+function connectHint(url: string, err: unknown): string {
+  const code = (err as { code?: string }).code ?? '';
+  if (url.startsWith('rediss:') && /SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|CERT_UNTRUSTED/.test(code)) {
+    return ' (the Redis server\'s TLS certificate is not trusted: set store.tls_ca to the CA certificate that signed it)';
+  }
+  if (url.startsWith('redis:') && (code === 'ECONNRESET' || err instanceof SocketClosedUnexpectedlyError)) {
+    return ' (the server closed the connection: if that port expects TLS, use a rediss:// URL)';
+  }
+  return '';
 }
 
 /** A Redis URL for messages: the password never appears. */
