@@ -54,7 +54,7 @@ export async function startGateway(config: GatewayConfig, opts: { log?: Logger; 
     throw err;
   }
   const webAddr = web.server.address() as AddressInfo;
-  for (const w of loosenedRules(config.approvalRules)) log.warn('approval rule looser than the default', { level: w.level, clause: w.clause, detail: w.message });
+  for (const w of loosenedRules(config.approvalRules)) log.warn('approval rule looser than the default', { deviceLevel: w.level, clause: w.clause, detail: w.message });
   // Undecided requests whose window has passed become `expired` (one node wins each, by version).
   const sweeper = setInterval(() => inBackground(log, 'request expiry', expireRequests(runtime)), 30_000);
   sweeper.unref();

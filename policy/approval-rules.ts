@@ -425,11 +425,14 @@ export function validateNewRequest(req: NewAccessRequest, rules: RulesByLevel, n
     if (requester.nda === null) {
       return deny('NDA_MISSING', `no confidentiality agreement is on file for ${requester.name} (R-5.3a); ask the hospital to record yours`);
     }
+    if (requester.nda.expiresAt <= now) {
+      // Already over: no window helps, only a renewal.
+      return deny('NDA_EXPIRED', `the confidentiality agreement of ${requester.name} expired at ${iso(requester.nda.expiresAt)} (R-5.3a); ask the hospital to record the renewed one`);
+    }
     if (requester.nda.expiresAt < notAfter) {
-      const when = requester.nda.expiresAt <= now ? 'expired' : 'expires';
       return deny(
         'NDA_EXPIRES_TOO_SOON',
-        `the confidentiality agreement of ${requester.name} ${when} at ${iso(requester.nda.expiresAt)}, before the window ends at ${iso(notAfter)} (R-5.3a); renew it or end the window earlier`,
+        `the confidentiality agreement of ${requester.name} expires at ${iso(requester.nda.expiresAt)}, before the window ends at ${iso(notAfter)} (R-5.3a); renew it or end the window earlier`,
       );
     }
   }

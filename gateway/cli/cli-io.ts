@@ -11,9 +11,28 @@ export const COMMON_OPTIONS = {
   help: { type: 'boolean', short: 'h', default: false },
 } as const satisfies Options;
 
+/**
+ * `--from -5m` reads as an option followed by a negative relative time, not as two options:
+ * parseArgs alone calls it ambiguous. Joined as `--from=-5m` for options that take a value.
+ */
+function joinNegativeValues(args: string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    const next = args[i + 1];
+    const name = a.startsWith('--') && !a.includes('=') ? a.slice(2) : null;
+    if (name !== null && options[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${a}=${next}`);
+      i += 1;
+    } else out.push(a);
+  }
+  return out;
+}
+
 export function parse<O extends Options>(args: string[], options: O, positionals = 0) {
   try {
-    const r = parseArgs({ args, options: { ...COMMON_OPTIONS, ...options }, allowPositionals: true, strict: true });
+    const all = { ...COMMON_OPTIONS, ...options };
+    const r = parseArgs({ args: joinNegativeValues(args, all), options: all, allowPositionals: true, strict: true });
     if (r.positionals.length > positionals) throw new UsageError(`unexpected argument ${JSON.stringify(r.positionals[positionals])}`);
     return r;
   } catch (err) {

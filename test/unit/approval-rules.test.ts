@@ -151,7 +151,7 @@ describe('R-5.3c: filing an access request', () => {
     ['R-6.3c level 3: a full profile', lvl(3, { profile: { name: 'mri-root', mode: 'full' } }), 'PROFILE_MODE_NOT_ALLOWED', 'mri-root'],
     ['R-5.3a: a vendor with no NDA on file', { requester: { name: 'vera', roles: ['vendor'], nda: null, expiresAt: null } }, 'NDA_MISSING', 'vera'],
     ['R-5.3a: an NDA ending before the window ends', { requester: { name: 'vera', roles: ['vendor'], nda: { signedAt: NOW - DAY, expiresAt: NOW + 90 * MIN }, expiresAt: null } }, 'NDA_EXPIRES_TOO_SOON', 'expires at'],
-    ['R-5.3a: an NDA that has already expired', { requester: { name: 'vera', roles: ['vendor'], nda: { signedAt: NOW - 400 * DAY, expiresAt: NOW - DAY }, expiresAt: null } }, 'NDA_EXPIRES_TOO_SOON', 'expired at'],
+    ['R-5.3a: an NDA that has already expired', { requester: { name: 'vera', roles: ['vendor'], nda: { signedAt: NOW - 400 * DAY, expiresAt: NOW - DAY }, expiresAt: null } }, 'NDA_EXPIRED', 'expired at'],
     ['R-5.3d: an account expiring before the window ends', { requester: { name: 'vera', roles: ['vendor'], nda: { signedAt: NOW - DAY, expiresAt: NOW + DAY }, expiresAt: NOW + 90 * MIN } }, 'ACCOUNT_EXPIRES_TOO_SOON', 'extended'],
     ['R-5.3d: an account that has already expired', { requester: { name: 'vera', roles: ['vendor'], nda: { signedAt: NOW - DAY, expiresAt: NOW + DAY }, expiresAt: NOW - 1 } }, 'ACCOUNT_EXPIRED', 'expired at'],
   ];
