@@ -374,7 +374,7 @@ describe('the README quick-start, "From nothing to a recorded session", command 
   it('2. people: an organisation, a vendor under an NDA, a device manager and a security officer', async () => {
     const { cli } = served;
     ok(await cli(['org', 'add', 'siemens', '--display-name', 'Siemens Healthineers', '--contact', '+49 9131 84-0']), 'org add');
-    // The README's dates (2026-01-15 … 2027-01-14) would lapse; the same shape, relative to today.
+    // The README's dates (2026-01-15 … 2027-12-31) lapse one day; the same shape, relative to today.
     const a = json<{ name: string; org: string; nda: { reference: string }; otpauthUri: string }>(ok(await cli(['user', 'add', 'alice', '--role', 'vendor', '--org', 'siemens',
       '--nda-signed', day(-30), '--nda-expires', day(300), '--nda-ref', 'NDA-2026-031', '--expires', day(300), '--password-stdin', '--json'], 'their long passphrase\n'), 'user add alice'));
     expect(a).toMatchObject({ name: 'alice', org: 'siemens', nda: { reference: 'NDA-2026-031' } });
