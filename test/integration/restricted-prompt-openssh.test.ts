@@ -102,7 +102,8 @@ describe('the restricted prompt through a real OpenSSH client', () => {
     s.type(`echo never-run${KEY.ctrlC}`);
     await s.waitFor(/never-run[^]*\^C/);
     s.type('echo after-ctrl-c\r');
-    await s.waitFor('after-ctrl-c\r\n');
+    // Ctrl-D only once the prompt is back: typed while echo runs, it would go to echo's input.
+    await s.waitFor((seen) => seen.slice(seen.lastIndexOf('after-ctrl-c\r\n')).includes('rita@svc-01:~$ '));
     s.type(KEY.ctrlD);
     expect((await s.done).code).toBe(0);
     const got = ran(from);
@@ -131,7 +132,8 @@ describe('the restricted prompt through a real OpenSSH client', () => {
     // less is gone and the gateway's prompt is back.
     await s.waitFor((seen) => prompts(seen) > before);
     s.type('echo still-restricted\r');
-    await s.waitFor('still-restricted\r\n');
+    // Ctrl-D only once the prompt is back: typed while echo runs, it would go to echo's input.
+    await s.waitFor((seen) => seen.slice(seen.lastIndexOf('still-restricted\r\n')).includes('lena@svc-01:~$ '));
     s.type(KEY.ctrlD);
     await s.done;
   });
