@@ -2,7 +2,7 @@ import type { Client, ClientChannel, PseudoTtyOptions, ServerChannel } from 'ssh
 import type { RecordingWriter } from '../../recordings/recording-writer.js';
 import type { CommandMediator } from '../mediation/command-mediator.js';
 import { deviceCommandLine, RestrictedShell, type RunResult } from '../mediation/restricted-shell.js';
-import type { ExitInfo, RelayEnd, SessionIo } from './session-io.js';
+import { exitAtClose, type ExitInfo, type RelayEnd, type SessionIo } from './session-io.js';
 
 export interface RestrictedSessionOptions {
   pty: (PseudoTtyOptions & { term?: string }) | null;
@@ -113,7 +113,7 @@ export class RestrictedSession implements SessionIo {
         const drained = (): void => { ch.resume(); };
         this.recorder.on('drain', drained);
         ch.on('close', (code?: number | null, signal?: string) => {
-          if (exit === null && (typeof code === 'number' || signal)) exit = { code: typeof code === 'number' ? code : null, signal: signal ?? null };
+          exit = exitAtClose(exit, code, signal);
           this.recorder.off('drain', drained);
           if (this.current === ch) this.current = null;
           if (id) void this.mediator.finished(id, exit);

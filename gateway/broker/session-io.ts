@@ -9,6 +9,17 @@ export interface ExitInfo {
   signal: string | null;
 }
 
+/**
+ * How a device channel ended: what its 'exit' event said, or else the arguments ssh2 gives its
+ * 'close' (filled from the same record). 'exit' is emitted once, while ssh2 parses, so it is
+ * missed when the whole answer came in the packet that opened the channel, before a listener
+ * attached after a promise could exist.
+ */
+export function exitAtClose(exit: ExitInfo | null, code?: number | null, signal?: string): ExitInfo | null {
+  if (exit !== null || (typeof code !== 'number' && !signal)) return exit;
+  return { code: typeof code === 'number' ? code : null, signal: signal ?? null };
+}
+
 export interface SessionIo {
   bytesIn: number;
   bytesOut: number;

@@ -1,6 +1,6 @@
 import type { ClientChannel, ServerChannel } from 'ssh2';
 import type { RecordingWriter } from '../../recordings/recording-writer.js';
-import type { ExitInfo, RelayEnd, SessionIo } from './session-io.js';
+import { exitAtClose, type ExitInfo, type RelayEnd, type SessionIo } from './session-io.js';
 
 export type { ExitInfo, RelayEnd } from './session-io.js';
 
@@ -99,10 +99,8 @@ export class SshRelay implements SessionIo {
     upstream.on('exit', (code: number | null, signal?: string) => {
       this.exit = { code: code ?? null, signal: signal ?? null };
     });
-    // ssh2 also hands the exit status to 'close': the fallback when 'exit' was emitted before this
-    // listener existed (the device's whole answer can arrive in the packet that opened the channel).
     upstream.on('close', (code?: number | null, signal?: string) => {
-      if (this.exit === null && (typeof code === 'number' || signal)) this.exit = { code: typeof code === 'number' ? code : null, signal: signal ?? null };
+      this.exit = exitAtClose(this.exit, code, signal);
       this.deviceClosed();
     });
 
