@@ -3,6 +3,7 @@ import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TotpSource } from '../support/api-client.js';
+import { shot, SHOTS, signIn as signInAs, WAIT, waitForTerminal } from '../support/browser-pages.js';
 import type { DeviceSshd } from '../support/device-sshd.js';
 import { REPO, startGatewayWithDevice, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
 
@@ -12,9 +13,7 @@ import { REPO, startGatewayWithDevice, type GatewayFixture, type TestUser } from
 
 const CHROMIUM = '/usr/bin/chromium';
 const UI_INDEX = path.join(REPO, 'dist/ui/index.html');
-const SHOTS = path.join(REPO, 'test-artifacts/screenshots');
 const DEVICE = 'ct-01';
-const WAIT = 15_000;
 
 describe('the web console in Chromium', () => {
   let device: DeviceSshd;
@@ -42,32 +41,8 @@ describe('the web console in Chromium', () => {
     return page;
   }
 
-  async function signIn(page: Page, who: TestUser): Promise<void> {
-    await page.goto(`${base}/`);
-    await page.getByLabel('User name').fill(who.name);
-    await page.getByLabel('Password').fill(who.password);
-    await page.getByLabel('TOTP code').fill(await totp.code(who.totpSecret));
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('button', { name: 'Sign out' }).waitFor({ timeout: WAIT });
-  }
+  const signIn = (page: Page, who: TestUser): Promise<void> => signInAs(page, base, who, totp);
 
-  async function shot(page: Page, name: string): Promise<void> {
-    await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
-  }
-
-  /** What the xterm.js DOM renderer shows, as text. */
-  const screenText = (page: Page): Promise<string> => page.locator('.terminal-box .xterm-rows').innerText();
-
-  async function waitForScreen(page: Page, pred: (text: string) => boolean, what: string): Promise<void> {
-    const end = Date.now() + WAIT;
-    let last = '';
-    while (Date.now() < end) {
-      last = await screenText(page);
-      if (pred(last)) return;
-      await page.waitForTimeout(150);
-    }
-    throw new Error(`the terminal never showed ${what}; it shows:\n${last}`);
-  }
 
   beforeAll(async () => {
     if (!existsSync(UI_INDEX)) {
@@ -170,7 +145,7 @@ describe('the web console in Chromium', () => {
     await vendor.locator('.terminal-box').click();
     await vendor.keyboard.type(`echo ${marker}\n`);
     // Once as typed, once as the device's output.
-    await waitForScreen(vendor, (t) => t.split(marker).length - 1 >= 2, `the output of echo ${marker}`);
+    await waitForTerminal(vendor, (t) => t.split(marker).length - 1 >= 2, `the output of echo ${marker}`);
     await shot(vendor, 'terminal');
   });
 
@@ -183,12 +158,12 @@ describe('the web console in Chromium', () => {
     await row.getByRole('link', { name: 'Watch' }).click();
     await sec.getByText('Watching live', { exact: true }).waitFor({ timeout: WAIT });
     // The recent screen first…
-    await waitForScreen(sec, (t) => t.includes(marker), 'the recent screen');
+    await waitForTerminal(sec, (t) => t.includes(marker), 'the recent screen');
     // …then live output, typed by the vendor while security watches.
     const second = `${marker}-live`;
     await vendor.locator('.terminal-box').click();
     await vendor.keyboard.type(`echo ${second}\n`);
-    await waitForScreen(sec, (t) => t.split(second).length - 1 >= 2, 'the live output');
+    await waitForTerminal(sec, (t) => t.split(second).length - 1 >= 2, 'the live output');
     await shot(sec, 'watch');
 
     await sec.getByRole('button', { name: 'Kill' }).click();

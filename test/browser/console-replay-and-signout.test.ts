@@ -3,6 +3,7 @@ import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, TotpSource } from '../support/api-client.js';
+import { shot, SHOTS, signIn as signInAs, WAIT, waitForTerminal } from '../support/browser-pages.js';
 import type { DeviceSshd } from '../support/device-sshd.js';
 import { REPO, startGatewayWithDevice, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
 
@@ -12,10 +13,8 @@ import { REPO, startGatewayWithDevice, type GatewayFixture, type TestUser } from
 
 const CHROMIUM = '/usr/bin/chromium';
 const UI_INDEX = path.join(REPO, 'dist/ui/index.html');
-const SHOTS = path.join(REPO, 'test-artifacts/screenshots');
 /** A level-2 device: its default profile runs any command line, so `sleep` and `;` are fine. */
 const DEVICE = 'lab-01';
-const WAIT = 15_000;
 /** Recorded seconds between the two markers' output. */
 const GAP_S = 3;
 const FIRST = 'first-marker';
@@ -48,32 +47,8 @@ describe('replay, sign-out and the idle watch of the web console in Chromium', (
     return ctx.newPage();
   }
 
-  async function signIn(page: Page, who: TestUser): Promise<void> {
-    await page.goto(`${base}/`);
-    await page.getByLabel('User name').fill(who.name);
-    await page.getByLabel('Password').fill(who.password);
-    await page.getByLabel('TOTP code').fill(await totp.code(who.totpSecret));
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('button', { name: 'Sign out' }).waitFor({ timeout: WAIT });
-  }
+  const signIn = (page: Page, who: TestUser): Promise<void> => signInAs(page, base, who, totp);
 
-  async function shot(page: Page, name: string): Promise<void> {
-    await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
-  }
-
-  /** What the xterm.js DOM renderer of the browser terminal shows, as text. */
-  const terminalText = (page: Page): Promise<string> => page.locator('.terminal-box .xterm-rows').innerText();
-
-  async function waitForTerminal(page: Page, pred: (text: string) => boolean, what: string): Promise<void> {
-    const end = Date.now() + WAIT;
-    let last = '';
-    while (Date.now() < end) {
-      last = await terminalText(page);
-      if (pred(last)) return;
-      await page.waitForTimeout(100);
-    }
-    throw new Error(`the terminal never showed ${what}; it shows:\n${last}`);
-  }
 
   /** The session cookie of a page's browser, as an ApiClient that carries it (to try it after the page lost it). */
   async function clientWithCookieOf(page: Page): Promise<ApiClient> {

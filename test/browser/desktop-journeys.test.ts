@@ -5,6 +5,7 @@ import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TotpSource } from '../support/api-client.js';
+import { shot, SHOTS, signIn as signInAs, WAIT } from '../support/browser-pages.js';
 import { deviceScreen, differingPixels, startRdpDevice, startXvnc, until, VNC_PASSWORD, type RdpDevice, type Xvnc, xfreerdpFor } from '../support/desktop-peers.js';
 import { CLASS_OF_LEVEL, REPO, startGatewayFixture, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
 
@@ -16,8 +17,6 @@ import { CLASS_OF_LEVEL, REPO, startGatewayFixture, type GatewayFixture, type Te
 
 const CHROMIUM = '/usr/bin/chromium';
 const UI_INDEX = path.join(REPO, 'dist/ui/index.html');
-const SHOTS = path.join(REPO, 'test-artifacts/screenshots');
-const WAIT = 15_000;
 const VNC_ROOT = 0x336699;
 const VNC_CHANGED = 0x117733;
 const RDP_ROOT = 0xaa3366;
@@ -98,18 +97,7 @@ describe('desktops in Chromium', () => {
     return page;
   }
 
-  async function signIn(page: Page, who: TestUser): Promise<void> {
-    await page.goto(`${base}/`);
-    await page.getByLabel('User name').fill(who.name);
-    await page.getByLabel('Password').fill(who.password);
-    await page.getByLabel('TOTP code').fill(await totp.code(who.totpSecret));
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('button', { name: 'Sign out' }).waitFor({ timeout: WAIT });
-  }
-
-  async function shot(page: Page, name: string): Promise<void> {
-    await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
-  }
+  const signIn = (page: Page, who: TestUser): Promise<void> => signInAs(page, base, who, totp);
 
   async function cli(args: string[], stdin?: string): Promise<void> {
     const r = await fx.cli(args, stdin);

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expireRequests } from '../../gateway/access/requests.js';
 import { verifyWebhookSignature } from '../../gateway/notify/webhook.js';
-import { ApiClient, TotpSource } from '../support/api-client.js';
+import type { ApiClient} from '../support/api-client.js';
+import { signedIn, TotpSource } from '../support/api-client.js';
 import type { DeviceSshd } from '../support/device-sshd.js';
 import { startGatewayWithDevice, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
 import { runSsh, type SshRun } from '../support/ssh-client.js';
@@ -28,13 +29,7 @@ describe('the access workflow, through the API and the CLI', () => {
   const api: Record<string, ApiClient> = {};
   const totp = new TotpSource();
 
-  const signIn = async (name: string): Promise<ApiClient> => {
-    const u = users[name] as TestUser;
-    const c = new ApiClient(fx.gw.web.port);
-    const r = await c.login(name, u.password, { code: await totp.code(u.totpSecret) });
-    expect(r.status, JSON.stringify(r.body)).toBe(200);
-    return c;
-  };
+  const signIn = (name: string): Promise<ApiClient> => signedIn(fx.gw.web.port, users[name] as TestUser, totp);
   /** The real OpenSSH client, signing in with the next unused TOTP code of that person. */
   const ssh = async (name: string, device: string, command: string, onStdout?: (c: string) => void): Promise<SshRun> => {
     const u = users[name] as TestUser;

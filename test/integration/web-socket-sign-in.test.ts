@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiClient, TotpSource } from '../support/api-client.js';
+import type { ApiClient} from '../support/api-client.js';
+import { signedIn, TotpSource } from '../support/api-client.js';
 import type { DeviceSshd } from '../support/device-sshd.js';
 import { startGatewayWithDevice, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
 import { openSocket, type Socket } from '../support/web-socket.js';
@@ -27,12 +28,7 @@ describe('browser sessions and the WebSockets they open', () => {
   let security: TestUser;
   const open: Socket[] = [];
 
-  const signIn = async (u: TestUser): Promise<ApiClient> => {
-    const api = new ApiClient(fx.gw.web.port);
-    const r = await api.login(u.name, u.password, { code: await totp.code(u.totpSecret) });
-    expect(r.status, JSON.stringify(r.body)).toBe(200);
-    return api;
-  };
+  const signIn = (u: TestUser): Promise<ApiClient> => signedIn(fx.gw.web.port, u, totp);
   const terminal = async (api: ApiClient): Promise<Socket> => {
     const term = await openSocket(fx.gw.web.port, '/api/terminal?device=wss-1&cols=100&rows=30', api);
     open.push(term);

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEntry } from '../../gateway/store/store.js';
-import { ApiClient, TotpSource } from '../support/api-client.js';
+import { ApiClient, signedIn, TotpSource } from '../support/api-client.js';
 import { startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
 import { CLASS_OF_LEVEL, REPO, runCli, startGatewayFixture, startGatewayWithDevice, type CliResult, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
 import { spawnGateway, type GatewayProcess } from '../support/gateway-process.js';
@@ -45,13 +45,7 @@ describe('a vendor whose confidentiality agreement lapsed, or whose account expi
   let device: DeviceSshd;
   const users: Record<string, TestUser> = {};
   const totp = new TotpSource();
-  const signIn = async (name: string): Promise<ApiClient> => {
-    const u = users[name] as TestUser;
-    const c = new ApiClient(fx.gw.web.port);
-    const r = await c.login(name, u.password, { code: await totp.code(u.totpSecret) });
-    expect(r.status, JSON.stringify(r.body)).toBe(200);
-    return c;
-  };
+  const signIn = (name: string): Promise<ApiClient> => signedIn(fx.gw.web.port, users[name] as TestUser, totp);
   const ask = (c: ApiClient, workOrder: string, durationMinutes = 60) =>
     c.post<RequestBody & ApiError>('/api/requests', { devices: ['mon-2'], protocols: ['ssh'], purpose: 'Read the alarm log', workOrder, from: now(), durationMinutes });
 

@@ -133,3 +133,11 @@ export class TotpSource {
     return oathtoolCode(secret, new Date(use * 30_000 + 1000));
   }
 }
+
+/** A client signed in as this person with the next unused TOTP code; a refused sign-in throws with the answer. */
+export async function signedIn(port: number, who: { name: string; password: string; totpSecret: string }, totp: TotpSource): Promise<ApiClient> {
+  const c = new ApiClient(port);
+  const r = await c.login(who.name, who.password, { code: await totp.code(who.totpSecret) });
+  if (r.status !== 200) throw new Error(`sign-in of ${who.name} answered ${r.status}: ${JSON.stringify(r.body)}`);
+  return c;
+}
