@@ -191,8 +191,9 @@ async function serveCommand(ctx: CliContext, args: string[]): Promise<number> {
   });
   const { startGateway } = await import('../server.js');
   const gw = await startGateway(ctx.config);
-  process.stdout.write(`Portcullis is serving: ssh on ${gw.ssh.address}:${gw.ssh.port}, web on https://${gw.web.address}:${gw.web.port}\n`);
-  await new Promise<void>((resolve) => {
+  // The handlers go in before the line that tells a supervisor (or a test) the gateway is up:
+  // a SIGTERM sent the moment it reads that line must still stop the gateway cleanly.
+  const stopped = new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
@@ -201,6 +202,8 @@ async function serveCommand(ctx: CliContext, args: string[]): Promise<number> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+  process.stdout.write(`Portcullis is serving: ssh on ${gw.ssh.address}:${gw.ssh.port}, web on https://${gw.web.address}:${gw.web.port}\n`);
+  await stopped;
   await gw.stop();
   return 0;
 }

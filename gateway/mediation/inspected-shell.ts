@@ -36,7 +36,8 @@
  *   waited for and lets `review` give the final allow or deny. Input typed meanwhile waits, in
  *   order; Ctrl-C cancels the wait (and the line). After a denied line, keys typed before the
  *   shell has answered the gateway's Ctrl-C with a fresh prompt wait for it (at most
- *   `echoTimeoutMs`), so they start the next line instead of joining the cancelled one.
+ *   `echoTimeoutMs`), so they start the next line instead of joining the cancelled one; a shell
+ *   that answers the Ctrl-C but keeps the cancelled line on screen gets a second one.
  * - Denied without asking `decide`: Enter before any prompt was recognised, with a full-screen
  *   program where the prompt should be, with the screen still changing, when screen and typed
  *   bytes disagree, when the screen shows a typed control character as ^X (the shell then holds
@@ -556,7 +557,7 @@ export class InspectedShell {
             const job = new AbortController();
             this.job = job;
             try {
-              await this.waitUntil(() => this.stateValue === 'prompt', this.echoTimeoutMs, job.signal);
+              await this.settle(job.signal);
             } catch (err) {
               if (!(err instanceof Cancelled)) throw err;
             } finally {
@@ -789,6 +790,37 @@ export class InspectedShell {
   }
 
   /**
+   * After the gateway's Ctrl-C, wait for the shell's fresh prompt. A shell that answered the
+   * Ctrl-C (it wrote something) and then went quiet with the cancelled line still after its old
+   * prompt has not dropped the line: bash does this now and then when the interrupt reaches it
+   * while it is stopped or starved of CPU (it echoes ^C, redraws the line, and drops it only at the
+   * next interrupt). It gets one more Ctrl-C; keys typed meanwhile still wait for the prompt.
+   */
+  private async settle(signal: AbortSignal): Promise<void> {
+    let nudged = false;
+    for (;;) {
+      const back = await this.waitUntil(() => this.stateValue === 'prompt' || (!nudged && this.keptCancelledLine()), this.echoTimeoutMs, signal);
+      if (!back || this.stateValue === 'prompt' || nudged) return;
+      nudged = true;
+      this.opts.log?.('inspected shell: the shell answered Ctrl-C but kept the cancelled line; sending Ctrl-C once more');
+      this.forward(CTRL_C);
+      this.afterLine();
+    }
+  }
+
+  /** Quiet for a while after answering, with the old prompt and a non-blank line before the cursor. */
+  private keptCancelledLine(): boolean {
+    const prompt = this.prompt?.text;
+    if (!prompt || !this.outputSinceReset || !this.quietFor(Math.max(5 * this.settleMs, 250))) return false;
+    if (this.term.buffer.active.type !== 'normal') return false;
+    const at = this.cursorLine();
+    if (!at) return false;
+    const before = at.text.slice(0, at.cursor);
+    const i = before.lastIndexOf(prompt);
+    return i >= 0 && !isBlank(before.slice(i + prompt.length));
+  }
+
+  /**
    * An Enter while a command runs: wait for output to settle, then see who would read it. Held
    * (with one notice) for as long as the answer is "a program on the normal screen".
    */
@@ -881,8 +913,12 @@ export class InspectedShell {
   // -------------------------------------------------------------------------------------------
 
   private quiet(): boolean {
+    return this.quietFor(this.settleMs);
+  }
+
+  private quietFor(ms: number): boolean {
     const now = performance.now();
-    return this.writesInFlight === 0 && now - this.lastOutputAt >= this.settleMs && now - this.lastInputAt >= this.settleMs;
+    return this.writesInFlight === 0 && now - this.lastOutputAt >= ms && now - this.lastInputAt >= ms;
   }
 
   /** Output has arrived since the last bytes were sent, so the device has started answering them. */

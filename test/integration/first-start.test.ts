@@ -9,7 +9,7 @@ import { CLI, runCli } from '../support/gateway-fixture.js';
 const dir = mkdtempSync(path.join(os.tmpdir(), 'pc-first-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function serve(config: string): Promise<{ stdout: string; stop: () => Promise<number> ; web: number }> {
+function serve(config: string): Promise<{ stdout: string; stop: () => Promise<number | string>; web: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, 'serve', '--init-if-needed', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -21,7 +21,11 @@ function serve(config: string): Promise<{ stdout: string; stop: () => Promise<nu
       if (m) {
         resolve({
           stdout, web: Number(m[1]),
-          stop: () => new Promise((res) => { child.once('exit', (code) => res(code ?? -1)); child.kill('SIGTERM'); }),
+          // A death by signal shows which signal and what the gateway last wrote, not just "not 0".
+          stop: () => new Promise((res) => {
+            child.once('exit', (code, signal) => res(code ?? `killed by ${signal}; stderr: ${stderr.slice(-2000)}`));
+            child.kill('SIGTERM');
+          }),
         });
       }
     });
