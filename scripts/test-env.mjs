@@ -11,6 +11,8 @@ const NEEDS = [
   { bin: '/usr/bin/ssh', pkg: 'openssh-client' },
   { bin: '/usr/sbin/sshd', pkg: 'openssh-server' },
   { bin: '/usr/bin/ssh-keygen', pkg: 'openssh-client' },
+  // The device sshd's sftp subsystem, and the file-transfer watcher's tests.
+  { bin: '/usr/lib/openssh/sftp-server', pkg: 'openssh-sftp-server' },
   { bin: '/usr/bin/oathtool', pkg: 'oathtool' },
   { bin: '/usr/bin/asciinema', pkg: 'asciinema' },
   { bin: '/usr/bin/redis-server', pkg: 'redis-server' },

@@ -31,10 +31,12 @@ import { RefusedExec } from './refused-exec.js';
 import { RestrictedSession } from './restricted-session.js';
 import type { ExitInfo, RelayEnd, SessionIo } from './session-io.js';
 import { SshRelay, type InputGate } from './ssh-relay.js';
+import { transferOfExec, watchTransfer, type TransferKind, type TransferVerdict } from './file-transfers.js';
 import { commandLogGate, inspectedGate } from '../mediation/inspected-gate.js';
 import { CommandMediator, type MediatorDeps } from '../mediation/command-mediator.js';
 import { execLineFor } from '../mediation/exec-line.js';
 import { parseCommandLine } from '../mediation/shell-parse.js';
+import type { ParsedLine } from '../../policy/command-policy.js';
 
 export interface BrokerDeps {
   config: GatewayConfig;
@@ -344,11 +346,20 @@ export class SessionBroker {
     let upstreamReq: UpstreamRequest = req;
     let refusal: string | null = null;
     let execCommandId: string | null = null;
+    let transfer: TransferKind | null = req.kind === 'subsystem' && req.command === 'sftp' ? { protocol: 'sftp' } : null;
     if (req.kind === 'exec') {
-      const gate = await this.mediateExec(mediator, req.command ?? '', client);
+      const parsed = await parseCommandLine(req.command ?? '');
+      const verdict = transferOfExec(parsed);
+      // The front door's look at the raw line misses a name the shell puts together (`s'c'p -t`):
+      // the parsed line is what decides, as it is what the device's shell runs.
+      if (!('transfer' in verdict && verdict.transfer === null) && !grant.allowFileTransfer) {
+        return this.refuse(req, 'FILE_TRANSFER_NOT_GRANTED', `grant ${grant.id} does not allow file transfer (R-6.3e)`);
+      }
+      const gate = await this.mediateExec(mediator, parsed, verdict, client);
       if (gate.ok) {
         upstreamReq = { ...req, command: gate.command };
         execCommandId = gate.commandId;
+        transfer = gate.transfer ?? null;
       } else refusal = gate.message;
     }
 
@@ -432,7 +443,13 @@ export class SessionBroker {
         ? inspectedGate(mediator, () => relay as SshRelay, size, log)
         : commandLogGate(mediator, size, log);
     }
-    relay = new SshRelay(client, upstream, recorder, ended, gate, req.pty !== null);
+    const transfers = transfer === null ? null : watchTransfer(transfer, {
+      session: id, user: req.user.name, device: device.name, grant: grant.id, audit: this.deps.audit, log,
+      record: (event) => recorder.event(event),
+      unreadable: (notice) => this.background(live?.close('protocol_error', notice)),
+      background: (work) => this.background(work),
+    });
+    relay = new SshRelay(client, upstream, recorder, ended, { gate, pty: req.pty !== null, transfers });
     const opened = register(relay);
     // The exec request's command line gets the device's exit status (or signal) in its row and the audit chain.
     const commandId = execCommandId;
@@ -685,15 +702,15 @@ export class SessionBroker {
    * command to send the device (re-quoted in restricted and inspected modes). Review: the vendor
    * is told to wait, and the approver's answer decides. Denied: the reason, and nothing runs.
    */
-  private async mediateExec(mediator: CommandMediator, line: string, client: ServerChannel): Promise<{ ok: true; command: string; commandId: string } | { ok: false; message: string }> {
-    const parsed = await parseCommandLine(line);
-    // A file-transfer server on a grant that allows transfer (the front door refused it otherwise)
-    // passes as itself, alone and logged: `ls; scp -t x` is a command line like any other.
-    const only = parsed.commands.length === 1 && parsed.constructs.length === 0 ? parsed.commands[0] : undefined;
-    const program = only?.argv[0]?.literal ? only.argv[0].value.split('/').pop() : undefined;
-    if (only && only.argv.every((w) => w.literal) && (program === 'scp' || program === 'sftp-server' || (program === 'rsync' && only.argv[1]?.literal && only.argv[1].value === '--server'))) {
-      return { ok: true, command: line, commandId: await mediator.record(line) };
+  private async mediateExec(mediator: CommandMediator, parsed: ParsedLine, verdict: TransferVerdict, client: ServerChannel): Promise<{ ok: true; command: string; commandId: string; transfer?: TransferKind } | { ok: false; message: string }> {
+    const line = parsed.source;
+    // A file-transfer server on a grant that allows transfer passes as itself, alone and logged,
+    // and each of its files is audited; one that could not be followed file by file does not run.
+    if ('refused' in verdict) {
+      await mediator.refused(line, verdict.refused);
+      return { ok: false, message: `portcullis: denied: ${verdict.refused} [COMMAND_DENIED]\n` };
     }
+    if (verdict.transfer !== null) return { ok: true, command: line, commandId: await mediator.record(line), transfer: verdict.transfer };
     const { decision: first, commandId } = await mediator.decide(line, parsed);
     let decision = first;
     if (mediator.mode === 'full' && decision.code !== 'STORE_UNAVAILABLE') return { ok: true, command: line, commandId };

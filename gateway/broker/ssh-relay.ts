@@ -1,5 +1,6 @@
 import type { ClientChannel, ServerChannel } from 'ssh2';
 import type { RecordingWriter } from '../../recordings/recording-writer.js';
+import type { TransferWatch } from '../transfer/file-events.js';
 import { exitAtClose, type ExitInfo, type RelayEnd, type SessionIo } from './session-io.js';
 
 export type { ExitInfo, RelayEnd } from './session-io.js';
@@ -27,6 +28,15 @@ const other = (s: ClientStream): ClientStream => (s === 'stdout' ? 'stderr' : 's
  * device window or a recorder that has fallen behind pauses the source; nothing is dropped and
  * nothing grows without bound.
  */
+export interface RelayOptions {
+  /** Inspected and full-mode shells: the gate that sees (and in inspected mode decides) each line. */
+  gate?: InputGate | null;
+  /** With a PTY the gate's notices go where the shell's own messages go: the terminal's one stream. */
+  pty?: boolean;
+  /** SFTP and SCP: reads copies of both directions and reports each file (R-6.3e). */
+  transfers?: TransferWatch | null;
+}
+
 export class SshRelay implements SessionIo {
   onOutput?: (chunk: Buffer) => void;
   bytesIn = 0;
@@ -50,10 +60,16 @@ export class SshRelay implements SessionIo {
     private readonly upstream: ClientChannel,
     private readonly recorder: RecordingWriter,
     private readonly onFinish: (why: RelayEnd) => void,
-    private readonly gate: InputGate | null = null,
-    /** With a PTY the gate's notices go where the shell's own messages go: the terminal's one stream. */
-    private readonly pty = false,
-  ) {}
+    options: RelayOptions = {},
+  ) {
+    this.gate = options.gate ?? null;
+    this.pty = options.pty ?? false;
+    this.transfers = options.transfers ?? null;
+  }
+
+  private readonly gate: InputGate | null;
+  private readonly pty: boolean;
+  private readonly transfers: TransferWatch | null;
 
   /** For the gate: bytes it lets through to the device. */
   toDevice(data: Buffer): void {
@@ -71,11 +87,12 @@ export class SshRelay implements SessionIo {
   start(): void {
     const { client, upstream, recorder } = this;
 
-    const gate = this.gate;
+    const { gate, transfers } = this;
     client.on('data', (chunk: Buffer) => {
       this.bytesIn += chunk.length;
       this.lastInputAt = Date.now();
       if (!recorder.input(chunk)) this.block(this.upBlockers, 'recorder');
+      transfers?.fromClient(chunk);
       if (gate) {
         const step = this.gateQueue.then(() => gate.fromUser(chunk));
         this.gateQueue = step.catch(() => undefined);
@@ -94,7 +111,11 @@ export class SshRelay implements SessionIo {
       if (!recorder.output(chunk)) this.block(this.downBlockers, 'recorder');
       this.toClient(stream, chunk);
     };
-    upstream.on('data', (chunk: Buffer) => down(chunk, 'stdout'));
+    upstream.on('data', (chunk: Buffer) => {
+      // stderr is the transfer server's own log, not protocol.
+      transfers?.fromDevice(chunk);
+      down(chunk, 'stdout');
+    });
     upstream.stderr.on('data', (chunk: Buffer) => down(chunk, 'stderr'));
     upstream.on('exit', (code: number | null, signal?: string) => {
       this.exit = { code: code ?? null, signal: signal ?? null };
@@ -221,6 +242,7 @@ export class SshRelay implements SessionIo {
   /** Ends the session from the gateway's side (grant ended, idle, killed). */
   terminate(exitCode: number): void {
     this.finished = true;
+    this.endTransfers();
     this.upstream.close();
     const close = (): void => {
       clearTimeout(timer);
@@ -235,10 +257,21 @@ export class SshRelay implements SessionIo {
     else close();
   }
 
+  /** Files still open when the session ends are reported once, as incomplete. */
+  private endTransfers(): void {
+    const watch = this.transfers;
+    if (watch === null || this.transfersEnded) return;
+    this.transfersEnded = true;
+    watch.end();
+  }
+
+  private transfersEnded = false;
+
   private finish(why: RelayEnd): void {
     if (this.finished) return;
     this.finished = true;
     this.gate?.dispose();
+    this.endTransfers();
     if (why !== 'device_closed') this.upstream.close();
     this.onFinish(why);
   }

@@ -41,7 +41,8 @@ const ALGORITHMS = {
  * Exec requests that are file-transfer servers (scp, sftp -s, rsync), wherever they stand in the
  * command line: `"/usr/lib/openssh/sftp-server"`, `exec sftp-server`, `cd /; scp -f x` alike.
  * Plain commands that print a file (`cat`, `tar c`) are output, recorded in full; holding those
- * to a profile is command mediation's job (R-6.3c).
+ * to a profile is command mediation's job (R-6.3c). A name the shell assembles (`s'c'p -t x`)
+ * passes this look at the raw line; the broker decides again on the parsed line.
  */
 const FILE_TRANSFER_COMMAND = /(^|[\s;&|('"`/=])(scp|sftp-server|sftp|rsync)(['"`]?)(\s|$|;|&|\|)/;
 

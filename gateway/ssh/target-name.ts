@@ -1,6 +1,7 @@
 /**
  * The SSH user name carries the target: `alice#ct-01` (works with ssh, sftp and scp) or
- * `alice%ct-01`. A plain `alice` means "show me my devices".
+ * `alice%ct-01` (for legacy `scp -O` downloads, which refuse `#` in a source's user name). A
+ * plain `alice` means "show me my devices".
  */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 

@@ -191,7 +191,10 @@ export type SessionEndReason =
   | 'killed'
   /** An exec request whose command line the profile refused (R-6.3c): nothing reached the device. */
   | 'command_denied'
-  /** A desktop peer broke the RFB protocol (malformed, oversized or unknown message): ended, fail closed. */
+  /**
+   * A desktop peer broke the RFB protocol (malformed, oversized or unknown message), or an SFTP or
+   * SCP stream could not be followed file by file (R-6.3e): ended, fail closed.
+   */
   | 'protocol_error'
   /** The node that held the session stopped answering (crash, power, network). */
   | 'interrupted'

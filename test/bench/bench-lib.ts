@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 
 /** Wall-clock time in epoch milliseconds with sub-millisecond resolution (same clock as `date +%s%N`). */
 export function epochMs(): number {
@@ -233,4 +233,60 @@ export function table(rows: string[][], rightAlignFrom = 1): string {
   const line = (row: string[]): string => row.map((c, i) => (i >= rightAlignFrom ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join('  ');
   const sep = widths.map((w) => '-'.repeat(w)).join('  ');
   return [line(rows[0] ?? []), sep, ...rows.slice(1).map(line)].join('\n');
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+    p.then((v) => { clearTimeout(t); resolve(v); }, (e: unknown) => { clearTimeout(t); reject(e instanceof Error ? e : new Error(String(e))); });
+  });
+}
+
+/** What a bench has started, read when it is stopped (the bench assigns them as it goes). */
+export interface BenchServers {
+  gateway: { stop(): Promise<void> } | null;
+  device: { stop(): Promise<void> } | null;
+  dir: string | null;
+}
+
+/**
+ * The bench's one way out: stops every child, the gateway and the device, and removes the data,
+ * once however often it is called; SIGINT and SIGTERM take it too.
+ */
+export function benchCleanup(started: () => BenchServers): () => Promise<void> {
+  let cleaning: Promise<void> | null = null;
+  const cleanup = (): Promise<void> => {
+    cleaning ??= (async () => {
+      killAllChildren();
+      const { gateway, device, dir } = started();
+      if (gateway) await withTimeout(gateway.stop(), 20_000, 'gateway stop').catch((e: unknown) => console.error(`cleanup: ${(e as Error).message}`));
+      if (device) await withTimeout(device.stop(), 10_000, 'sshd stop').catch((e: unknown) => console.error(`cleanup: ${(e as Error).message}`));
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    })();
+    return cleaning;
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      console.error(`\n${sig}: stopping servers`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+  return cleanup;
+}
+
+/** Runs a bench's main() under a deadline, and stops what it started whatever happens. */
+export async function runBench(main: () => Promise<void>, deadlineMs: number, cleanup: () => Promise<void>): Promise<void> {
+  const deadline = setTimeout(() => {
+    console.error(`\nbenchmark exceeded ${deadlineMs / 1000} s: stopping`);
+    void cleanup().finally(() => process.exit(2));
+  }, deadlineMs);
+  try {
+    await main();
+  } catch (err) {
+    console.error(`benchmark failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    process.exitCode = 1;
+  } finally {
+    clearTimeout(deadline);
+    await cleanup();
+  }
 }

@@ -23,7 +23,7 @@ import path from 'node:path';
 import { startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
 import { startGatewayFixture, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
 import { askpassScript, SSH_BASE_ARGS } from '../support/ssh-client.js';
-import { capture, fmt, killAllChildren, median, percentile, ratio, runProc, table, type ProcResult } from './bench-lib.js';
+import { benchCleanup, runBench, capture, fmt, median, percentile, ratio, runProc, table, type ProcResult } from './bench-lib.js';
 
 const MiB = 1024 * 1024;
 const envNum = (name: string, dflt: number): number => {
@@ -48,32 +48,8 @@ const KINDS: DataKind[] = ['text', 'binary'];
 let device: DeviceSshd | null = null;
 let fx: GatewayFixture | null = null;
 let benchDir: string | null = null;
-let cleaning: Promise<void> | null = null;
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
-    p.then((v) => { clearTimeout(t); resolve(v); }, (e: unknown) => { clearTimeout(t); reject(e instanceof Error ? e : new Error(String(e))); });
-  });
-}
-
-/** Stops every child, the gateway and the device; safe to call more than once. */
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    killAllChildren();
-    if (fx) await withTimeout(fx.stop(), 20_000, 'gateway stop').catch((e: unknown) => console.error(`cleanup: ${(e as Error).message}`));
-    if (device) await withTimeout(device.stop(), 10_000, 'sshd stop').catch((e: unknown) => console.error(`cleanup: ${(e as Error).message}`));
-    if (benchDir) rmSync(benchDir, { recursive: true, force: true });
-  })();
-  return cleaning;
-}
-
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    console.error(`\n${sig}: stopping servers`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+const cleanup = benchCleanup(() => ({ gateway: fx, device, dir: benchDir }));
 
 // ---------------------------------------------------------------------------------------------
 // Memory sampling (the gateway runs in this process; the harness itself adds a little).
@@ -379,17 +355,4 @@ async function main(): Promise<void> {
   console.log(`\nload average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; total time ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 
-const deadline = setTimeout(() => {
-  console.error(`\nbenchmark exceeded ${DEADLINE_MS / 1000} s: stopping`);
-  void cleanup().finally(() => process.exit(2));
-}, DEADLINE_MS);
-
-try {
-  await main();
-} catch (err) {
-  console.error(`benchmark failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
-  process.exitCode = 1;
-} finally {
-  clearTimeout(deadline);
-  await cleanup();
-}
+await runBench(main, DEADLINE_MS, cleanup);

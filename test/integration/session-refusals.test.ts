@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,33 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ErrorCode } from '../../policy/error-codes.js';
 import { startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
 import { startGatewayWithDevice, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
-import { askpassScript, runSsh, SSH_BASE_ARGS, type SshRun } from '../support/ssh-client.js';
+import { runSsh, runTransfer, type SshRun } from '../support/ssh-client.js';
 
 type Outcome = Pick<SshRun, 'code' | 'stdout' | 'stderr'>;
-
-/** sftp and scp with the same askpass answers as runSsh (they run ssh underneath). */
-function runTransfer(program: 'sftp' | 'scp', user: TestUser, args: string[], stdin = ''): Promise<Outcome> {
-  const askpass = askpassScript(user.password, { secret: user.totpSecret });
-  return new Promise((resolve, reject) => {
-    const child = spawn(program, [...SSH_BASE_ARGS, ...args], {
-      env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' },
-      stdio: ['pipe', 'pipe', 'pipe'],
-      detached: true, // no controlling terminal: ssh must use the askpass program
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      rmSync(path.dirname(askpass), { recursive: true, force: true });
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-    child.stdin.end(stdin);
-  });
-}
 
 // R-5.3c, R-A.4b, R-6.3e: every session the rules do not allow is refused before the device is
 // reached, the user reads why (the catalogue code), and the refusal is in the audit log.
@@ -184,6 +159,20 @@ describe('sessions the gateway refuses, with the real OpenSSH client', () => {
       await fx.grant(u.name, 'ct-01', 'now', '+1h');
       const target = path.join(dropDir, `via-sftp-s-${u.name}.txt`);
       const r = await runTransfer('sftp', u, [...sArgs, '-P', String(fx.sshPort), `${u.name}#ct-01@127.0.0.1`], `put /etc/hostname ${target}\nbye\n`);
+      await expectTransferRefused(r, u.name);
+      expect(existsSync(target)).toBe(false);
+    });
+
+    // The device's shell puts these names together from quoted pieces; the raw line never spells them.
+    it.each([
+      ['scp pieced from quotes', `s'c'p -t TARGET`],
+      ['the sftp server pieced from quotes', `/usr/lib/openssh/sftp-ser""ver`],
+      ['rsync pieced from quotes', `r"sync" --server -logDtpre.iLsfxC . TARGET`],
+    ])('refuses a transfer server whose name the shell assembles (%s)', async (_name, command) => {
+      const u = await freshUser('pieced');
+      await fx.grant(u.name, 'ct-01', 'now', '+1h');
+      const target = path.join(dropDir, `pieced-${u.name}.txt`);
+      const r = await runSsh({ port: fx.sshPort, login: `${u.name}#ct-01`, password: u.password, totpSecret: u.totpSecret, command: command.replace('TARGET', target), stdin: 'C0644 5 x\nhello\0' });
       await expectTransferRefused(r, u.name);
       expect(existsSync(target)).toBe(false);
     });

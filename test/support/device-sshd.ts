@@ -69,6 +69,8 @@ export async function startDeviceSshd(opts: DeviceSshdOptions = {}): Promise<Dev
   const config = path.join(dir, 'sshd_config');
   writeFileSync(config, [
     `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${hostKeyFile}`, `AuthorizedKeysFile ${authorized}`,
+    // A device's usual sftp server, as a separate program: sftp and scp use the subsystem, `sftp -s` execs it.
+    'Subsystem sftp /usr/lib/openssh/sftp-server',
     'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no',
     `PidFile ${path.join(dir, 'sshd.pid')}`, 'AllowTcpForwarding yes', 'MaxStartups 100:30:200', 'MaxSessions 100', 'LogLevel ERROR',
     ...(opts.logCommands ? [`ForceCommand ${wrapper}`] : []), '',

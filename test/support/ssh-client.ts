@@ -214,3 +214,27 @@ export function interactiveSsh(o: Omit<SshOptions, 'typed' | 'onSpawn' | 'onStdo
     done,
   };
 }
+
+/** sftp or scp (they run ssh underneath) with the same askpass answers as runSsh; `args` follow the base arguments. */
+export function runTransfer(program: 'sftp' | 'scp', user: { password: string; totpSecret: string }, args: string[], stdin = ''): Promise<Omit<SshRun, 'prompts'>> {
+  const askpass = askpassScript(user.password, { secret: user.totpSecret });
+  return new Promise((resolve, reject) => {
+    const child = spawn(program, [...SSH_BASE_ARGS, ...args], {
+      env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true, // no controlling terminal: ssh must use the askpass program
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      rmSync(path.dirname(askpass), { recursive: true, force: true });
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin.end(stdin);
+  });
+}

@@ -1,0 +1,47 @@
+/**
+ * File transfers seen in an SSH session's byte stream (R-6.3e: every transfer audited with name,
+ * size and hash). A watcher sits beside the relay: it reads copies of the bytes going each way,
+ * never changes or holds them, and reports each file operation once it is settled. A stream it
+ * cannot follow is reported as unreadable, and the session is ended (fail closed): a transfer
+ * the gateway cannot account for must not go on.
+ */
+
+export type FileOp = 'upload' | 'download' | 'remove' | 'rename' | 'mkdir' | 'rmdir' | 'symlink' | 'hardlink' | 'copy';
+
+export interface FileEvent {
+  protocol: 'sftp' | 'scp';
+  op: FileOp;
+  /** The path as the client named it to the device (absolute or relative to the login directory). */
+  path: string;
+  /** rename, hardlink, copy: the new path (path is the existing one); symlink: what the link points at (path is the link). */
+  to?: string;
+  /** upload, download: bytes that went through. */
+  bytes?: number;
+  /**
+   * upload, download: SHA-256 (hex) of those bytes in file order, starting at `offset`. null when
+   * they were not one gapless run (a resumed or random-access transfer, or more reordering than
+   * the watcher keeps in memory): `bytes` is still exact.
+   */
+  sha256?: string | null;
+  /** upload, download: the first byte's offset in the file, when not 0 (a resumed transfer). */
+  offset?: number;
+  /** ok: done and confirmed by the device; failed: the device refused it; incomplete: the session ended first. */
+  outcome: 'ok' | 'failed' | 'incomplete';
+  /** failed: the device's own message. */
+  detail?: string;
+}
+
+export interface FileEventSink {
+  onFile(event: FileEvent): void;
+  /** The stream stopped making sense (malformed, or a message larger than any real client sends). */
+  onUnreadable(reason: string): void;
+}
+
+export interface TransferWatch {
+  /** Bytes from the vendor's client towards the device. */
+  fromClient(chunk: Buffer): void;
+  /** Bytes from the device towards the vendor (stdout only; stderr is the server's log). */
+  fromDevice(chunk: Buffer): void;
+  /** The session is over: whatever is still open is reported as incomplete. */
+  end(): void;
+}
