@@ -14,7 +14,9 @@
  *   and hash can be put on record;
  * - a transfer server inside a longer command line (`cd /x && scp -t y`, `exec sftp-server`,
  *   `scp -t x > log`): only a line that is the server alone can be followed file by file;
- * - an scp server line the watcher cannot read (an option it does not know).
+ * - an scp server line the watcher cannot read (an option it does not know);
+ * - a server named by another path than where systems install it (`./scp`, `/tmp/sftp-server`):
+ *   it would run a program the vendor may have uploaded, outside the command profile.
  */
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Logger } from '../log/logger.js';
@@ -36,18 +38,30 @@ const NOT_ALONE = 'a file-transfer server runs only alone on its command line, s
 
 const base = (w: ShellWord | undefined): string | null => (w?.literal ? (w.value.split('/').pop() ?? '') : null);
 
-/** The transfer server a command runs, if any: looked for in every literal word, so a wrapper (`exec`, `env`) hides nothing. */
+/** The transfer server a command runs, if any: looked for in every literal word, so a wrapper (`exec`, `env`) hides nothing. One pass. */
 function serverIn(cmd: SimpleCommand): 'sftp' | 'scp' | 'rsync' | null {
-  const words = cmd.argv;
-  for (let i = 0; i < words.length; i++) {
-    const name = base(words[i]);
+  let scp = false;
+  let rsync = false;
+  for (const w of cmd.argv) {
+    const name = base(w);
     if (name === 'sftp-server') return 'sftp';
-    const rest = words.slice(i + 1);
-    if (name === 'scp' && rest.some((w) => w.literal && /^-[^-]*[tf]/.test(w.value))) return 'scp';
-    if (name === 'rsync' && rest.some((w) => w.literal && w.value === '--server')) return 'rsync';
+    if (scp && w.literal && /^-[^-]*[tf]/.test(w.value)) return 'scp';
+    if (rsync && w.literal && w.value === '--server') return 'rsync';
+    if (name === 'scp') scp = true;
+    if (name === 'rsync') rsync = true;
   }
   return null;
 }
+
+/**
+ * Where a transfer server may be named from: its bare name (the device's PATH finds it: what
+ * `scp -O` sends) or where the usual systems install it (what `sftp -s` is given). `./scp` or
+ * `/tmp/sftp-server` would run a program the vendor may have just uploaded, outside the profile.
+ */
+const SERVER_PROGRAMS: Readonly<Record<'sftp' | 'scp', readonly string[]>> = {
+  sftp: ['sftp-server', '/usr/lib/openssh/sftp-server', '/usr/libexec/openssh/sftp-server', '/usr/libexec/sftp-server', '/usr/lib/ssh/sftp-server', '/usr/lib/sftp-server'],
+  scp: ['scp', '/usr/bin/scp', '/bin/scp'],
+};
 
 /** Decides what an exec request's command line is, as a transfer. */
 export function transferOfExec(parsed: ParsedLine): TransferVerdict {
@@ -60,6 +74,10 @@ export function transferOfExec(parsed: ParsedLine): TransferVerdict {
     && base(only.argv[0]) === (found === 'sftp' ? 'sftp-server' : 'scp');
   if (!alone) return { refused: NOT_ALONE };
   const argv = only.argv.map((w) => (w.literal ? w.value : ''));
+  const program = argv[0] ?? '';
+  if (!SERVER_PROGRAMS[found].includes(program)) {
+    return { refused: `a file-transfer server runs only from where the system installs it (${SERVER_PROGRAMS[found].join(', ')}), not ${JSON.stringify(program.slice(0, 200))} (R-6.3e)` };
+  }
   if (found === 'sftp') return { transfer: { protocol: 'sftp' } };
   try {
     parseScpCommand(argv);
@@ -90,10 +108,15 @@ export function watchTransfer(kind: TransferKind, ctx: TransferContext): Transfe
       ctx.record({ file: e });
       ctx.log.info('file transfer', { session: ctx.session, user: ctx.user, device: ctx.device, ...e });
       // What happened on the device has happened: the entry waits in the spool if the store is down.
-      ctx.background(ctx.audit.recordEventually('file.transferred', {
+      const entry = ctx.audit.recordEventually('file.transferred', {
         actor: ctx.user,
         outcome: e.outcome === 'ok' ? 'ok' : 'info',
         data: { session: ctx.session, device: ctx.device, grant: ctx.grant, ...e },
+      });
+      // Not even the spool took it (a full disk): a transfer off the record must not go on.
+      ctx.background(entry.catch((err: unknown) => {
+        ctx.unreadable(`A file's audit entry could not be written (${err instanceof Error ? err.message : String(err)}), so the session was ended (R-6.3e).`);
+        throw err;
       }));
     },
     onUnreadable(reason: string) {

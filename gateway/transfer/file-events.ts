@@ -6,7 +6,19 @@
  * the gateway cannot account for must not go on.
  */
 
-export type FileOp = 'upload' | 'download' | 'remove' | 'rename' | 'mkdir' | 'rmdir' | 'symlink' | 'hardlink' | 'copy';
+export type FileOp = 'upload' | 'download' | 'remove' | 'rename' | 'mkdir' | 'rmdir' | 'symlink' | 'hardlink' | 'copy' | 'setstat';
+
+/** What a setstat asked to change (SFTP's chmod, chown, touch, truncate); only what it set. */
+export interface FileAttributes {
+  size?: number;
+  /** Permission bits, octal (`0755`). */
+  mode?: string;
+  uid?: number;
+  gid?: number;
+  /** Seconds since 1970. */
+  atime?: number;
+  mtime?: number;
+}
 
 export interface FileEvent {
   protocol: 'sftp' | 'scp';
@@ -15,16 +27,20 @@ export interface FileEvent {
   path: string;
   /** rename, hardlink, copy: the new path (path is the existing one); symlink: what the link points at (path is the link). */
   to?: string;
-  /** upload, download: bytes that went through. */
+  /** upload, download: bytes that went through (each way on its own for a file opened both ways); copy: the length asked for, absent for "to the end". */
   bytes?: number;
   /**
    * upload, download: SHA-256 (hex) of those bytes in file order, starting at `offset`. null when
-   * they were not one gapless run (a resumed or random-access transfer, or more reordering than
-   * the watcher keeps in memory): `bytes` is still exact.
+   * they were not one gapless run (random-access writes, data written twice over, or more
+   * reordering than the watcher keeps in memory): `bytes` is still exact.
    */
   sha256?: string | null;
   /** upload, download: the first byte's offset in the file, when not 0 (a resumed transfer). */
   offset?: number;
+  /** upload, mkdir: the permissions the client asked for at creation (octal), when it asked. */
+  mode?: string;
+  /** setstat: what it changes. */
+  attributes?: FileAttributes;
   /** ok: done and confirmed by the device; failed: the device refused it; incomplete: the session ended first. */
   outcome: 'ok' | 'failed' | 'incomplete';
   /** failed: the device's own message. */

@@ -17,7 +17,9 @@
  *   `\0`). bytes is the size, sha256 the hash of the data.
  * - failed: the sink refused the C line (bytes 0: no data went), or the source or the sink
  *   reported an error after the data (the first message is the detail, without control
- *   characters, at most 200 characters).
+ *   characters, at most 200 characters). An error after the data does not unsend it: bytes and
+ *   sha256 are those of the data that went. In a download that includes the client (the sink)
+ *   answering `\1 message` to the trailing byte: the data left the device all the same.
  * - incomplete: `end()` came before the file was settled; bytes and sha256 cover what passed.
  *
  * An error that is not about one file's data — the sink refusing to start (`scp -d -t` into a
@@ -42,22 +44,53 @@
  *   vendor's client saying so.
  * - exact names that are not UTF-8: they are decoded with U+FFFD for the invalid bytes.
  *
+ * Reading as the device reads. What the device's scp reads (in an upload every line the client
+ * sends; in a download the client's answers) the watcher must split where the device splits it,
+ * or the two part ways and a file can ride past the audit in what the watcher took for a name.
+ * OpenSSH's sink() reads a control line, and its response() an error message after the `\1`/`\2`,
+ * into a 2048-byte buffer holding at most 2047 bytes with the '\n' (SCP_MAX_LINE: 2046 before
+ * it). A longer line is cut there, no error, and its rest is read as what follows: file data,
+ * the next record, the next answer. It then works on C strings, so a NUL ends a name there
+ * (`C0644 5 ab\0x` creates `ab`). Both are unreadable here. What the device's scp writes (its
+ * records in a download, its answers in an upload) it writes whole, so those lines are bound
+ * only for memory: they name at most one of the command's paths or a path below one, and a name.
+ *
+ * Answers are paired in order. In an upload the device's scp answers only what it has read, and
+ * the relay shows the watcher the client's bytes before the device gets them: an answer with
+ * nothing awaiting one means the device read the stream differently, and is unreadable. In a
+ * download the device reads the client's answers at the points the watcher expects them, so
+ * answers the client sends ahead (a few, MAX_EARLY_ANSWERS) are the device's answers to the next
+ * things it sends, as the device itself takes them: an early `\1` refuses the next record.
+ *
  * A stream it cannot follow is reported as unreadable once, and then everything is ignored: a
- * control line over 4096 bytes, an unknown record type, a malformed C/D/T line (the checks the
- * device's own scp makes), an answer that is not `\0`/`\1`/`\2`, E outside a directory, or a
- * source that went on before the sink refused what it sent (the two sides no longer agree what
- * the bytes are). Files under way at that moment are first reported as incomplete.
+ * line the device's scp would not read whole (above), a NUL in any line (every scp line is a C
+ * string), an unknown record type, a malformed C/D/T line (the checks the device's own scp
+ * makes), an answer that is not `\0`/`\1`/`\2`, E outside a directory, in an upload an answer
+ * from the device to nothing, or a source that went on before the sink refused what it sent (the
+ * two sides no longer agree what the bytes are). Files under way at that moment are first
+ * reported as incomplete.
  */
 
 import { createHash, type Hash } from 'node:crypto';
 import type { FileEvent, FileEventSink, FileOp, TransferWatch } from './file-events.js';
 
-/** Longest control or message line accepted (the device's own scp reads 2048). */
-export const SCP_MAX_LINE = 4096;
+/**
+ * Longest line, without its '\n', that the device's scp reads whole: a control line (its first
+ * byte included) in sink(), an error message after its `\1`/`\2` in response(). Both read into
+ * `char buf[2048]` until the '\n' or 2047 bytes, whichever comes first (checked against the real
+ * OpenSSH 9.2 `scp -t` and `scp -f`: 2046 bytes and '\n' are one line, 2047 are cut before it).
+ */
+export const SCP_MAX_LINE = 2046;
+/**
+ * Lines the device's scp writes are whole: bound only for memory. Its messages name a path below
+ * the command's (at most PATH_MAX, 4096) or one of the command's paths, and a name the client
+ * sent (under SCP_MAX_LINE); this is that with room to spare, plus the longest command path.
+ */
+const DEVICE_LINE_SLACK = 8192;
 const MAX_DETAIL_CHARS = 200;
 /** Records the source may send ahead of their answers (an honest source waits for each). */
 const MAX_UNANSWERED = 64;
-/** Answers that may arrive before what they answer (never, in a relay: causality). */
+/** Answers a download's client may send ahead of what they answer (an upload's device cannot: unreadable). */
 const MAX_EARLY_ANSWERS = 8;
 const MAX_DIR_DEPTH = 256;
 
@@ -177,7 +210,10 @@ export class ScpWatch implements TransferWatch {
   private sourceOffset = 0;
   private phase: SourcePhase = 'record';
   private current: OpenFile | null = null;
-  private readonly sourceLine = new LineReader(SCP_MAX_LINE);
+  /** Longest line from the source, and in an answer (SCP_MAX_LINE for what the device reads). */
+  private readonly sourceLimit: number;
+  private readonly answerLimit: number;
+  private readonly sourceLine: LineReader;
   /** Full paths of the directories the source is in. */
   private readonly dirs: string[] = [];
 
@@ -188,6 +224,10 @@ export class ScpWatch implements TransferWatch {
   constructor(argv: string[], private readonly sink: FileEventSink) {
     this.command = parseScpCommand(argv);
     this.op = this.command.op;
+    const written = DEVICE_LINE_SLACK + Math.max(0, ...this.command.paths.map((p) => Buffer.byteLength(p)));
+    this.sourceLimit = this.op === 'upload' ? SCP_MAX_LINE : written;
+    this.answerLimit = this.op === 'upload' ? written : SCP_MAX_LINE;
+    this.sourceLine = new LineReader(this.sourceLimit);
   }
 
   fromClient(chunk: Buffer): void {
@@ -257,14 +297,17 @@ export class ScpWatch implements TransferWatch {
   }
 
   private lineStep(chunk: Buffer, at: number): number {
+    const what = this.phase === 'trailer-message' ? 'error message' : 'control line';
     const { taken, line, tooLong } = this.sourceLine.take(chunk, at);
     if (tooLong) {
-      this.unreadable(`scp control line longer than ${SCP_MAX_LINE} bytes`);
+      this.unreadable(tooLongReason(what, this.sourceLimit));
       return 0;
     }
     this.sourceOffset += taken;
     if (line === null) return taken;
-    if (this.phase === 'trailer-message') this.fileSent(detailOf(line.subarray(1)));
+    if (line.includes(0)) this.unreadable(NUL_REASON);
+    // The `\1`/`\2` before a trailer message was its own step: the line is all message.
+    else if (this.phase === 'trailer-message') this.fileSent(detailOf(line));
     else this.record(line);
     return taken;
   }
@@ -344,18 +387,19 @@ export class ScpWatch implements TransferWatch {
     if (this.answerLine === null) {
       const byte = chunk[at] ?? 0;
       if (byte === 0) this.answer({ ok: true, message: '' });
-      else if (byte === ERROR || byte === FATAL) this.answerLine = new LineReader(SCP_MAX_LINE);
+      else if (byte === ERROR || byte === FATAL) this.answerLine = new LineReader(this.answerLimit);
       else this.unreadable(`scp answer byte 0x${byte.toString(16).padStart(2, '0')}, not \\0, \\1 or \\2`);
       return 1;
     }
     const { taken, line, tooLong } = this.answerLine.take(chunk, at);
     if (tooLong) {
-      this.unreadable(`scp error message longer than ${SCP_MAX_LINE} bytes`);
+      this.unreadable(tooLongReason('error message', this.answerLimit));
       return 0;
     }
     if (line !== null) {
       this.answerLine = null;
-      this.answer({ ok: false, message: detailOf(line) });
+      if (line.includes(0)) this.unreadable(NUL_REASON);
+      else this.answer({ ok: false, message: detailOf(line) });
     }
     return taken;
   }
@@ -370,6 +414,9 @@ export class ScpWatch implements TransferWatch {
   private answer(answer: Answer): void {
     const awaiting = this.unanswered.shift();
     if (awaiting !== undefined) return this.settle(awaiting, answer);
+    // The device's scp answers what it has read, and the watcher sees the client's bytes first.
+    if (this.op === 'upload') return this.unreadable('scp device answered while nothing awaited an answer: it read the stream differently');
+    // A client answering ahead: the device reads it when it next asks, as expect() pairs it.
     if (this.earlyAnswers.length >= MAX_EARLY_ANSWERS) return this.unreadable('scp answers to nothing that was sent');
     this.earlyAnswers.push(answer);
   }
@@ -457,6 +504,12 @@ export class ScpWatch implements TransferWatch {
     if (this.op === 'upload') return first;
     return paths.find((p) => message.startsWith(`scp: ${trimSlashes(p)}: `)) ?? first;
   }
+}
+
+const NUL_REASON = "scp line with a NUL byte, where the device's scp would end it";
+
+function tooLongReason(what: string, limit: number): string {
+  return limit === SCP_MAX_LINE ? `scp ${what} longer than the ${SCP_MAX_LINE} bytes the device's scp reads as one line` : `scp ${what} longer than ${limit} bytes`;
 }
 
 /** `C0644 12 name` / `D0755 0 name`, checked as the device's scp checks it; a string is why not. */

@@ -13,7 +13,10 @@ const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex
 
 interface FileEntry {
   outcome: string;
-  data: { session: string; device: string; grant: string; protocol: string; op: string; path: string; to?: string; bytes?: number; sha256?: string | null; offset?: number; outcome: string; detail?: string };
+  data: {
+    session: string; device: string; grant: string; protocol: string; op: string; path: string; to?: string; bytes?: number;
+    sha256?: string | null; offset?: number; mode?: string; attributes?: Record<string, unknown>; outcome: string; detail?: string;
+  };
 }
 
 // R-6.3e: a transfer on a grant that allows it goes through, and every file is in the audit
@@ -131,6 +134,20 @@ describe('file transfers are audited file by file, with the real OpenSSH sftp an
     expect(files[4]?.data.detail).toMatch(/no such file/i);
   });
 
+  it('audits chmod and chown (setstat) with what they set', async () => {
+    const { user } = await vendor('chmod');
+    const file = path.join(remote, 'tool.sh');
+    writeFileSync(file, '#!/bin/sh\n');
+    const r = await runTransfer('sftp', user, ['-P', String(fx.sshPort), login(user)], `chmod 755 ${file}\nchgrp 0 ${file}\nbye\n`);
+    expect(r.code, r.stderr).toBe(0);
+    const files = await filesOf(user.name);
+    // sftp's chgrp reads the attributes first and sends uid and gid together.
+    expect(files.map((e) => e.data)).toEqual([
+      expect.objectContaining({ op: 'setstat', path: file, attributes: { mode: '0755' }, outcome: 'ok' }),
+      expect.objectContaining({ op: 'setstat', path: file, attributes: expect.objectContaining({ gid: 0 }), outcome: 'ok' }),
+    ]);
+  });
+
   it('audits an upload the device refused as failed, with nothing stored', async () => {
     const { user } = await vendor('refusedput');
     const source = path.join(local, 'x.bin');
@@ -152,8 +169,21 @@ describe('file transfers are audited file by file, with the real OpenSSH sftp an
     const up = await runTransfer('scp', user, ['-P', String(fx.sshPort), source, `${login(user)}:${remote}/scp-up.bin`]);
     expect(up.code, up.stderr).toBe(0);
     expect(sha256(readFileSync(path.join(remote, 'scp-up.bin')))).toBe(sha256(content));
-    const files = await filesOf(user.name, 1);
-    expect(files[0]?.data).toMatchObject({ protocol: 'sftp', op: 'upload', path: `${remote}/scp-up.bin`, bytes: content.length, sha256: sha256(content), outcome: 'ok' });
+    // scp sets the file's final size on the open handle (a truncate) before it closes it: both are on record.
+    const files = await filesOf(user.name, 2);
+    expect(files.map((e) => e.data)).toEqual([
+      expect.objectContaining({ protocol: 'sftp', op: 'setstat', path: `${remote}/scp-up.bin`, attributes: { size: content.length }, outcome: 'ok' }),
+      expect.objectContaining({ protocol: 'sftp', op: 'upload', path: `${remote}/scp-up.bin`, bytes: content.length, sha256: sha256(content), outcome: 'ok' }),
+    ]);
+
+    const second = await vendor('scpdown');
+    const down = await runTransfer('scp', second.user, ['-P', String(fx.sshPort), `${second.user.name}%ct-01@127.0.0.1:${remote}/scp-up.bin`, path.join(local, 'scp-down.bin')]);
+    expect(down.code, down.stderr).toBe(0);
+    expect(sha256(readFileSync(path.join(local, 'scp-down.bin')))).toBe(sha256(content));
+    const downloads = await filesOf(second.user.name, 1);
+    expect(downloads.map((e) => e.data)).toEqual([
+      expect.objectContaining({ protocol: 'sftp', op: 'download', path: `${remote}/scp-up.bin`, bytes: content.length, sha256: sha256(content), outcome: 'ok' }),
+    ]);
   });
 
   it('audits legacy scp (scp -O, the scp protocol itself): a directory up with -r, a file down', async () => {
@@ -201,6 +231,8 @@ describe('file transfers are audited file by file, with the real OpenSSH sftp an
     ['the sftp server behind exec', 'exec /usr/lib/openssh/sftp-server', /runs only alone on its command line/],
     ['scp with its output redirected', 'scp -t REMOTE/scp-target 2>/dev/null', /runs only alone on its command line/],
     ['scp with an option the gateway does not know', 'scp -Z -t REMOTE/scp-target', /cannot be followed file by file/],
+    ['a server from a path the vendor could have uploaded to', 'REMOTE/scp -t REMOTE/scp-target', /runs only from where the system installs it/],
+    ['the sftp server from the working directory', './sftp-server', /runs only from where the system installs it/],
   ])('refuses what it cannot follow file by file: %s', async (_name, command, reason) => {
     const { user } = await vendor('nofollow');
     const r = await runSsh({ port: fx.sshPort, login: `${user.name}#ct-01`, password: user.password, totpSecret: user.totpSecret, command: command.replaceAll('REMOTE', remote), stdin: 'C0644 5 x\nhello\0' });

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -163,6 +163,17 @@ async function receiveAll(device: Device): Promise<{ files: Map<string, Buffer>;
     device.send('\0');
   }
   return { files, errors, code: await device.close() };
+}
+
+/**
+ * A C (or D) line of exactly `length` bytes before its '\n', the size zero-padded to fill it: the
+ * device's scp reads the size with strtoull, so `C0644 000…0151 ab` is size 151, name `ab`.
+ */
+function paddedLine(length: number, size: number, name: string, kind = 'C0644'): string {
+  const digits = length - Buffer.byteLength(`${kind}  ${name}`);
+  const line = `${kind} ${String(size).padStart(digits, '0')} ${name}`;
+  if (digits < String(size).length || Buffer.byteLength(line) !== length) throw new Error(`no ${length}-byte line for ${name}`);
+  return line;
 }
 
 describe('scp command line', () => {
@@ -350,6 +361,48 @@ describe('upload (scp -t on the device)', () => {
       { protocol: 'scp', op: 'upload', path: target, bytes: data.length, sha256: sha256(data), outcome: 'incomplete' },
     ]);
   });
+
+  it('reports the client\'s own error in place of a file\'s trailer as failed, with its whole message and the bytes that went', async () => {
+    const target = path.join(freshDir(), 'firmware.bin');
+    const data = randomBytes(5000);
+    const device = Device.scp(['-t', target]);
+    expect(await device.answer()).toBe('');
+    device.send(`C0644 ${data.length} firmware.bin\n`);
+    expect(await device.answer()).toBe('');
+    device.send(data);
+    device.send('\x01scp: firmware.bin: Input/output error\n'); // the client's read failed: it sent the data anyway, then this
+    expect(await device.answer()).toBe(''); // the device keeps what it got
+    expect(await device.close()).toBe(1);
+    expect(readFileSync(target)).toEqual(data);
+
+    const { events, unreadable } = watch(['scp', '-t', target], device.transcript);
+    expect(unreadable).toEqual([]);
+    expect(events).toEqual([
+      { protocol: 'scp', op: 'upload', path: target, bytes: data.length, sha256: sha256(data), outcome: 'failed', detail: 'scp: firmware.bin: Input/output error' },
+    ]);
+  });
+
+  it('takes a device error message longer than the 2046 bytes the device reads: the device writes its own lines whole', async () => {
+    const target = freshDir();
+    const name = 'n'.repeat(2030); // beyond NAME_MAX: the device refuses it, naming it in full
+    const device = Device.scp(['-d', '-t', target]);
+    expect(await device.answer()).toBe('');
+    device.send(`${paddedLine(2046, 5, name)}\n`);
+    const refusal = `scp: ${target}/${name}: File name too long`;
+    expect(await device.answer()).toBe(`\x01${refusal}`);
+    device.send('C0644 2 ok.txt\n');
+    expect(await device.answer()).toBe('');
+    device.send('hi\0');
+    expect(await device.answer()).toBe('');
+    expect(await device.close()).toBe(1);
+
+    const { events, unreadable } = watch(['scp', '-d', '-t', target], device.transcript);
+    expect(unreadable).toEqual([]);
+    expect(events).toEqual([
+      { protocol: 'scp', op: 'upload', path: `${target}/${name}`, bytes: 0, sha256: EMPTY_SHA256, outcome: 'failed', detail: refusal.slice(0, 200) },
+      { protocol: 'scp', op: 'upload', path: `${target}/ok.txt`, bytes: 2, sha256: sha256('hi'), outcome: 'ok' },
+    ]);
+  });
 });
 
 describe('download (scp -f on the device)', () => {
@@ -432,6 +485,61 @@ describe('download (scp -f on the device)', () => {
       { protocol: 'scp', op: 'download', path: `${dir}/two.log`, bytes: 7, sha256: sha256('second\n'), outcome: 'ok' },
     ]);
   });
+
+  it('reports a file the client refuses after its data as failed, with the bytes and hash of what left the device', async () => {
+    const file = path.join(freshDir(), 'config.tar');
+    const data = randomBytes(50_000);
+    writeFileSync(file, data);
+    const device = Device.scp(['-f', file]);
+    device.send('\0');
+    expect((await device.line()).toString()).toMatch(/^C0\d{3} 50000 config\.tar$/);
+    device.send('\0');
+    expect(await device.take(data.length)).toEqual(data);
+    expect(await device.take(1)).toEqual(Buffer.from([0]));
+    device.send('\x01scp: config.tar: No space left on device\n');
+    expect(await device.close()).toBe(1);
+
+    expect(watch(['scp', '-f', file], device.transcript).events).toEqual([
+      { protocol: 'scp', op: 'download', path: file, bytes: data.length, sha256: sha256(data), outcome: 'failed', detail: 'scp: config.tar: No space left on device' },
+    ]);
+  });
+
+  it('pairs answers the client sends ahead in order, as the device reads them: an early refusal is the next file\'s, an extra one answers nothing', async () => {
+    const dir = freshDir();
+    const [one, two, three] = ['one', 'two', 'three'].map((name) => path.join(dir, name));
+    if (one === undefined || two === undefined || three === undefined) throw new Error('paths');
+    writeFileSync(one, 'first\n');
+    writeFileSync(two, 'second\n');
+    writeFileSync(three, 'third\n');
+    const device = Device.scp(['-f', one, two, three]);
+    // start, one's C line (refused), two's C line and trailer, three's C line and trailer, and one more.
+    device.send(Buffer.concat([Buffer.from([0]), Buffer.from('\x01scp: one: not wanted\n'), Buffer.from([0, 0, 0, 0, 0])]));
+    expect(await device.close()).toBe(1);
+    const sent = Buffer.concat(device.transcript.filter((c) => c.from === 'device').map((c) => c.bytes)).toString('latin1');
+    expect(sent).toMatch(/^C0\d{3} 6 one\nC0\d{3} 7 two\nsecond\n\0C0\d{3} 6 three\nthird\n\0$/);
+
+    const expected: FileEvent[] = [
+      { protocol: 'scp', op: 'download', path: one, bytes: 0, sha256: EMPTY_SHA256, outcome: 'failed', detail: 'scp: one: not wanted' },
+      { protocol: 'scp', op: 'download', path: two, bytes: 7, sha256: sha256('second\n'), outcome: 'ok' },
+      { protocol: 'scp', op: 'download', path: three, bytes: 6, sha256: sha256('third\n'), outcome: 'ok' },
+    ];
+    const argv = ['scp', '-f', one, two, three];
+    for (const pieces of [Number.POSITIVE_INFINITY, 1]) {
+      const { events, unreadable } = watch(argv, device.transcript, pieces);
+      expect(unreadable).toEqual([]);
+      expect(events).toEqual(expected);
+    }
+  });
+
+  it('takes an error line from the device longer than the 2046 bytes a client reads: the device writes its own lines whole', async () => {
+    const missing = path.join(freshDir(), 'x'.repeat(3000));
+    const device = Device.scp(['-f', missing]);
+    const { errors, code } = await receiveAll(device);
+    expect([code, errors]).toEqual([1, [`scp: ${missing}: File name too long`]]);
+    const { events, unreadable } = watch(['scp', '-f', missing], device.transcript);
+    expect(unreadable).toEqual([]);
+    expect(events).toEqual([{ protocol: 'scp', op: 'download', path: missing, outcome: 'failed', detail: `scp: ${missing}: File name too long`.slice(0, 200) }]);
+  });
 });
 
 describe('a stream the watcher cannot follow', () => {
@@ -447,7 +555,7 @@ describe('a stream the watcher cannot follow', () => {
     ['a malformed T line', Buffer.from('T12 0 x 0\n')],
     ['an empty line', Buffer.from('\n')],
     ['E outside a directory', Buffer.from('E\n')],
-    ['a line longer than 4096 bytes', Buffer.from(`C0644 1 ${'n'.repeat(5000)}\n`)],
+    ['a line longer than the device\'s scp reads', Buffer.from(`C0644 1 ${'n'.repeat(5000)}\n`)],
     ['a size beyond 2^53', Buffer.from(`C0644 ${Number.MAX_SAFE_INTEGER + 1} big\n`)],
   ];
 
@@ -525,5 +633,163 @@ describe('a stream the watcher cannot follow', () => {
       watcher.fromClient(Buffer.from('garbage'));
       watcher.end();
     }).not.toThrow();
+  });
+});
+
+
+// C1: what the device's own scp reads. Its sink() reads a control line into a 2048-byte buffer,
+// at most 2047 bytes with the '\n', and its response() reads an error message the same way: a
+// longer line is cut there and its rest read as what follows. It works on C strings, so a NUL
+// ends a name. The real `scp -t` / `scp -f` reads each attack below; the test of an answer out
+// of step feeds the watcher a real session with one of its lines misread on purpose.
+describe('where the watcher and the device\'s scp could part ways (C1)', () => {
+  it('is unreadable on a C line the device cuts at 2047 bytes, where a second file rides in the name', async () => {
+    const target = freshDir();
+    const hidden = Buffer.from('#!/bin/sh\necho pwned\n');
+    const hiddenRecord = Buffer.from(`C0755 ${hidden.length} hidden.sh\n`);
+    const tail = 't'.repeat(hiddenRecord.length + hidden.length); // to the watcher more of the name; to the device, data
+    const filler = randomBytes(100);
+    const size = tail.length + 1 + filler.length;
+    const device = Device.scp(['-d', '-t', target]);
+    expect(await device.answer()).toBe('');
+    device.send(`${paddedLine(2047, size, 'ab')}${tail}\n`);
+    expect(await device.answer()).toBe('');
+    // To the watcher: `size` bytes of ab's data and its trailer. To the device: the rest of ab, its trailer, then hidden.sh.
+    device.send(Buffer.concat([filler, Buffer.from([0]), hiddenRecord, hidden, Buffer.from([0])]));
+    expect([await device.answer(), await device.answer(), await device.answer()]).toEqual(['', '', '']);
+    expect(await device.close()).toBe(0);
+    expect(readdirSync(target).sort()).toEqual(['ab', 'hidden.sh']);
+    expect(readFileSync(path.join(target, 'ab'))).toEqual(Buffer.concat([Buffer.from(`${tail}\n`), filler]));
+    expect(readFileSync(path.join(target, 'hidden.sh'))).toEqual(hidden);
+    expect(statSync(path.join(target, 'hidden.sh')).mode & 0o100).toBe(0o100);
+
+    for (const pieces of [Number.POSITIVE_INFINITY, 1]) {
+      const { events, unreadable } = watch(['scp', '-d', '-t', target], device.transcript, pieces);
+      expect(unreadable).toEqual(['scp control line longer than the 2046 bytes the device\'s scp reads as one line']);
+      expect(events).toEqual([]);
+    }
+  });
+
+  it('follows a line of 2046 bytes, the longest the device reads whole, and is unreadable at 2047, whose newline the device takes for data', async () => {
+    const target = freshDir();
+    const name = `${'n'.repeat(250)}.bin`;
+    const data = randomBytes(3000);
+    const device = Device.scp(['-d', '-t', target]);
+    expect(await device.answer()).toBe('');
+    device.send(`${paddedLine(2046, data.length, name)}\n`);
+    expect(await device.answer()).toBe('');
+    device.send(data);
+    device.send('\0');
+    expect(await device.answer()).toBe('');
+    expect(await device.close()).toBe(0);
+    expect(readFileSync(path.join(target, name))).toEqual(data);
+    for (const pieces of [Number.POSITIVE_INFINITY, 1]) {
+      const { events, unreadable } = watch(['scp', '-d', '-t', target], device.transcript, pieces);
+      expect(unreadable).toEqual([]);
+      expect(events).toEqual([{ protocol: 'scp', op: 'upload', path: `${target}/${name}`, bytes: data.length, sha256: sha256(data), outcome: 'ok' }]);
+    }
+
+    const cutTarget = freshDir();
+    const sent = Buffer.from('hello\0');
+    const cut = Device.scp(['-d', '-t', cutTarget]);
+    expect(await cut.answer()).toBe('');
+    cut.send(`${paddedLine(2047, sent.length, 'cut.txt')}\n`);
+    expect(await cut.answer()).toBe('');
+    cut.send(sent);
+    cut.send('\0');
+    expect(await cut.answer()).toBe(''); // to the device, the data's last byte was the trailer
+    expect(await cut.close()).toBe(1); // and the real trailer began a line the session ended in
+    expect(readFileSync(path.join(cutTarget, 'cut.txt'))).toEqual(Buffer.from('\nhello'));
+    for (const pieces of [Number.POSITIVE_INFINITY, 1]) {
+      const { events, unreadable } = watch(['scp', '-d', '-t', cutTarget], cut.transcript, pieces);
+      expect(unreadable).toEqual(['scp control line longer than the 2046 bytes the device\'s scp reads as one line']);
+      expect(events).toEqual([]);
+    }
+  });
+
+  it('is unreadable on a C or D line with a NUL byte, where the device\'s name ends', async () => {
+    const fileTarget = freshDir();
+    const file = Device.scp(['-d', '-t', fileTarget]);
+    expect(await file.answer()).toBe('');
+    expect(await sendFile(file, 'ab\0x', Buffer.from('hello'))).toEqual(['', '']);
+    expect(await file.close()).toBe(0);
+    expect(readdirSync(fileTarget)).toEqual(['ab']);
+    expect(readFileSync(path.join(fileTarget, 'ab'))).toEqual(Buffer.from('hello'));
+
+    const dirTarget = freshDir();
+    const dir = Device.scp(['-r', '-d', '-t', dirTarget]);
+    expect(await dir.answer()).toBe('');
+    expect(await sendLine(dir, 'D0755 0 sub\0x')).toBe('');
+    expect(await sendFile(dir, 'f.txt', Buffer.from('inside\n'))).toEqual(['', '']);
+    expect(await sendLine(dir, 'E')).toBe('');
+    expect(await dir.close()).toBe(0);
+    expect(readFileSync(path.join(dirTarget, 'sub', 'f.txt'))).toEqual(Buffer.from('inside\n'));
+
+    for (const [argv, device] of [[['scp', '-d', '-t', fileTarget], file], [['scp', '-r', '-d', '-t', dirTarget], dir]] as const) {
+      const { events, unreadable } = watch([...argv], device.transcript);
+      expect(unreadable).toEqual(['scp line with a NUL byte, where the device\'s scp would end it']);
+      expect(events).toEqual([]);
+    }
+  });
+
+  it('is unreadable when the device answers while nothing awaits an answer: the two no longer agree where records start', async () => {
+    const target = freshDir();
+    const a = Buffer.from('first file\n');
+    const b = Buffer.from('#!/bin/sh\necho second\n');
+    const bRecord = `C0755 ${b.length} b.sh\n`;
+    const device = Device.scp(['-d', '-t', target]);
+    expect(await device.answer()).toBe('');
+    expect(await sendFile(device, 'a.txt', a)).toEqual(['', '']);
+    expect(await sendFile(device, 'b.sh', b, '0755')).toEqual(['', '']);
+    expect(await device.close()).toBe(0);
+    // The same session read as a watcher that took a's size wrong (as it did the 2047-byte line):
+    // b's record and data look like a's data, and the device's answers about a and b come early.
+    const misreadSize = a.length + 1 + bRecord.length + b.length;
+    const misread = device.transcript.map((c): Chunk => (c.from === 'client' && c.bytes.toString('latin1') === `C0644 ${a.length} a.txt\n` ? { from: 'client', bytes: Buffer.from(`C0644 ${misreadSize} a.txt\n`) } : c));
+    expect(misread).not.toEqual(device.transcript);
+    for (const pieces of [Number.POSITIVE_INFINITY, 1]) {
+      const { events, unreadable } = watch(['scp', '-d', '-t', target], misread, pieces);
+      expect(unreadable).toEqual(['scp device answered while nothing awaited an answer: it read the stream differently']);
+      expect(events).toEqual([
+        { protocol: 'scp', op: 'upload', path: `${target}/a.txt`, bytes: a.length + 1, sha256: sha256(Buffer.concat([a, Buffer.from([0])])), outcome: 'incomplete' },
+      ]);
+    }
+  });
+
+  it('follows a client error answer of 2046 bytes, the longest the device reads whole, and is unreadable at 2047, which the device reads as two answers', async () => {
+    const dir = freshDir();
+    const one = path.join(dir, 'one');
+    const two = path.join(dir, 'two');
+    writeFileSync(one, 'first\n');
+    writeFileSync(two, 'second\n');
+    const session = async (length: number): Promise<Device> => {
+      const device = Device.scp(['-f', one, two]);
+      device.send('\0');
+      expect((await device.line()).toString()).toMatch(/^C0\d{3} 6 one$/);
+      device.send(`\x01${'m'.repeat(length)}\n`);
+      expect((await device.line()).toString()).toMatch(/^C0\d{3} 7 two$/);
+      device.send('\0');
+      return device;
+    };
+
+    const whole = await session(2046);
+    expect((await whole.take(8)).toString('latin1')).toBe('second\n\0');
+    whole.send('\0');
+    expect(await whole.close()).toBe(1);
+    expect(watch(['scp', '-f', one, two], whole.transcript).events).toEqual([
+      { protocol: 'scp', op: 'download', path: one, bytes: 0, sha256: EMPTY_SHA256, outcome: 'failed', detail: 'm'.repeat(200) },
+      { protocol: 'scp', op: 'download', path: two, bytes: 7, sha256: sha256('second\n'), outcome: 'ok' },
+    ]);
+
+    // The device read 2047 bytes of it, then its '\n' as the answer to two's C line: an error,
+    // whose message the client's \0 only continues. two never goes; the watcher would say it went ahead.
+    const split = await session(2047);
+    expect(await split.close()).toBe(1);
+    expect(Buffer.concat(split.transcript.filter((c) => c.from === 'device').map((c) => c.bytes)).toString('latin1')).toMatch(/^C0\d{3} 6 one\nC0\d{3} 7 two\n$/);
+    for (const pieces of [Number.POSITIVE_INFINITY, 1]) {
+      const { events, unreadable } = watch(['scp', '-f', one, two], split.transcript, pieces);
+      expect(unreadable).toEqual(['scp error message longer than the 2046 bytes the device\'s scp reads as one line']);
+      expect(events).toEqual([{ protocol: 'scp', op: 'download', path: one, bytes: 0, sha256: EMPTY_SHA256, outcome: 'incomplete' }]);
+    }
   });
 });

@@ -17,6 +17,8 @@ import { EMPTY_SHA256, feedTranscript, Recorder, sha256, type Chunk } from '../s
 // Each session's bytes are also kept in order, to be fed again whole, one byte at a time, or cut.
 
 const SFTP_SERVER = '/usr/lib/openssh/sftp-server';
+// sftp sends the local file's permissions with each upload: files made here are 0644 whatever the caller's umask.
+process.umask(0o022);
 
 const root = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'sftp-watch-')));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -64,7 +66,7 @@ class Framer {
   }
 }
 
-const SSH_FXP = { INIT: 1, VERSION: 2, OPEN: 3, CLOSE: 4, READ: 5, WRITE: 6, STATUS: 101, HANDLE: 102, DATA: 103 } as const;
+const SSH_FXP = { INIT: 1, VERSION: 2, OPEN: 3, CLOSE: 4, READ: 5, WRITE: 6, SETSTAT: 9, STATUS: 101, HANDLE: 102, DATA: 103 } as const;
 
 interface Packet {
   from: Chunk['from'];
@@ -103,18 +105,15 @@ function mostWritesInFlight(transcript: Chunk[]): number {
   return most;
 }
 
-/** The transcript with the device's bytes cut off just before `at` (its direction's offset). */
-function deviceCutAt(transcript: Chunk[], at: number): Chunk[] {
-  let seen = 0;
+/** The transcript with each side's bytes cut off just before its offset in `at` (a side not named is kept whole). */
+function cutAt(transcript: Chunk[], at: Partial<Record<Chunk['from'], number>>): Chunk[] {
+  const seen = { client: 0, device: 0 };
   const out: Chunk[] = [];
   for (const c of transcript) {
-    if (c.from === 'client') {
-      out.push(c);
-      continue;
-    }
-    const keep = Math.max(0, Math.min(c.bytes.length, at - seen));
-    if (keep > 0) out.push({ from: 'device', bytes: c.bytes.subarray(0, keep) });
-    seen += c.bytes.length;
+    const limit = at[c.from] ?? Number.POSITIVE_INFINITY;
+    const keep = Math.max(0, Math.min(c.bytes.length, limit - seen[c.from]));
+    if (keep > 0) out.push({ from: c.from, bytes: c.bytes.subarray(0, keep) });
+    seen[c.from] += c.bytes.length;
   }
   return out;
 }
@@ -251,7 +250,7 @@ describe('uploads and downloads through real OpenSSH sftp and sftp-server', () =
     expect(mostWritesInFlight(s.transcript)).toBeGreaterThan(1);
 
     const expected: FileEvent[] = [
-      { protocol: 'sftp', op: 'upload', path: `${device}/fw-remote.bin`, bytes: data.length, sha256: sha256(data), outcome: 'ok' },
+      { protocol: 'sftp', op: 'upload', path: `${device}/fw-remote.bin`, bytes: data.length, sha256: sha256(data), mode: '0644', outcome: 'ok' },
     ];
     expect(s.unreadable).toEqual([]);
     expect(s.events).toEqual(expected);
@@ -283,7 +282,7 @@ describe('uploads and downloads through real OpenSSH sftp and sftp-server', () =
     expect(s.code, s.output).toBe(0);
     expect(statSync(path.join(device, 'empty.up')).size).toBe(0);
     expect(s.events).toEqual([
-      { protocol: 'sftp', op: 'upload', path: `${device}/empty.up`, bytes: 0, sha256: EMPTY_SHA256, outcome: 'ok' },
+      { protocol: 'sftp', op: 'upload', path: `${device}/empty.up`, bytes: 0, sha256: EMPTY_SHA256, mode: '0644', outcome: 'ok' },
       { protocol: 'sftp', op: 'download', path: `${device}/empty.down`, bytes: 0, sha256: EMPTY_SHA256, outcome: 'ok' },
     ]);
   });
@@ -306,7 +305,7 @@ describe('uploads and downloads through real OpenSSH sftp and sftp-server', () =
     expect(contents(local, 'down.img').equals(down)).toBe(true);
     expect(s.unreadable).toEqual([]);
     expect(s.events).toEqual([
-      { protocol: 'sftp', op: 'upload', path: `${device}/up.img`, offset: upDone, bytes: up.length - upDone, sha256: sha256(up.subarray(upDone)), outcome: 'ok' },
+      { protocol: 'sftp', op: 'upload', path: `${device}/up.img`, offset: upDone, bytes: up.length - upDone, sha256: sha256(up.subarray(upDone)), mode: '0644', outcome: 'ok' },
       { protocol: 'sftp', op: 'download', path: `${device}/down.img`, offset: downDone, bytes: down.length - downDone, sha256: sha256(down.subarray(downDone)), outcome: 'ok' },
     ]);
   });
@@ -383,13 +382,13 @@ describe('changes to the device\'s file tree', () => {
     const expected: FileEvent[] = [
       { protocol: 'sftp', op: 'remove', path: `${device}/doomed.log`, outcome: 'ok' },
       { protocol: 'sftp', op: 'rename', path: `${device}/old.cfg`, to: `${device}/new.cfg`, outcome: 'ok' },
-      { protocol: 'sftp', op: 'mkdir', path: `${device}/conf.d`, outcome: 'ok' },
+      { protocol: 'sftp', op: 'mkdir', path: `${device}/conf.d`, mode: '0777', outcome: 'ok' },
       { protocol: 'sftp', op: 'rmdir', path: `${device}/empty-dir`, outcome: 'ok' },
       // The link that was made, and what it points to as the client wrote it (sftp keeps a symlink's target relative).
       { protocol: 'sftp', op: 'symlink', path: `${device}/soft-link`, to: 'shared.dat', outcome: 'ok' },
       { protocol: 'sftp', op: 'hardlink', path: `${device}/shared.dat`, to: `${device}/hard-link`, outcome: 'ok' },
       { protocol: 'sftp', op: 'remove', path: `${device}/not-there.log`, outcome: 'failed', detail: 'No such file' },
-      { protocol: 'sftp', op: 'mkdir', path: `${device}/conf.d`, outcome: 'failed', detail: 'Failure' },
+      { protocol: 'sftp', op: 'mkdir', path: `${device}/conf.d`, mode: '0777', outcome: 'failed', detail: 'Failure' },
     ];
     expect(s.unreadable).toEqual([]);
     expect(s.events).toEqual(expected);
@@ -417,8 +416,8 @@ describe('however the bytes are cut, and however the session ends', () => {
   it('gives the same events fed whole, a byte at a time, or as the live session', async () => {
     const { s, device, up, down } = await mixedSession();
     const expected: FileEvent[] = [
-      { protocol: 'sftp', op: 'mkdir', path: `${device}/in`, outcome: 'ok' },
-      { protocol: 'sftp', op: 'upload', path: `${device}/in/up.bin`, bytes: up.length, sha256: sha256(up), outcome: 'ok' },
+      { protocol: 'sftp', op: 'mkdir', path: `${device}/in`, mode: '0777', outcome: 'ok' },
+      { protocol: 'sftp', op: 'upload', path: `${device}/in/up.bin`, bytes: up.length, sha256: sha256(up), mode: '0644', outcome: 'ok' },
       { protocol: 'sftp', op: 'download', path: `${device}/down.bin`, bytes: down.length, sha256: sha256(down), outcome: 'ok' },
       { protocol: 'sftp', op: 'rename', path: `${device}/in/up.bin`, to: `${device}/in/final.bin`, outcome: 'ok' },
       { protocol: 'sftp', op: 'remove', path: `${device}/nothing`, outcome: 'failed', detail: 'No such file' },
@@ -439,11 +438,12 @@ describe('however the bytes are cut, and however the session ends', () => {
     const close = packets.find((p) => p.from === 'client' && p.type === SSH_FXP.CLOSE);
     const answer = packets.find((p) => p.from === 'device' && p.id === close?.id);
     if (close === undefined || answer === undefined) throw new Error('no CLOSE and its answer in the transcript');
-    const cut = replay(deviceCutAt(s.transcript, answer.at));
+    // The session ends there: the client's later requests (made after answers that never came) go too.
+    const cut = replay(cutAt(s.transcript, { device: answer.at, client: close.at + 4 + close.body.length }));
     expect(cut.unreadable).toEqual([]);
     expect(cut.events).toEqual([
-      { protocol: 'sftp', op: 'mkdir', path: `${device}/in`, outcome: 'ok' },
-      { protocol: 'sftp', op: 'upload', path: `${device}/in/up.bin`, bytes: up.length, sha256: sha256(up), outcome: 'incomplete' },
+      { protocol: 'sftp', op: 'mkdir', path: `${device}/in`, mode: '0777', outcome: 'ok' },
+      { protocol: 'sftp', op: 'upload', path: `${device}/in/up.bin`, bytes: up.length, sha256: sha256(up), mode: '0644', outcome: 'incomplete' },
     ]);
   });
 
@@ -556,6 +556,145 @@ describe('hashing in file order (hand-built streams: OpenSSH itself sends and an
   });
 });
 
+// Review findings, from the attacker's side: a vendor's own client sending what OpenSSH never
+// sends, to move bytes past the audit or to make the audit say something else.
+describe('a client that breaks the rules to slip a file past the audit', () => {
+  const FLAGS = { READ: 0x1, WRITE: 0x2, CREAT: 0x8, TRUNC: 0x10 } as const;
+  const h0 = Buffer.from([0, 0, 0, 0]);
+  const ok = (id: number): Buffer => packet(SSH_FXP.STATUS, id, 0, '', '');
+  function started(): { recorder: Recorder; watcher: SftpWatch } {
+    const recorder = new Recorder();
+    const watcher = new SftpWatch(recorder);
+    watcher.fromClient(packet(SSH_FXP.INIT, 3));
+    watcher.fromDevice(packet(SSH_FXP.VERSION, 3));
+    return { recorder, watcher };
+  }
+
+  it('ends the session on a WRITE to a handle the device has not given yet (guessed: sftp-server\'s first is always 0)', () => {
+    const { recorder, watcher } = started();
+    watcher.fromClient(Buffer.concat([packet(SSH_FXP.OPEN, 1, '/srv/x', FLAGS.WRITE | FLAGS.CREAT, 0), packet(SSH_FXP.WRITE, 2, h0, 0n, 'smuggled')]));
+    expect(recorder.unreadable).toEqual([expect.stringMatching(/handle the device has not given/)]);
+    // The open that was on its way is on record: the device may have created the file.
+    expect(recorder.events).toEqual([{ protocol: 'sftp', op: 'upload', path: '/srv/x', bytes: 0, sha256: null, outcome: 'incomplete' }]);
+  });
+
+  it('ends the session on a WRITE after CLOSE, and the file keeps the bytes written before', () => {
+    const { recorder, watcher } = started();
+    watcher.fromClient(packet(SSH_FXP.OPEN, 1, '/srv/y', FLAGS.WRITE | FLAGS.CREAT, 0));
+    watcher.fromDevice(packet(SSH_FXP.HANDLE, 1, h0));
+    watcher.fromClient(Buffer.concat([packet(SSH_FXP.WRITE, 2, h0, 0n, 'real\n'), packet(SSH_FXP.CLOSE, 3, h0), packet(SSH_FXP.WRITE, 4, h0, 5n, 'fake')]));
+    expect(recorder.unreadable).toEqual([expect.stringMatching(/handle being closed/)]);
+    expect(recorder.events).toEqual([{ protocol: 'sftp', op: 'upload', path: '/srv/y', bytes: 5, sha256: sha256('real\n'), outcome: 'incomplete' }]);
+  });
+
+  it('ends the session on a request id sent again before its answer (a second OPEN would rename the first)', () => {
+    const { recorder, watcher } = started();
+    watcher.fromClient(Buffer.concat([packet(SSH_FXP.OPEN, 7, '/srv/secret.txt', FLAGS.READ, 0), packet(SSH_FXP.OPEN, 7, '/srv/harmless.txt', FLAGS.READ, 0)]));
+    expect(recorder.unreadable).toEqual([expect.stringMatching(/request 7 sent again/)]);
+  });
+
+  it('ends the session on an answer to nothing, and on a handle given twice', () => {
+    const a = started();
+    a.watcher.fromDevice(ok(99));
+    expect(a.recorder.unreadable).toEqual([expect.stringMatching(/answered request 99, which was not asked/)]);
+    const b = started();
+    b.watcher.fromClient(Buffer.concat([packet(SSH_FXP.OPEN, 1, '/srv/a', FLAGS.READ, 0), packet(SSH_FXP.OPEN, 2, '/srv/b', FLAGS.READ, 0)]));
+    b.watcher.fromDevice(Buffer.concat([packet(SSH_FXP.HANDLE, 1, h0), packet(SSH_FXP.HANDLE, 2, h0)]));
+    expect(b.recorder.unreadable).toEqual([expect.stringMatching(/handle that is still open/)]);
+  });
+
+  it('reports bytes read as a download whatever the OPEN asked for (flags 0 opens read-only)', () => {
+    const { recorder, watcher } = started();
+    watcher.fromClient(packet(SSH_FXP.OPEN, 1, '/etc/secret', 0, 0));
+    watcher.fromDevice(packet(SSH_FXP.HANDLE, 1, h0));
+    watcher.fromClient(packet(SSH_FXP.READ, 2, h0, 0n, 32768));
+    watcher.fromDevice(packet(SSH_FXP.DATA, 2, 'the secret'));
+    watcher.fromClient(packet(SSH_FXP.CLOSE, 3, h0));
+    watcher.fromDevice(ok(3));
+    expect(recorder.events).toEqual([{ protocol: 'sftp', op: 'download', path: '/etc/secret', bytes: 10, sha256: sha256('the secret'), outcome: 'ok' }]);
+  });
+
+  it('reports an OPEN that truncates without WRITE as an upload of nothing, and a SETSTAT as what it changes', () => {
+    const { recorder, watcher } = started();
+    watcher.fromClient(packet(SSH_FXP.OPEN, 1, '/srv/log', FLAGS.CREAT | FLAGS.TRUNC, 0));
+    watcher.fromDevice(packet(SSH_FXP.HANDLE, 1, h0));
+    watcher.fromClient(packet(SSH_FXP.CLOSE, 2, h0));
+    watcher.fromDevice(ok(2));
+    // SETSTAT: size 0 and mode 4755 (flags SIZE | PERMISSIONS).
+    watcher.fromClient(packet(SSH_FXP.SETSTAT, 3, '/srv/tool', 0x5, 0n, 0o104755));
+    watcher.fromDevice(ok(3));
+    expect(recorder.events).toEqual([
+      { protocol: 'sftp', op: 'upload', path: '/srv/log', bytes: 0, sha256: EMPTY_SHA256, outcome: 'ok' },
+      { protocol: 'sftp', op: 'setstat', path: '/srv/tool', attributes: { size: 0, mode: '4755' }, outcome: 'ok' },
+    ]);
+  });
+
+  it('keeps a finished download as it went when a refused WRITE on the same handle fails the upload side', () => {
+    const { recorder, watcher } = started();
+    watcher.fromClient(packet(SSH_FXP.OPEN, 1, '/srv/both', FLAGS.READ | FLAGS.WRITE, 0));
+    watcher.fromDevice(packet(SSH_FXP.HANDLE, 1, h0));
+    watcher.fromClient(packet(SSH_FXP.READ, 2, h0, 0n, 100));
+    watcher.fromDevice(packet(SSH_FXP.DATA, 2, 'went out'));
+    watcher.fromClient(packet(SSH_FXP.WRITE, 3, h0, 0n, 'x'));
+    watcher.fromDevice(packet(SSH_FXP.STATUS, 3, 3, 'Permission denied', ''));
+    watcher.fromClient(packet(SSH_FXP.CLOSE, 4, h0));
+    watcher.fromDevice(ok(4));
+    expect(recorder.events).toEqual([
+      { protocol: 'sftp', op: 'upload', path: '/srv/both', bytes: 0, sha256: sha256('x'), outcome: 'failed', detail: 'Permission denied' },
+      { protocol: 'sftp', op: 'download', path: '/srv/both', bytes: 8, sha256: sha256('went out'), outcome: 'ok' },
+    ]);
+  });
+
+  it('holds back at most 16 MiB of out-of-order data per session, however many files are open', () => {
+    const { recorder, watcher } = started();
+    const block = randomBytes(256 * 1024);
+    const files = 8;
+    const blocks = 13;
+    const handleOf = (f: number): Buffer => Buffer.from([0, 0, 0, f]);
+    let id = 1;
+    const send = (req: Buffer): void => {
+      watcher.fromClient(req);
+      watcher.fromDevice(ok(id++));
+    };
+    for (let f = 0; f < files; f++) {
+      watcher.fromClient(packet(SSH_FXP.OPEN, id, `/srv/f${f}`, FLAGS.WRITE | FLAGS.CREAT, 0));
+      watcher.fromDevice(packet(SSH_FXP.HANDLE, id++, handleOf(f)));
+    }
+    // Every file gets block 0, then blocks 2..13: 3 MiB each waits for block 1, 24 MiB in all if nothing stopped it.
+    for (let f = 0; f < files; f++) {
+      send(packet(SSH_FXP.WRITE, id, handleOf(f), 0n, block));
+      for (let i = 2; i <= blocks; i++) send(packet(SSH_FXP.WRITE, id, handleOf(f), BigInt(i * block.length), block));
+    }
+    for (let f = 0; f < files; f++) send(packet(SSH_FXP.WRITE, id, handleOf(f), BigInt(block.length), block));
+    for (let f = 0; f < files; f++) send(packet(SSH_FXP.CLOSE, id, handleOf(f)));
+    expect(recorder.unreadable).toEqual([]);
+    // Five files' 15 MiB fit; the sixth would pass 16 MiB, so it and the later ones lose their hash. Counts stay exact.
+    const whole = sha256(Buffer.concat(Array.from({ length: blocks + 1 }, () => block)));
+    expect(recorder.events.map((e) => [e.path, e.bytes, e.sha256])).toEqual(
+      Array.from({ length: files }, (_, f) => [`/srv/f${f}`, (blocks + 1) * block.length, f < 5 ? whole : null]),
+    );
+  });
+
+  it('ends the session on an extension it cannot audit, a path longer than Linux allows, or a request type SFTP v3 does not have', () => {
+    const a = started();
+    a.watcher.fromClient(packet(200, 1, 'write-anything@example.com', '/srv/x', 'data'));
+    expect(a.recorder.unreadable).toEqual([expect.stringMatching(/extension "write-anything@example.com", which the gateway cannot audit/)]);
+    const b = started();
+    b.watcher.fromClient(packet(SSH_FXP.OPEN, 1, `/srv/${'x'.repeat(5000)}`, FLAGS.READ, 0));
+    expect(b.recorder.unreadable).toEqual([expect.stringMatching(/a path of 5005 bytes/)]);
+    const c = started();
+    c.watcher.fromClient(packet(42, 1));
+    expect(c.recorder.unreadable).toEqual([expect.stringMatching(/request type 42/)]);
+  });
+
+  it('reports a change the device had not answered when the session ended as incomplete', () => {
+    const { recorder, watcher } = started();
+    watcher.fromClient(packet(13, 1, '/srv/evidence.log'));
+    watcher.end();
+    expect(recorder.events).toEqual([{ protocol: 'sftp', op: 'remove', path: '/srv/evidence.log', outcome: 'incomplete' }]);
+  });
+});
+
 describe('a stream the watcher cannot follow', () => {
   /** A real upload's requests and answers, to go on with after the bad bytes. */
   function validUpload(): Chunk[] {
@@ -584,7 +723,7 @@ describe('a stream the watcher cannot follow', () => {
     ['a packet shorter than its fields', { from: 'client', bytes: packet(SSH_FXP.CLOSE, 7) }, /shorter than its fields/],
     ['an INIT asking for version 2', { from: 'client', bytes: packet(SSH_FXP.INIT, 2) }, /SFTP version 2 asked for/],
     ['a device answering version 4', { from: 'device', bytes: packet(SSH_FXP.VERSION, 4) }, /answered with SFTP version 4/],
-    ['a file offset beyond 2^53', { from: 'client', bytes: packet(SSH_FXP.READ, 7, 'h', 1n << 60n, 32768) }, /offset beyond 2\^53/],
+    ['a file size beyond 2^53', { from: 'client', bytes: packet(SSH_FXP.SETSTAT, 7, '/srv/x', 0x1, 1n << 60n) }, /size beyond 2\^53/],
   ];
 
   it.each(malformed)('%s: unreadable once, saying why, then nothing more', (_what, bad, reason) => {
