@@ -64,8 +64,9 @@ export class Authenticator {
   ) {}
 
   /**
-   * Is the account usable at all (not locked, disabled or expired)? Asked before prompting, so a
-   * locked user is told so instead of typing a code for nothing. A refusal is audited.
+   * Is the account locked? Asked before prompting, so a locked user is told so (and until when)
+   * instead of typing a code for nothing. A refusal is audited. A disabled or expired account is
+   * not said here: only signIn says it, and only to someone who gives its password.
    */
   async precheck(username: string, source: string): Promise<SignInResult | null> {
     try {
@@ -89,7 +90,7 @@ export class Authenticator {
     const user = await this.store.getUser(username);
     if (!user) return null;
     const allowed = loginAllowed(principalFacts(user), this.clock());
-    if (allowed.allow) return null;
+    if (allowed.allow || allowed.code !== 'ACCOUNT_LOCKED') return null;
     await this.audit.record('login.refused', { actor: user.name, outcome: 'denied', code: allowed.code, data: { user: user.name, source, detail: allowed.detail } });
     return { ok: false, code: allowed.code, message: `${describeCode(allowed.code)} (${allowed.detail})` };
   }
@@ -127,6 +128,13 @@ export class Authenticator {
     }
     const allowed = loginAllowed(principalFacts(user), now);
     if (!allowed.allow) {
+      // Disabled or expired: said only to someone who gives the account's password (or key); to
+      // anyone else it reads like any failed sign-in, so names cannot be told apart. A lock is
+      // said at once: the password is not even checked while it holds, or guessing would go on.
+      if (allowed.code !== 'ACCOUNT_LOCKED' && a.password !== null && !(await verifyPassword(a.password, user.passwordHash))) {
+        await this.audit.record('login.failed', { actor: user.name, outcome: 'denied', code: 'AUTH_FAILED', data: { ...base, reason: `wrong password (${allowed.detail})` } });
+        return { ok: false, code: 'AUTH_FAILED', message: describeCode('AUTH_FAILED') };
+      }
       await this.audit.record('login.refused', { actor: user.name, outcome: 'denied', code: allowed.code, data: { ...base, detail: allowed.detail } });
       return { ok: false, code: allowed.code, message: `${describeCode(allowed.code)} (${allowed.detail})` };
     }

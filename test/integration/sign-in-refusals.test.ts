@@ -221,6 +221,28 @@ describe('sign-in refusals seen by the OpenSSH client', () => {
     expect(failed.map((e) => [e.code, e.data.reason])).toEqual([['AUTH_FAILED', 'unknown user']]);
   });
 
+  // R-A.4d (no user enumeration): a disabled or expired account says so only to someone who knows
+  // its password; a guesser reads the same line as for a name that does not exist.
+  it.each([
+    ['disabled', ['user', 'disable']],
+    ['expired', ['user', 'set', '--expires', '2020-01-01T00:00:00Z']],
+  ])('tells only the account holder that the account is %s', async (state, command) => {
+    const u = await grantedUser(`enum-${state}`);
+    const r = await fx.cli([...command.slice(0, 2), u.name, ...command.slice(2)]);
+    expect(r.code, r.stderr).toBe(0);
+    const guess = await ssh(u.name, { password: 'guess', totpCode: '123456' });
+    const nobody = await ssh(`enum-nobody-${state}`, { password: 'guess', totpCode: '123456' });
+    expect(refusalLine(guess, 'AUTH_FAILED')).toBe(`${describeCode('AUTH_FAILED')} [AUTH_FAILED]`);
+    expect(guess.stderr.replaceAll(u.name, 'NAME')).toBe(nobody.stderr.replaceAll(`enum-nobody-${state}`, 'NAME'));
+    const holder = await ssh(u.name, { password: u.password, totpSecret: u.totpSecret });
+    const code = state === 'disabled' ? 'ACCOUNT_DISABLED' : 'ACCOUNT_EXPIRED';
+    expect(refusalLine(holder, code)).toContain(describeCode(code));
+    await expectNoSession(u.name);
+    // Both attempts are on record with what really stood in the way.
+    expect((await auditFor('login.failed', u.name)).map((e) => [e.code, String(e.data.reason)])).toEqual([['AUTH_FAILED', expect.stringMatching(new RegExp(`^wrong password \\(account ${u.name} `))]]);
+    expect((await auditFor('login.refused', u.name)).map((e) => e.code)).toEqual([code]);
+  });
+
   // R-A.4d: a registered public key replaces the password, never the TOTP code.
   describe('public key + TOTP', () => {
     const keyAuth = (): Pick<SshOptions, 'preferredAuthentications' | 'identityFile'> => ({
