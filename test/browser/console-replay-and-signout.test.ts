@@ -239,6 +239,9 @@ describe('replay, sign-out and the idle watch of the web console in Chromium', (
     await ended.waitFor({ timeout: WAIT });
     expect(await ended.getAttribute('data-end-code')).toBe('UNAUTHENTICATED');
     expect(await ended.innerText()).toContain('You signed out, so this session was closed.');
+    // What happened, said once; not the bare "sign in first", and no "Connect again" into a session that is gone.
+    expect(await ended.innerText()).not.toContain('Sign in first.');
+    expect(await vendor.getByRole('button', { name: 'Connect again' }).count()).toBe(0);
     await shot(vendor, 'terminal-closed-by-sign-out');
     release();
     await expect.poll(() => answered, { timeout: WAIT }).toBe(true);

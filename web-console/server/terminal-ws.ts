@@ -63,8 +63,8 @@ const desktopQuery = z.object({
  */
 export function registerTerminals(app: FastifyInstance, rt: Runtime, broker: SessionBroker, sockets: WebSocketSessions): void {
   /** The socket lives as long as the browser session that opened it (signed out, lapsed: closed, saying why). */
-  const hold = (principal: Principal, socket: WebSocket): void => sockets.hold(principal, socket, (message) => {
-    sendJson(socket, { type: 'end', code: 'UNAUTHENTICATED', reason: null, message });
+  const hold = (principal: Principal, socket: WebSocket): void => sockets.hold(principal, socket, (loss, message) => {
+    sendJson(socket, { type: 'end', code: 'UNAUTHENTICATED', reason: loss, message });
     socket.close();
   });
 

@@ -58,14 +58,14 @@ export class WebSocketSessions {
   constructor(private readonly rt: Runtime) {}
 
   /** `end` tells the browser why and closes the socket; it is called at most once. */
-  hold(principal: Principal, socket: WebSocket, end: (message: string) => void): void {
+  hold(principal: Principal, socket: WebSocket, end: (loss: WebSessionLoss, message: string) => void): void {
     const id = principal.session.id;
     let done = false;
     const close = (loss: WebSessionLoss): void => {
       if (done) return;
       done = true;
       release();
-      if (socket.readyState === socket.OPEN) end(LOSS_MESSAGE[loss]);
+      if (socket.readyState === socket.OPEN) end(loss, LOSS_MESSAGE[loss]);
     };
     const timer = setInterval(() => {
       void currentWebSession(this.rt, id).then((p) => { if (!p) close('lapsed'); }, (err: Error) => {

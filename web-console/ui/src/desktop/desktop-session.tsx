@@ -135,7 +135,7 @@ export function DesktopSession({ device, protocol, grantUntil, onState }: {
         {(state === 'connecting' || state === 'connected') && (
           <button type="button" class="btn btn-small btn-danger" onClick={disconnect}>{t('desktop.disconnect')}</button>
         )}
-        {state === 'ended' && (
+        {state === 'ended' && end?.code !== 'UNAUTHENTICATED' && (
           <button type="button" class="btn btn-small btn-primary" onClick={() => setAttempt((n) => n + 1)}>{t('desktop.reconnect')}</button>
         )}
       </div>

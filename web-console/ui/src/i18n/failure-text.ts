@@ -32,8 +32,10 @@ export function failureText(err: unknown, i18n: I18n): FailureText {
 /** A session's end as the terminal banner says it: the catalogue's sentence for the code, else the gateway's notice. */
 export function endText(code: string | null | undefined, reason: string | null | undefined, serverMessage: string | null | undefined, i18n: I18n): string {
   const errors = i18n.m.errors as Record<string, string>;
-  if (code && errors[code]) return errors[code];
   const reasons = i18n.m.names.endReason as Record<string, string>;
+  // Signed out or lapsed: "sign in first" is the code, the reason says what happened.
+  if (code === 'UNAUTHENTICATED' && reason && reasons[reason]) return reasons[reason];
+  if (code && errors[code]) return errors[code];
   if (reason && reasons[reason]) return reasons[reason];
   return serverMessage?.trim() || i18n.t('terminal.endedPlain');
 }

@@ -220,7 +220,7 @@ export function TerminalConsole({ path, readOnly, label, onState }: {
             {t('terminal.disconnect')}
           </button>
         )}
-        {!readOnly && state === 'ended' && (
+        {!readOnly && state === 'ended' && end?.code !== 'UNAUTHENTICATED' && (
           <button type="button" class="btn btn-small btn-primary" onClick={() => setAttempt((n) => n + 1)}>
             {t('terminal.reconnect')}
           </button>
