@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import type { GatewayFixture, TestUser } from '../support/gateway-fixture.js';
 
 /** Wall-clock time in epoch milliseconds with sub-millisecond resolution (same clock as `date +%s%N`). */
 export function epochMs(): number {
@@ -288,5 +289,40 @@ export async function runBench(main: () => Promise<void>, deadlineMs: number, cl
   } finally {
     clearTimeout(deadline);
     await cleanup();
+  }
+}
+
+export const mb = (b: number): string => `${(b / 1e6).toFixed(0)} MB`;
+
+/** A failed client run in one line: why it stopped, and the last lines it printed. */
+export function describeFailure(r: ProcResult): string {
+  const why = r.timedOut ? 'timed out' : `exit ${r.code ?? r.signal}`;
+  return `${why}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`;
+}
+
+/**
+ * Gateway users with a grant, made before the runs: a TOTP code is single-use per user and
+ * 30 s step, so every gateway run signs in as a new one.
+ */
+export class UserPool {
+  private readonly left: TestUser[] = [];
+
+  /** Adds `count` users named PREFIX000…, two at a time, each with a grant on `device` from now until `until`. */
+  async fill(fx: GatewayFixture, count: number, o: { prefix: string; device: string; until: string; fileTransfer?: boolean }): Promise<void> {
+    for (let i = 0; i < count; i += 2) {
+      const batch = [i, i + 1].filter((n) => n < count).map(async (n) => {
+        const name = `${o.prefix}${String(n).padStart(3, '0')}`;
+        const u = await fx.addUser(name);
+        await fx.grant(name, o.device, 'now', o.until, o.fileTransfer ? { fileTransfer: true } : {});
+        return u;
+      });
+      this.left.push(...(await Promise.all(batch)));
+    }
+  }
+
+  take(): TestUser {
+    const u = this.left.shift();
+    if (!u) throw new Error('ran out of prepared gateway users');
+    return u;
   }
 }

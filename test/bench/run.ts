@@ -21,9 +21,9 @@ import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
-import { startGatewayFixture, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
+import { startGatewayFixture, type GatewayFixture } from '../support/gateway-fixture.js';
 import { askpassScript, SSH_BASE_ARGS } from '../support/ssh-client.js';
-import { benchCleanup, runBench, capture, fmt, median, percentile, ratio, runProc, table, type ProcResult } from './bench-lib.js';
+import { benchCleanup, describeFailure, mb, runBench, UserPool, capture, fmt, median, percentile, ratio, runProc, table, type ProcResult } from './bench-lib.js';
 
 const MiB = 1024 * 1024;
 const envNum = (name: string, dflt: number): number => {
@@ -57,19 +57,12 @@ const cleanup = benchCleanup(() => ({ gateway: fx, device, dir: benchDir }));
 let rssPeak = 0;
 const rssTimer = setInterval(() => { rssPeak = Math.max(rssPeak, process.memoryUsage().rss); }, 100);
 rssTimer.unref();
-const mb = (b: number): string => `${(b / 1e6).toFixed(0)} MB`;
 
 // ---------------------------------------------------------------------------------------------
 // The three paths.
 
 let sshConfig = '';
-const users: TestUser[] = [];
-
-function takeUser(): TestUser {
-  const u = users.shift();
-  if (!u) throw new Error('ran out of prepared gateway users');
-  return u;
-}
+const users = new UserPool();
 
 interface PathRun {
   proc: ProcResult;
@@ -91,7 +84,7 @@ async function runPath(p: PathName, command: string, timeoutMs: number, extraArg
     return { proc: await runProc('ssh', args, { timeoutMs, ...sink }), user: null };
   }
   const g = fx as GatewayFixture;
-  const u = takeUser();
+  const u = users.take();
   const askpass = askpassScript(u.password, { secret: u.totpSecret });
   try {
     const args = [...SSH_BASE_ARGS, ...extraArgs, '-p', String(g.sshPort), `${u.name}#${DEVICE}@127.0.0.1`, command];
@@ -100,11 +93,6 @@ async function runPath(p: PathName, command: string, timeoutMs: number, extraArg
   } finally {
     rmSync(path.dirname(askpass), { recursive: true, force: true });
   }
-}
-
-function describeFailure(r: ProcResult): string {
-  const why = r.timedOut ? 'timed out' : `exit ${r.code ?? r.signal}`;
-  return `${why}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`;
 }
 
 /** Waits until the gateway has ended the session and sealed its recording. */
@@ -170,15 +158,7 @@ async function main(): Promise<void> {
   // Fresh gateway users: a TOTP code is single-use per user and 30 s step.
   const needUsers = 1 + (PATHS.includes('gateway') ? (SKIP_THROUGHPUT ? 0 : KINDS.length * REPS) + (SKIP_SETUP ? 0 : SETUP_RUNS + 1) : 0);
   const tu = Date.now();
-  for (let i = 0; i < needUsers; i += 2) {
-    const batch = [i, i + 1].filter((n) => n < needUsers).map(async (n) => {
-      const name = `bench${String(n).padStart(3, '0')}`;
-      const u = await (fx as GatewayFixture).addUser(name);
-      await (fx as GatewayFixture).grant(name, DEVICE, 'now', '+4h');
-      return u;
-    });
-    users.push(...(await Promise.all(batch)));
-  }
+  await users.fill(fx as GatewayFixture, needUsers, { prefix: 'bench', device: DEVICE, until: '+4h' });
   console.log(`gateway users with grants: ${needUsers}, prepared in ${((Date.now() - tu) / 1000).toFixed(1)} s`);
 
   // Negotiated ciphers, from `ssh -v` (client's view; ProxyJump prints the jump hop first).

@@ -28,9 +28,9 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import os from 'node:os';
 import path from 'node:path';
 import type { DeviceSshd } from '../support/device-sshd.js';
-import { startGatewayWithDevice, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
+import { startGatewayWithDevice, type GatewayFixture } from '../support/gateway-fixture.js';
 import { askpassScript, SSH_BASE_ARGS } from '../support/ssh-client.js';
-import { benchCleanup, runBench, capture, epochMs, fmt, median, ratio, runProc, table, type ProcResult } from './bench-lib.js';
+import { benchCleanup, describeFailure, mb, runBench, UserPool, capture, epochMs, fmt, median, ratio, runProc, table, type ProcResult } from './bench-lib.js';
 
 const MiB = 1024 * 1024;
 const envNum = (name: string, dflt: number): number => {
@@ -123,18 +123,8 @@ function cpuIn(samples: CpuSample[], from: number, to: number): { own: number; m
   if (!a || !b || b.at - a.at < 100) return { own: Number.NaN, machine: Number.NaN };
   return { own: ((b.us - a.us) / 1000 / (b.at - a.at)) * 100, machine: b.total > a.total ? ((b.busy - a.busy) / (b.total - a.total)) * 100 : Number.NaN };
 }
-const mb = (b: number): string => `${(b / 1e6).toFixed(0)} MB`;
 
-// ---------------------------------------------------------------------------------------------
-// Users: a TOTP code is single-use per user and 30 s step, so every gateway run signs in as a new one.
-
-const users: TestUser[] = [];
-
-function takeUser(): TestUser {
-  const u = users.shift();
-  if (!u) throw new Error('ran out of prepared gateway users');
-  return u;
-}
+const users = new UserPool();
 
 // ---------------------------------------------------------------------------------------------
 // Files.
@@ -197,7 +187,7 @@ async function runCase(c: Case, route: Route, extra: string[] = [], batchOverrid
   const g = fx as GatewayFixture;
   const dest = path.join(P.out, `run-${String(++runSeq).padStart(3, '0')}`);
   mkdirSync(dest, { recursive: true });
-  const u = route === 'gateway' ? takeUser() : null;
+  const u = route === 'gateway' ? users.take() : null;
   const port = route === 'gateway' ? String(g.sshPort) : String(dev.port);
   const auth = route === 'gateway' ? [...SSH_BASE_ARGS] : [...directArgs];
   // Legacy scp refuses `#` in a source's user name; `%` is the other separator the gateway reads.
@@ -227,11 +217,6 @@ async function runCase(c: Case, route: Route, extra: string[] = [], batchOverrid
   } finally {
     if (askpass) rmSync(path.dirname(askpass), { recursive: true, force: true });
   }
-}
-
-function describeFailure(r: ProcResult): string {
-  const why = r.timedOut ? 'timed out' : `exit ${r.code ?? r.signal}`;
-  return `${why}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`;
 }
 
 /** Polls until `test` gives a value (or the time is up: null). */
@@ -317,15 +302,7 @@ async function main(): Promise<void> {
 
   const needUsers = 1 + CASES.length * REPS;
   const tu = Date.now();
-  for (let i = 0; i < needUsers; i += 2) {
-    const batch = [i, i + 1].filter((n) => n < needUsers).map(async (n) => {
-      const name = `xfer${String(n).padStart(3, '0')}`;
-      const u = await (fx as GatewayFixture).addUser(name);
-      await (fx as GatewayFixture).grant(name, DEVICE, 'now', '+1h', { fileTransfer: true });
-      return u;
-    });
-    users.push(...(await Promise.all(batch)));
-  }
+  await users.fill(fx as GatewayFixture, needUsers, { prefix: 'xfer', device: DEVICE, until: '+1h', fileTransfer: true });
   console.log(`gateway users with file-transfer grants: ${needUsers}, prepared in ${((Date.now() - tu) / 1000).toFixed(1)} s`);
 
   // Probe (and warm-up): sign in, `bye`; the negotiated ciphers from `-v`.
