@@ -1,6 +1,6 @@
 /**
  * Which SSH requests are file transfers, and where their files go on record (R-6.3e: every
- * transfer audited with name, size and hash). The broker asks `transferOf` about a session's
+ * transfer audited with name, size and hash). The broker asks `transferOfExec` about an exec
  * request before it reaches the device, and hands the relay the watcher it names; the watcher's
  * events become audit entries (`file.transferred`), recording events and log lines here.
  *

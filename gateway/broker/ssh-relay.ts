@@ -22,12 +22,6 @@ export interface InputGate {
 type ClientStream = 'stdout' | 'stderr';
 const other = (s: ClientStream): ClientStream => (s === 'stdout' ? 'stderr' : 'stdout');
 
-/**
- * Moves the bytes of one SSH session channel between the user and the device, every byte
- * through the recorder first. Both directions respect backpressure: a full client window, a full
- * device window or a recorder that has fallen behind pauses the source; nothing is dropped and
- * nothing grows without bound.
- */
 export interface RelayOptions {
   /** Inspected and full-mode shells: the gate that sees (and in inspected mode decides) each line. */
   gate?: InputGate | null;
@@ -37,6 +31,12 @@ export interface RelayOptions {
   transfers?: TransferWatch | null;
 }
 
+/**
+ * Moves the bytes of one SSH session channel between the user and the device, every byte
+ * through the recorder first. Both directions respect backpressure: a full client window, a full
+ * device window or a recorder that has fallen behind pauses the source; nothing is dropped and
+ * nothing grows without bound.
+ */
 export class SshRelay implements SessionIo {
   onOutput?: (chunk: Buffer) => void;
   bytesIn = 0;
@@ -242,7 +242,7 @@ export class SshRelay implements SessionIo {
   /** Ends the session from the gateway's side (grant ended, idle, killed). */
   terminate(exitCode: number): void {
     this.finished = true;
-    this.endTransfers();
+    this.transfers?.end();
     this.upstream.close();
     const close = (): void => {
       clearTimeout(timer);
@@ -257,21 +257,12 @@ export class SshRelay implements SessionIo {
     else close();
   }
 
-  /** Files still open when the session ends are reported once, as incomplete. */
-  private endTransfers(): void {
-    const watch = this.transfers;
-    if (watch === null || this.transfersEnded) return;
-    this.transfersEnded = true;
-    watch.end();
-  }
-
-  private transfersEnded = false;
-
   private finish(why: RelayEnd): void {
     if (this.finished) return;
     this.finished = true;
     this.gate?.dispose();
-    this.endTransfers();
+    // Files still open are reported as incomplete (once, whichever end comes first).
+    this.transfers?.end();
     if (why !== 'device_closed') this.upstream.close();
     this.onFinish(why);
   }

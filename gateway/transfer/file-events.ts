@@ -58,6 +58,15 @@ export interface TransferWatch {
   fromClient(chunk: Buffer): void;
   /** Bytes from the device towards the vendor (stdout only; stderr is the server's log). */
   fromDevice(chunk: Buffer): void;
-  /** The session is over: whatever is still open is reported as incomplete. */
+  /** The session is over: whatever is still open is reported as incomplete. Once; later calls do nothing. */
   end(): void;
+}
+
+/** A peer's message as it goes into the audit (`detail`): no control characters, at most 200 characters. */
+export function peerText(message: Buffer): string {
+  const printable = Array.from(message.toString('utf8')).filter((c) => {
+    const code = c.codePointAt(0) ?? 0;
+    return code >= 0x20 && (code < 0x7f || code > 0x9f);
+  });
+  return Array.from(printable.join('').trim()).slice(0, 200).join('');
 }

@@ -72,7 +72,7 @@
  */
 
 import { createHash, type Hash } from 'node:crypto';
-import type { FileEvent, FileEventSink, FileOp, TransferWatch } from './file-events.js';
+import { peerText, type FileEvent, type FileEventSink, type FileOp, type TransferWatch } from './file-events.js';
 
 /**
  * Longest line, without its '\n', that the device's scp reads whole: a control line (its first
@@ -87,7 +87,6 @@ export const SCP_MAX_LINE = 2046;
  * sent (under SCP_MAX_LINE); this is that with room to spare, plus the longest command path.
  */
 const DEVICE_LINE_SLACK = 8192;
-const MAX_DETAIL_CHARS = 200;
 /** Records the source may send ahead of their answers (an honest source waits for each). */
 const MAX_UNANSWERED = 64;
 /** Answers a download's client may send ahead of what they answer (an upload's device cannot: unreadable). */
@@ -307,7 +306,7 @@ export class ScpWatch implements TransferWatch {
     if (line === null) return taken;
     if (line.includes(0)) this.unreadable(NUL_REASON);
     // The `\1`/`\2` before a trailer message was its own step: the line is all message.
-    else if (this.phase === 'trailer-message') this.fileSent(detailOf(line));
+    else if (this.phase === 'trailer-message') this.fileSent(peerText(line));
     else this.record(line);
     return taken;
   }
@@ -325,7 +324,7 @@ export class ScpWatch implements TransferWatch {
   private record(line: Buffer): void {
     const type = line[0];
     if (type === undefined) return this.unreadable('empty scp control line');
-    if (type === ERROR || type === FATAL) return this.sourceError(detailOf(line.subarray(1)));
+    if (type === ERROR || type === FATAL) return this.sourceError(peerText(line.subarray(1)));
     const text = line.toString('utf8');
     switch (text.charAt(0)) {
       case 'C':
@@ -399,7 +398,7 @@ export class ScpWatch implements TransferWatch {
     if (line !== null) {
       this.answerLine = null;
       if (line.includes(0)) this.unreadable(NUL_REASON);
-      else this.answer({ ok: false, message: detailOf(line) });
+      else this.answer({ ok: false, message: peerText(line) });
     }
     return taken;
   }
@@ -556,13 +555,4 @@ function joinPath(base: string, name: string): string {
   const dir = trimSlashes(base);
   if (dir === '') return name;
   return dir === '/' ? `/${name}` : `${dir}/${name}`;
-}
-
-/** A peer's message as text: no control characters, at most 200 characters. */
-function detailOf(message: Buffer): string {
-  const printable = Array.from(message.toString('utf8')).filter((c) => {
-    const code = c.codePointAt(0) ?? 0;
-    return code >= 0x20 && (code < 0x7f || code > 0x9f);
-  });
-  return Array.from(printable.join('').trim()).slice(0, MAX_DETAIL_CHARS).join('');
 }

@@ -32,7 +32,7 @@
  * - Another SFTP version (4–6) is reported as unreadable: OpenSSH never negotiates one.
  */
 import { createHash, type Hash } from 'node:crypto';
-import type { FileAttributes, FileEvent, FileEventSink, TransferWatch } from './file-events.js';
+import { peerText, type FileAttributes, type FileEvent, type FileEventSink, type TransferWatch } from './file-events.js';
 
 /** OpenSSH's sftp-server refuses packets over 256 KiB; a little headroom for other servers. */
 const MAX_PACKET = 512 * 1024;
@@ -575,13 +575,11 @@ function attributes(f: Fields): FileAttributes & { mode?: string } {
 }
 
 function statusText(code: number, f: Fields): string {
-  let message = '';
+  let message: Buffer = Buffer.alloc(0);
   try {
-    message = f.text();
+    message = f.bytes();
   } catch {
     // OpenSSH always sends a message; an old server may not.
   }
-  // eslint-disable-next-line no-control-regex -- the device's text goes into the audit: no control characters.
-  const clean = message.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').trim().slice(0, 200);
-  return clean || STATUS_NAMES[code] || `status ${code}`;
+  return peerText(message) || STATUS_NAMES[code] || `status ${code}`;
 }

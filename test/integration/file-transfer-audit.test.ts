@@ -51,17 +51,18 @@ describe('file transfers are audited file by file, with the real OpenSSH sftp an
     return { user, grant };
   };
 
-  /** The user's file.transferred entries, once their session has ended (its entries are all written by then). */
-  const filesOf = async (user: string, count?: number): Promise<FileEntry[]> => {
-    await expect.poll(async () => (await fx.audit('session.end')).some((e) => e.actor === user), { timeout: 10_000 }).toBe(true);
-    const read = async (): Promise<AuditEntry[]> => (await fx.audit('file.transferred')).filter((e) => e.actor === user);
-    if (count !== undefined) await expect.poll(async () => (await read()).length, { timeout: 5000 }).toBe(count);
-    return (await read()) as unknown as FileEntry[];
-  };
-
+  /** The user's session.end entry, once the gateway has ended and sealed the session. */
   const sessionEnd = async (user: string): Promise<Record<string, unknown>> => {
     await expect.poll(async () => (await fx.audit('session.end')).some((e) => e.actor === user), { timeout: 10_000 }).toBe(true);
     return (await fx.audit('session.end')).find((e) => e.actor === user)?.data as Record<string, unknown>;
+  };
+
+  /** The user's file.transferred entries, once their session has ended (its entries are all written by then). */
+  const filesOf = async (user: string, count?: number): Promise<FileEntry[]> => {
+    await sessionEnd(user);
+    const read = async (): Promise<AuditEntry[]> => (await fx.audit('file.transferred')).filter((e) => e.actor === user);
+    if (count !== undefined) await expect.poll(async () => (await read()).length, { timeout: 5000 }).toBe(count);
+    return (await read()) as unknown as FileEntry[];
   };
 
   const login = (u: TestUser): string => `${u.name}#ct-01@127.0.0.1`;

@@ -28,6 +28,16 @@ export class Recorder implements FileEventSink {
   }
 }
 
+/** A sink whose every call fails (an audit store gone): a watcher must still never throw into the relay. */
+export const THROWING_SINK: FileEventSink = {
+  onFile: () => {
+    throw new Error('audit store down');
+  },
+  onUnreadable: () => {
+    throw new Error('still down');
+  },
+};
+
 /** Feeds `transcript` to a new watcher in pieces of at most `pieceSize` bytes, then ends it. */
 export function feedTranscript(make: (sink: FileEventSink) => TransferWatch, transcript: Chunk[], pieceSize = Number.POSITIVE_INFINITY): Recorder {
   const recorder = new Recorder();

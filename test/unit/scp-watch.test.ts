@@ -4,9 +4,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { FileEvent, FileEventSink } from '../../gateway/transfer/file-events.js';
+import type { FileEvent } from '../../gateway/transfer/file-events.js';
 import { parseScpCommand, ScpWatch } from '../../gateway/transfer/scp-watch.js';
-import { EMPTY_SHA256, feedTranscript, Recorder, sha256, type Chunk } from '../support/transfer-transcript.js';
+import { EMPTY_SHA256, feedTranscript, Recorder, sha256, THROWING_SINK, type Chunk } from '../support/transfer-transcript.js';
 
 // R-6.3e for legacy scp (`scp -O`): the watcher follows copies of the bytes between the vendor's
 // client and the device-side `scp -t` / `scp -f`. The device side here is the real OpenSSH scp
@@ -26,6 +26,15 @@ function freshDir(): string {
 /** Feeds `transcript` to a new scp watcher in pieces of at most `pieceSize` bytes, then ends it. */
 function watch(argv: string[], transcript: Chunk[], pieceSize = Number.POSITIVE_INFINITY): Recorder {
   return feedTranscript((sink) => new ScpWatch(argv, sink), transcript, pieceSize);
+}
+
+/** Fed whole and a byte at a time, the watcher must report exactly `expected` from a transcript. */
+function expectWatchedEitherWay(argv: string[], transcript: Chunk[], expected: { unreadable: string[]; events: FileEvent[] }): void {
+  for (const pieces of [Number.POSITIVE_INFINITY, 1]) {
+    const { events, unreadable } = watch(argv, transcript, pieces);
+    expect(unreadable).toEqual(expected.unreadable);
+    expect(events).toEqual(expected.events);
+  }
 }
 
 /** The same bytes as one chunk per direction: first everything `first` sent, then the other side. */
@@ -524,11 +533,7 @@ describe('download (scp -f on the device)', () => {
       { protocol: 'scp', op: 'download', path: three, bytes: 6, sha256: sha256('third\n'), outcome: 'ok' },
     ];
     const argv = ['scp', '-f', one, two, three];
-    for (const pieces of [Number.POSITIVE_INFINITY, 1]) {
-      const { events, unreadable } = watch(argv, device.transcript, pieces);
-      expect(unreadable).toEqual([]);
-      expect(events).toEqual(expected);
-    }
+    expectWatchedEitherWay(argv, device.transcript, { unreadable: [], events: expected });
   });
 
   it('takes an error line from the device longer than the 2046 bytes a client reads: the device writes its own lines whole', async () => {
@@ -617,15 +622,7 @@ describe('a stream the watcher cannot follow', () => {
   });
 
   it('never throws, even when the sink does', () => {
-    const throwing: FileEventSink = {
-      onFile: () => {
-        throw new Error('audit store down');
-      },
-      onUnreadable: () => {
-        throw new Error('still down');
-      },
-    };
-    const watcher = new ScpWatch(['scp', '-t', '/tmp/x'], throwing);
+    const watcher = new ScpWatch(['scp', '-t', '/tmp/x'], THROWING_SINK);
     expect(() => {
       watcher.fromDevice(Buffer.from([0]));
       watcher.fromClient(Buffer.from('C0644 1 a\nz\0'));
@@ -663,11 +660,7 @@ describe('where the watcher and the device\'s scp could part ways (C1)', () => {
     expect(readFileSync(path.join(target, 'hidden.sh'))).toEqual(hidden);
     expect(statSync(path.join(target, 'hidden.sh')).mode & 0o100).toBe(0o100);
 
-    for (const pieces of [Number.POSITIVE_INFINITY, 1]) {
-      const { events, unreadable } = watch(['scp', '-d', '-t', target], device.transcript, pieces);
-      expect(unreadable).toEqual(['scp control line longer than the 2046 bytes the device\'s scp reads as one line']);
-      expect(events).toEqual([]);
-    }
+    expectWatchedEitherWay(['scp', '-d', '-t', target], device.transcript, { unreadable: ['scp control line longer than the 2046 bytes the device\'s scp reads as one line'], events: [] });
   });
 
   it('follows a line of 2046 bytes, the longest the device reads whole, and is unreadable at 2047, whose newline the device takes for data', async () => {
@@ -683,11 +676,7 @@ describe('where the watcher and the device\'s scp could part ways (C1)', () => {
     expect(await device.answer()).toBe('');
     expect(await device.close()).toBe(0);
     expect(readFileSync(path.join(target, name))).toEqual(data);
-    for (const pieces of [Number.POSITIVE_INFINITY, 1]) {
-      const { events, unreadable } = watch(['scp', '-d', '-t', target], device.transcript, pieces);
-      expect(unreadable).toEqual([]);
-      expect(events).toEqual([{ protocol: 'scp', op: 'upload', path: `${target}/${name}`, bytes: data.length, sha256: sha256(data), outcome: 'ok' }]);
-    }
+    expectWatchedEitherWay(['scp', '-d', '-t', target], device.transcript, { unreadable: [], events: [{ protocol: 'scp', op: 'upload', path: `${target}/${name}`, bytes: data.length, sha256: sha256(data), outcome: 'ok' }] });
 
     const cutTarget = freshDir();
     const sent = Buffer.from('hello\0');
@@ -700,11 +689,7 @@ describe('where the watcher and the device\'s scp could part ways (C1)', () => {
     expect(await cut.answer()).toBe(''); // to the device, the data's last byte was the trailer
     expect(await cut.close()).toBe(1); // and the real trailer began a line the session ended in
     expect(readFileSync(path.join(cutTarget, 'cut.txt'))).toEqual(Buffer.from('\nhello'));
-    for (const pieces of [Number.POSITIVE_INFINITY, 1]) {
-      const { events, unreadable } = watch(['scp', '-d', '-t', cutTarget], cut.transcript, pieces);
-      expect(unreadable).toEqual(['scp control line longer than the 2046 bytes the device\'s scp reads as one line']);
-      expect(events).toEqual([]);
-    }
+    expectWatchedEitherWay(['scp', '-d', '-t', cutTarget], cut.transcript, { unreadable: ['scp control line longer than the 2046 bytes the device\'s scp reads as one line'], events: [] });
   });
 
   it('is unreadable on a C or D line with a NUL byte, where the device\'s name ends', async () => {
@@ -747,13 +732,9 @@ describe('where the watcher and the device\'s scp could part ways (C1)', () => {
     const misreadSize = a.length + 1 + bRecord.length + b.length;
     const misread = device.transcript.map((c): Chunk => (c.from === 'client' && c.bytes.toString('latin1') === `C0644 ${a.length} a.txt\n` ? { from: 'client', bytes: Buffer.from(`C0644 ${misreadSize} a.txt\n`) } : c));
     expect(misread).not.toEqual(device.transcript);
-    for (const pieces of [Number.POSITIVE_INFINITY, 1]) {
-      const { events, unreadable } = watch(['scp', '-d', '-t', target], misread, pieces);
-      expect(unreadable).toEqual(['scp device answered while nothing awaited an answer: it read the stream differently']);
-      expect(events).toEqual([
+    expectWatchedEitherWay(['scp', '-d', '-t', target], misread, { unreadable: ['scp device answered while nothing awaited an answer: it read the stream differently'], events: [
         { protocol: 'scp', op: 'upload', path: `${target}/a.txt`, bytes: a.length + 1, sha256: sha256(Buffer.concat([a, Buffer.from([0])])), outcome: 'incomplete' },
-      ]);
-    }
+      ] });
   });
 
   it('follows a client error answer of 2046 bytes, the longest the device reads whole, and is unreadable at 2047, which the device reads as two answers', async () => {
@@ -786,10 +767,6 @@ describe('where the watcher and the device\'s scp could part ways (C1)', () => {
     const split = await session(2047);
     expect(await split.close()).toBe(1);
     expect(Buffer.concat(split.transcript.filter((c) => c.from === 'device').map((c) => c.bytes)).toString('latin1')).toMatch(/^C0\d{3} 6 one\nC0\d{3} 7 two\n$/);
-    for (const pieces of [Number.POSITIVE_INFINITY, 1]) {
-      const { events, unreadable } = watch(['scp', '-f', one, two], split.transcript, pieces);
-      expect(unreadable).toEqual(['scp error message longer than the 2046 bytes the device\'s scp reads as one line']);
-      expect(events).toEqual([{ protocol: 'scp', op: 'download', path: one, bytes: 0, sha256: EMPTY_SHA256, outcome: 'incomplete' }]);
-    }
+    expectWatchedEitherWay(['scp', '-f', one, two], split.transcript, { unreadable: ['scp error message longer than the 2046 bytes the device\'s scp reads as one line'], events: [{ protocol: 'scp', op: 'download', path: one, bytes: 0, sha256: EMPTY_SHA256, outcome: 'incomplete' }] });
   });
 });

@@ -5,9 +5,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { FileEvent, FileEventSink } from '../../gateway/transfer/file-events.js';
+import type { FileEvent } from '../../gateway/transfer/file-events.js';
 import { SftpWatch } from '../../gateway/transfer/sftp-watch.js';
-import { EMPTY_SHA256, feedTranscript, Recorder, sha256, type Chunk } from '../support/transfer-transcript.js';
+import { EMPTY_SHA256, feedTranscript, Recorder, sha256, THROWING_SINK, type Chunk } from '../support/transfer-transcript.js';
 
 // R-6.3e for SFTP: the watcher follows copies of the bytes between the vendor's sftp client and
 // the device's sftp-server. Both ends here are the real OpenSSH programs: `sftp -D` runs a small
@@ -760,20 +760,12 @@ describe('a stream the watcher cannot follow', () => {
   });
 
   it('never throws into the relay, even when the sink does', () => {
-    const throwing: FileEventSink = {
-      onFile: () => {
-        throw new Error('audit store down');
-      },
-      onUnreadable: () => {
-        throw new Error('still down');
-      },
-    };
     const handle = Buffer.from('h');
     const open = (w: SftpWatch): void => {
       w.fromClient(packet(SSH_FXP.OPEN, 1, '/tmp/x', 0x1a, 0));
       w.fromDevice(packet(SSH_FXP.HANDLE, 1, handle));
     };
-    const settled = new SftpWatch(throwing);
+    const settled = new SftpWatch(THROWING_SINK);
     expect(() => {
       open(settled);
       settled.fromClient(packet(SSH_FXP.CLOSE, 2, handle));
@@ -781,7 +773,7 @@ describe('a stream the watcher cannot follow', () => {
       settled.fromClient(Buffer.from('garbage'));
       settled.end();
     }).not.toThrow();
-    const open1 = new SftpWatch(throwing);
+    const open1 = new SftpWatch(THROWING_SINK);
     expect(() => {
       open(open1);
       open1.end(); // the incomplete file the sink refuses
