@@ -252,6 +252,20 @@ function processStartTime(pid: number): string | null {
   }
 }
 
+/**
+ * The process that wrote an owner line is still running: same pid, same start time, and not a
+ * zombie (a gateway that died is a zombie until its parent reaps it, with its start time intact).
+ */
+function ownerRunning(pid: number, start: string | undefined): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[0] !== 'Z' && fields[19] === start;
+  } catch {
+    return false;
+  }
+}
+
 function signalGroup(pgid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pgid, signal);
@@ -344,7 +358,7 @@ export function sweepLeftoverRdpDisplays(runtimeDir?: string): number {
       // No owner file: a gateway that died while creating its directory.
     }
     const ownerPid = Number(owner[0]);
-    if (Number.isInteger(ownerPid) && ownerPid > 0 && processStartTime(ownerPid) === owner[1]) continue;
+    if (Number.isInteger(ownerPid) && ownerPid > 0 && ownerRunning(ownerPid, owner[1])) continue;
     let sessions: string[] = [];
     try {
       sessions = readdirSync(dir);
@@ -398,7 +412,8 @@ async function ensureRuntime(runtimeDir: string | undefined): Promise<Runtime> {
     const watchdog = spawn('/bin/sh', ['-c', WATCHDOG_SCRIPT, 'portcullis-rdp-watchdog', root], {
       detached: true, // its own group: a Ctrl-C or group kill aimed at the gateway must not take it too
       stdio: ['pipe', 'ignore', 'ignore'],
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      // A HOME of its own: no shell here starts with it unset (and so reads nobody's start-up files).
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: root },
     });
     watchdog.on('error', () => { /* reported below through the missing pid */ });
     if (watchdog.pid === undefined) throw new RdpDisplayError('display-failed', 'the watchdog could not be started (/bin/sh)');

@@ -64,7 +64,7 @@ describe('the web console in Chromium', () => {
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
-  }, 90_000);
+  }, 120_000);
 
   afterAll(async () => {
     for (const c of contexts) await c.close().catch(() => undefined);

@@ -126,7 +126,7 @@ describe('command profiles through real OpenSSH sessions', () => {
         await expect.poll(async () => {
           row = (await security.get<{ commands: Logged[] }>(`/api/commands?user=${user}&text=${encodeURIComponent(line)}`)).body.commands[0];
           return row && { status: row.exitStatus, signal: row.exitSignal };
-        }, { timeout: 10_000 }).toEqual({ status, signal });
+        }, { timeout: 30_000 }).toEqual({ status, signal });
         expect(row?.decision, line).toBe(user === 'finn' ? 'logged' : 'allow');
         const finished = (await fx.audit('command.finished')).filter((e) => e.data.command === row?.id);
         expect(finished, line).toHaveLength(1);
@@ -210,7 +210,7 @@ describe('command profiles through real OpenSSH sessions', () => {
     await expect.poll(async () => {
       held = (await reviewer.get<{ commands: Array<{ id: string; line: string; user: string }> }>('/api/commands/held')).body.commands.find((c) => c.user === 'rev');
       return held?.line;
-    }, { timeout: 5000 }).toBe('hostname');
+    }, { timeout: 30_000 }).toBe('hostname');
     const before = box.received().length;
     const answer = await reviewer.post<{ decision: string; reviewer: string }>(`/api/commands/${held?.id}/review`, { approve: true, comment: 'planned' });
     expect(answer.body).toMatchObject({ decision: 'allow', reviewer: 'dm' });

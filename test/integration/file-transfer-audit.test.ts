@@ -53,7 +53,7 @@ describe('file transfers are audited file by file, with the real OpenSSH sftp an
 
   /** The user's session.end entry, once the gateway has ended and sealed the session. */
   const sessionEnd = async (user: string): Promise<Record<string, unknown>> => {
-    await expect.poll(async () => (await fx.audit('session.end')).some((e) => e.actor === user), { timeout: 10_000 }).toBe(true);
+    await expect.poll(async () => (await fx.audit('session.end')).some((e) => e.actor === user), { timeout: 30_000 }).toBe(true);
     return (await fx.audit('session.end')).find((e) => e.actor === user)?.data as Record<string, unknown>;
   };
 
@@ -61,7 +61,7 @@ describe('file transfers are audited file by file, with the real OpenSSH sftp an
   const filesOf = async (user: string, count?: number): Promise<FileEntry[]> => {
     await sessionEnd(user);
     const read = async (): Promise<AuditEntry[]> => (await fx.audit('file.transferred')).filter((e) => e.actor === user);
-    if (count !== undefined) await expect.poll(async () => (await read()).length, { timeout: 5000 }).toBe(count);
+    if (count !== undefined) await expect.poll(async () => (await read()).length, { timeout: 30_000 }).toBe(count);
     return (await read()) as unknown as FileEntry[];
   };
 

@@ -91,7 +91,7 @@ describe('forwarding through the gateway is refused and audited', () => {
       const attempt = await readUntilClosed(localPort);
       seen += attempt.data;
       return attempt.connected;
-    }, { timeout: 15_000, interval: 200 }).toBe(true);
+    }, { timeout: 30_000, interval: 200 }).toBe(true);
     writeFileSync(stopFile, '');
     const r = await session;
     expect(seen).toBe('');
@@ -120,7 +120,7 @@ describe('forwarding through the gateway is refused and audited', () => {
     it('is refused with AGENT_FORWARDING_REFUSED while the command still runs, without an agent on the device', async () => {
       const socket = path.join(work, 'agent.sock');
       agent = spawn('ssh-agent', ['-D', '-a', socket], { stdio: 'ignore' });
-      await expect.poll(() => socketReady(socket), { timeout: 5000, interval: 50 }).toBe(true);
+      await expect.poll(() => socketReady(socket), { timeout: 30_000, interval: 50 }).toBe(true);
 
       const u = await grantedUser('agent');
       const r = await runSsh({

@@ -48,7 +48,7 @@ describe('the gateway ends live sessions', () => {
       expect(code, seen).toBeGreaterThan(closed ?? 0);
       expect(r.code, seen).toBe(255); // ended by the gateway, not by the shell (-1 if our timeout killed ssh)
 
-      await expect.poll(async () => (await fx.gw.runtime.store.listSessions({ limit: 10 })).find((s) => s.user === 'alice')?.endedAt ?? null, { timeout: 5000 }).not.toBeNull();
+      await expect.poll(async () => (await fx.gw.runtime.store.listSessions({ limit: 10 })).find((s) => s.user === 'alice')?.endedAt ?? null, { timeout: 30_000 }).not.toBeNull();
       const session = (await fx.gw.runtime.store.listSessions({ limit: 10 })).find((s) => s.user === 'alice');
       expect(session?.endReason).toBe('grant_ended');
       expect(session?.grantId).toBe(grantId);
@@ -94,7 +94,7 @@ describe('the gateway ends live sessions', () => {
       expect(seen).toContain('[portcullis] Session closed after 2s without input [IDLE_TIMEOUT]');
       expect(r.code, seen).toBe(255);
 
-      await expect.poll(async () => (await fx.gw.runtime.store.listSessions({ limit: 10 })).find((s) => s.user === 'bob')?.endedAt ?? null, { timeout: 5000 }).not.toBeNull();
+      await expect.poll(async () => (await fx.gw.runtime.store.listSessions({ limit: 10 })).find((s) => s.user === 'bob')?.endedAt ?? null, { timeout: 30_000 }).not.toBeNull();
       const session = (await fx.gw.runtime.store.listSessions({ limit: 10 })).find((s) => s.user === 'bob');
       expect(session?.endReason).toBe('idle_timeout');
       const end = (await fx.audit('session.end')).find((e) => e.data.session === session?.id);

@@ -46,13 +46,13 @@ describe('a ProxyJump session through the gateway', () => {
     expect(r.stdout, r.stderr).toBe('via-jump\n');
     expect(r.code, r.stderr).toBe(0);
 
-    await expect.poll(async () => (await fx.gw.runtime.store.listSessions({ limit: 10 })).find((s) => s.user === 'alice')?.endedAt ?? null, { timeout: 5000 }).not.toBeNull();
+    await expect.poll(async () => (await fx.gw.runtime.store.listSessions({ limit: 10 })).find((s) => s.user === 'alice')?.endedAt ?? null, { timeout: 30_000 }).not.toBeNull();
     const session = (await fx.gw.runtime.store.listSessions({ limit: 10 })).find((s) => s.user === 'alice');
     expect(session).toMatchObject({ via: 'proxyjump', device: 'ct-01', kind: 'exec', command: 'echo via-jump', exitStatus: 0, endReason: 'device_closed' });
     const start = (await fx.audit('session.start')).find((e) => e.data.session === session?.id);
     expect(start?.data).toMatchObject({ via: 'proxyjump', device: 'ct-01' });
 
-    await expect.poll(async () => (await fx.gw.runtime.store.getRecording(session?.recordingId ?? ''))?.sealedAt ?? null, { timeout: 5000 }).not.toBeNull();
+    await expect.poll(async () => (await fx.gw.runtime.store.getRecording(session?.recordingId ?? ''))?.sealedAt ?? null, { timeout: 30_000 }).not.toBeNull();
     const sealed = (await fx.audit('recording.sealed')).find((e) => e.data.recording === session?.recordingId);
     expect(sealed).toBeDefined();
 

@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -374,7 +374,7 @@ describe('RDP sessions run xfreerdp inside a private Xvnc', () => {
     expect(modes()).toContain('1024x768');
     expect((await readFramebuffer(d.socketPath)).width).toBe(1024);
     await d.stop();
-  }, 60_000);
+  }, 120_000);
 
   describe('when the gateway process itself ends', () => {
     const script = (): string => {
@@ -429,22 +429,41 @@ describe('RDP sessions run xfreerdp inside a private Xvnc', () => {
       const { gateway, procs } = await holdDisplay();
       expect(watchdogOf(gateway.pid ?? 0)).toBeDefined();
       gateway.kill(signal);
-      await waitFor(() => procs.every(isGone), 5000, `Xvnc and xfreerdp to end after ${signal} to the gateway`);
-      await waitFor(() => !existsSync(path.join(runtimeDir, `gw-${gateway.pid ?? 0}`)), 3000, "the gateway's directory to be removed");
-      await waitFor(() => watchdogOf(gateway.pid ?? 0) === undefined, 3000, 'the watchdog to exit');
+      await waitFor(() => procs.every(isGone), 20_000, `Xvnc and xfreerdp to end after ${signal} to the gateway`);
+      await waitFor(() => !existsSync(path.join(runtimeDir, `gw-${gateway.pid ?? 0}`)), 20_000, "the gateway's directory to be removed");
+      await waitFor(() => watchdogOf(gateway.pid ?? 0) === undefined, 20_000, 'the watchdog to exit');
     });
 
     it('the next start sweeps what is left if the watchdog died with it', async () => {
       const { gateway, procs } = await holdDisplay();
       const watchdog = watchdogOf(gateway.pid ?? 0);
       expect(watchdog).toBeDefined();
+      const gwDir = path.join(runtimeDir, `gw-${gateway.pid ?? 0}`);
+      const exited = new Promise((r) => gateway.once('exit', r));
       process.kill(watchdog ?? 0, 'SIGKILL');
       gateway.kill('SIGKILL');
-      await new Promise((r) => setTimeout(r, 300));
-      expect(procs.some((p) => !isGone(p))).toBe(true);
-      expect(sweepLeftoverRdpDisplays(runtimeDir)).toBeGreaterThan(0);
-      await waitFor(() => procs.every(isGone), 3000, 'the sweep to kill the leftovers');
-      expect(existsSync(path.join(runtimeDir, `gw-${gateway.pid ?? 0}`))).toBe(false);
+      await exited;
+      // Once their gateway is gone, Xvnc and xfreerdp may end by themselves (their pipes to it
+      // break; Xvnc gives up on its RFB reader), so whether they are still there when the sweep
+      // runs is a race. The sweep's promise is about every process group the dead gateway
+      // recorded: one that cannot end by itself (a stand-in that sleeps until killed), recorded
+      // as the gateway records its own, makes its work certain.
+      const standIn = spawn('sleep', ['600'], { detached: true, stdio: 'ignore' });
+      const standInEnd = new Promise<NodeJS.Signals | null>((r) => standIn.once('exit', (_code, signal) => r(signal)));
+      const standInPid = standIn.pid ?? 0;
+      await waitFor(() => stat(standInPid) !== null, 10_000, 'the stand-in to start');
+      const session = readdirSync(gwDir).find((n) => existsSync(path.join(gwDir, n, 'groups')));
+      expect(session, 'the dead gateway left a session directory with its process groups').toBeDefined();
+      appendFileSync(path.join(gwDir, session ?? '', 'groups'), `${standInPid} ${stat(standInPid)?.start ?? ''}\n`);
+      try {
+        expect(sweepLeftoverRdpDisplays(runtimeDir)).toBeGreaterThan(0);
+        expect(await standInEnd).toBe('SIGKILL');
+      } finally {
+        standIn.kill('SIGKILL');
+      }
+      // The display itself is gone, whether the sweep or its own backstops ended it.
+      await waitFor(() => procs.every(isGone), 20_000, 'the leftovers to be gone');
+      expect(existsSync(gwDir)).toBe(false);
     });
 
     it('Xvnc gives up by itself once its RFB reader is gone, and xfreerdp with it (the last backstop)', async () => {
@@ -452,7 +471,7 @@ describe('RDP sessions run xfreerdp inside a private Xvnc', () => {
       const watchdog = watchdogOf(gateway.pid ?? 0);
       process.kill(watchdog ?? 0, 'SIGKILL');
       gateway.kill('SIGKILL');
-      await waitFor(() => procs.every(isGone), 6000, 'Xvnc to exit on MaxDisconnectionTime and xfreerdp to follow it');
+      await waitFor(() => procs.every(isGone), 30_000, 'Xvnc to exit on MaxDisconnectionTime and xfreerdp to follow it');
       sweepLeftoverRdpDisplays(runtimeDir);
     });
   });

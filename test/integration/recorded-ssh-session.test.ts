@@ -52,7 +52,7 @@ describe('a recorded, approved SSH session with the real OpenSSH client', () => 
     expect(r.stdout).toContain('typed-42');
     expect(r.code).toBe(0);
 
-    await expect.poll(async () => (await fx.gw.runtime.store.listSessions({ limit: 10 })).find((s) => s.user === 'bob')?.endedAt ?? null, { timeout: 5000 }).not.toBeNull();
+    await expect.poll(async () => (await fx.gw.runtime.store.listSessions({ limit: 10 })).find((s) => s.user === 'bob')?.endedAt ?? null, { timeout: 30_000 }).not.toBeNull();
     const session = (await fx.gw.runtime.store.listSessions({ limit: 10 })).find((s) => s.user === 'bob');
     expect(session?.kind).toBe('shell');
     const out = path.join(fx.dir, 'bob.cast');

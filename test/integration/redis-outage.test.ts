@@ -50,7 +50,7 @@ describe('Redis goes away mid-session and comes back', () => {
     expect(await ready()).toBe(200);
 
     await redis.stop();
-    await expect.poll(ready, { timeout: 10_000 }).toBe(503);
+    await expect.poll(ready, { timeout: 30_000 }).toBe(503);
     // Liveness is not readiness: the process is up, so a load balancer must not restart it.
     expect((await new ApiClient(fx.gw.web.port).get('/healthz')).status).toBe(200);
 
@@ -75,14 +75,14 @@ describe('Redis goes away mid-session and comes back', () => {
 
     // The node reconnects by itself.
     await redis.start();
-    await expect.poll(ready, { timeout: 15_000, interval: 200 }).toBe(200);
+    await expect.poll(ready, { timeout: 30_000, interval: 200 }).toBe(200);
     a.type('echo after-$((3+3))\r');
     await a.waitFor('after-6');
     a.type('exit\r');
     expect((await a.done).code).toBe(0);
 
     // The spool empties into the store, and every end is there once.
-    await expect.poll(() => readdirSync(spoolDir).filter((f) => existsSync(path.join(spoolDir, f))).length, { timeout: 10_000 }).toBe(0);
+    await expect.poll(() => readdirSync(spoolDir).filter((f) => existsSync(path.join(spoolDir, f))).length, { timeout: 30_000 }).toBe(0);
     const sessions = await fx.gw.runtime.store.listSessions({ limit: 10 });
     for (const name of ['alice', 'carol']) {
       const s = sessions.find((x) => x.user === name);

@@ -30,7 +30,7 @@ describe('Redis replica acknowledgement (store.wait_replicas)', () => {
     await expect.poll(async () => {
       await writer.appendAudit({ type: 'probe', actor: 't', outcome: 'info', code: null, data: {} }, Date.now());
       return (await onReplica.listAudit({ type: 'probe' })).length;
-    }, { timeout: 15_000, interval: 200 }).toBeGreaterThan(0);
+    }, { timeout: 30_000, interval: 200 }).toBeGreaterThan(0);
     for (let i = 0; i < 20; i++) {
       const e = await writer.appendAudit({ type: 'evidence', actor: 't', outcome: 'info', code: null, data: { i } }, Date.now());
       // Read from the replica right after the append returned: it is there already.

@@ -123,7 +123,7 @@ describe('the Redis store over TLS (rediss://)', () => {
     const r = await runSsh({ port: fx.sshPort, login: 'vic#ct-01', password: vic.password, totpSecret: vic.totpSecret, command: 'echo over-tls-$((6*7))' });
     expect(r.stdout).toBe('over-tls-42\n');
     expect(r.code).toBe(0);
-    await expect.poll(async () => (await fx.audit('session.end')).filter((e) => e.actor === 'vic').length, { timeout: 5000 }).toBe(1);
+    await expect.poll(async () => (await fx.audit('session.end')).filter((e) => e.actor === 'vic').length, { timeout: 30_000 }).toBe(1);
     const sessions = await api.get<{ sessions: Array<{ user: string; device: string }> }>('/api/sessions');
     expect(sessions.body.sessions.some((s) => s.user === 'vic' && s.device === 'ct-01')).toBe(true);
 

@@ -153,9 +153,9 @@ describe('the restricted prompt through a real OpenSSH client', () => {
       await expect.poll(async () => {
         held = (await approver.get<{ commands: Array<{ id: string; line: string; user: string }> }>('/api/commands/held')).body.commands.find((c) => c.user === 'vera');
         return held?.line;
-      }, { timeout: 5000 }).toBe('hostname');
-      await expect.poll(() => events.join(''), { timeout: 5000 }).toMatch(/event: command\ndata: \{"action":"review_requested"/);
-      await expect.poll(() => deliveries.some((d) => d.event === 'command.review_requested'), { timeout: 5000 }).toBe(true);
+      }, { timeout: 30_000 }).toBe('hostname');
+      await expect.poll(() => events.join(''), { timeout: 30_000 }).toMatch(/event: command\ndata: \{"action":"review_requested"/);
+      await expect.poll(() => deliveries.some((d) => d.event === 'command.review_requested'), { timeout: 30_000 }).toBe(true);
       const hook = deliveries.find((d) => d.event === 'command.review_requested') as Delivery;
       expect(verifyWebhookSignature(SECRET, hook, hook.body, Math.floor(Date.now() / 1000))).toBe(true);
       expect(JSON.parse(hook.body)).toMatchObject({ data: { user: 'vera', device: 'svc-01', line: 'hostname' } });

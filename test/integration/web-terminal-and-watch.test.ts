@@ -71,7 +71,7 @@ describe('the web console\'s terminal, watch, events and replay', () => {
 
     const term = await openSocket(fx.gw.web.port, '/api/terminal?device=mon-7&cols=100&rows=30', vendorApi);
     await term.waitFor(() => term.controls.some((c) => c.type === 'status' && c.state === 'connected'));
-    await expect.poll(() => events.join('').includes('event: session'), { timeout: 5000 }).toBe(true);
+    await expect.poll(() => events.join('').includes('event: session'), { timeout: 30_000 }).toBe(true);
     expect(events.join('')).toContain('"action":"started"');
 
     const live = await securityApi.get<{ sessions: Array<{ id: string; user: string; via: string; deviceLevel: number; grantEnds: string }> }>('/api/sessions?open=true');

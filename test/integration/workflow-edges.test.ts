@@ -186,7 +186,7 @@ default_profile = "diag"
       expect((await c.login(name, u.password, { code: await totp.code(u.totpSecret) })).status).toBe(200);
       api[name] = c;
     }
-  }, 60_000);
+  }, 120_000);
   afterAll(async () => {
     await fx?.stop();
     await device?.stop();
@@ -428,7 +428,7 @@ describe('the README quick-start, "From nothing to a recorded session", command 
     const { cli, dir } = served;
     type Session = { id: string; user: string; device: string; endedAt: string | null; recordingId: string };
     const sessions = async (): Promise<Session[]> => json<Session[]>(ok(await cli(['sessions', '--json']), 'sessions'));
-    await expect.poll(async () => (await sessions()).filter((s) => s.user === 'alice' && s.endedAt !== null).length, { timeout: 10_000 }).toBe(1);
+    await expect.poll(async () => (await sessions()).filter((s) => s.user === 'alice' && s.endedAt !== null).length, { timeout: 30_000 }).toBe(1);
     const [session] = await sessions();
     expect(session).toMatchObject({ user: 'alice', device: 'ct-01' });
 

@@ -6,7 +6,7 @@ import { REPO, type TestUser } from './gateway-fixture.js';
 /** Where the browser tests leave their screenshots (README's come from here). */
 export const SHOTS = path.join(REPO, 'test-artifacts/screenshots');
 /** How long a browser test waits for what a person would wait for. */
-export const WAIT = 15_000;
+export const WAIT = 30_000;
 
 /** Signs in through the console's form, as a person types it: name, password, a fresh TOTP code. */
 export async function signIn(page: Page, base: string, who: TestUser, totp: TotpSource): Promise<void> {

@@ -45,7 +45,8 @@ export async function startXvnc(geometry: string, extra: string[] = [], password
   const server = spawn('Xvnc', [
     '-displayfd', '3', '-rfbport', String(port), '-localhost', '-SecurityTypes', 'VncAuth', '-PasswordFile', pwFile,
     '-geometry', geometry, '-depth', '24', '-nolisten', 'tcp', ...extra,
-  ], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+    // The device's own HOME: nothing of the host user's start-up files reaches it or its clients.
+  ], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: dir } });
   let log = '';
   server.stderr?.on('data', (c: Buffer) => { log += c.toString(); });
   const displayNo = await new Promise<string>((resolve, reject) => {
@@ -59,7 +60,7 @@ export async function startXvnc(geometry: string, extra: string[] = [], password
     setTimeout(() => reject(new Error(`Xvnc did not start: ${log}`)), 10_000).unref();
   });
   const display = `:${displayNo}`;
-  const env = { ...process.env, DISPLAY: display };
+  const env = { ...process.env, HOME: dir, DISPLAY: display };
   const clients: ChildProcess[] = [];
   return {
     display, port, dir, env,
@@ -70,8 +71,9 @@ export async function startXvnc(geometry: string, extra: string[] = [], password
       return c;
     },
     async stop() {
-      for (const c of clients) if (c.exitCode === null) c.kill('SIGTERM');
-      if (server.exitCode === null) {
+      for (const c of clients) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+      // A server already ended by a signal has no exit code, and its 'exit' has been emitted.
+      if (server.exitCode === null && server.signalCode === null) {
         const exited = new Promise((r) => server.once('exit', r));
         server.kill('SIGTERM');
         await exited;
@@ -233,7 +235,7 @@ export async function startRecordedVncGateway(x: Xvnc, recDir: string, opts: Par
   };
 }
 
-export async function until(pred: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+export async function until(pred: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!pred()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);

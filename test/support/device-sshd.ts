@@ -24,6 +24,12 @@ export function sshKeygen(file: string, type: 'ed25519' | 'rsa' = 'ed25519'): vo
 export interface DeviceSshd {
   port: number;
   dir: string;
+  /**
+   * The device user's own home: its start-up files are the only ones any shell on this device
+   * reads, whatever the host user's `~/.bashrc` or `~/.profile` does (a slow `pyenv init` there
+   * once made every login wait 60 s). Sessions start in it.
+   */
+  home: string;
   /** Private key the gateway's vault uses to log in as root on this device. */
   clientKeyFile: string;
   hostKeyFile: string;
@@ -47,16 +53,19 @@ export interface DeviceSshdOptions {
 /** A real OpenSSH sshd on loopback playing the medical device. */
 export async function startDeviceSshd(opts: DeviceSshdOptions = {}): Promise<DeviceSshd> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pc-device-'));
+  const home = writeDeviceHome(dir);
   const received = path.join(dir, 'received.log');
-  const wrapper = path.join(dir, 'force-command.sh');
-  if (opts.logCommands) {
-    // NUL-separated: a command may hold newlines. SSH_ORIGINAL_COMMAND is exactly what the client sent.
-    const run = opts.execute === false
-      ? 'echo "device received it (not run)"; exit 0'
-      : 'if [ -n "$SSH_ORIGINAL_COMMAND" ]; then exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"; else exec /bin/bash --norc --noprofile -i; fi';
-    writeFileSync(wrapper, `#!/bin/sh\nprintf '%s\\0' "\${SSH_ORIGINAL_COMMAND:-<shell>}" >> '${received}'\n${run}\n`);
-    chmodSync(wrapper, 0o755);
-  }
+  const wrapper = path.join(dir, 'session.sh');
+  // Every session goes through this wrapper, so what runs is the device's own doing and never the
+  // host's: exec requests and subsystems (SSH_ORIGINAL_COMMAND) run under bash as sshd would run
+  // them, and a shell is an interactive bash that reads only the device's own rc file.
+  const run = opts.execute === false
+    ? 'echo "device received it (not run)"; exit 0'
+    : `if [ -n "$SSH_ORIGINAL_COMMAND" ]; then exec /bin/bash -c "$SSH_ORIGINAL_COMMAND"; else exec /bin/bash --noprofile --rcfile '${home}/.bashrc' -i; fi`;
+  // NUL-separated: a command may hold newlines. SSH_ORIGINAL_COMMAND is exactly what the client sent.
+  const log = opts.logCommands ? `printf '%s\\0' "\${SSH_ORIGINAL_COMMAND:-<shell>}" >> '${received}'\n` : '';
+  writeFileSync(wrapper, `#!/bin/sh\ncd '${home}' || exit 1\n${log}${run}\n`);
+  chmodSync(wrapper, 0o755);
   mkdirSync('/run/sshd', { recursive: true });
   const hostKeyFile = path.join(dir, 'host_ed25519');
   const clientKeyFile = path.join(dir, 'client_ed25519');
@@ -73,7 +82,9 @@ export async function startDeviceSshd(opts: DeviceSshdOptions = {}): Promise<Dev
     'Subsystem sftp /usr/lib/openssh/sftp-server',
     'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no',
     `PidFile ${path.join(dir, 'sshd.pid')}`, 'AllowTcpForwarding yes', 'MaxStartups 100:30:200', 'MaxSessions 100', 'LogLevel ERROR',
-    ...(opts.logCommands ? [`ForceCommand ${wrapper}`] : []), '',
+    // The device user's HOME is the test's (sshd sets HOME from the password file, then SetEnv):
+    // the login shell that runs the wrapper reads the device's rc file, not root's; no ~/.ssh/rc.
+    `SetEnv HOME=${home}`, 'PermitUserRC no', 'PermitUserEnvironment no', `ForceCommand ${wrapper}`, '',
   ].join('\n'));
 
   let child: ChildProcess;
@@ -102,7 +113,7 @@ export async function startDeviceSshd(opts: DeviceSshdOptions = {}): Promise<Dev
   };
   await start();
   return {
-    port, dir, clientKeyFile, hostKeyFile,
+    port, dir, home, clientKeyFile, hostKeyFile,
     async replaceHostKey() {
       await stopChild();
       rmSync(hostKeyFile);
@@ -122,4 +133,22 @@ export async function startDeviceSshd(opts: DeviceSshdOptions = {}): Promise<Dev
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The device user's home with its own start-up files: a plain prompt (`root@device:~# `), and
+ * nothing for a non-interactive shell (bash reads ~/.bashrc even for `bash -c` when sshd runs it).
+ */
+function writeDeviceHome(dir: string): string {
+  const home = path.join(dir, 'home');
+  mkdirSync(home, { mode: 0o700 });
+  writeFileSync(path.join(home, '.bashrc'), [
+    '# The test device\'s own shell start-up: nothing of the host user\'s configuration.',
+    'case $- in *i*) ;; *) return ;; esac',
+    "PS1='\\u@device:\\w\\$ '",
+    'HISTFILE="$HOME/.bash_history"',
+    '',
+  ].join('\n'));
+  for (const f of ['.profile', '.bash_profile']) writeFileSync(path.join(home, f), '. "$HOME/.bashrc"\n');
+  return home;
 }

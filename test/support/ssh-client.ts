@@ -99,7 +99,7 @@ export function runSsh(o: SshOptions): Promise<SshRun> {
       o.onStdout?.(d.toString());
     });
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 30_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 60_000);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -153,7 +153,7 @@ export async function sshMaster(o: Pick<SshOptions, 'port' | 'login' | 'password
         let stderr = '';
         child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
         child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-        const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+        const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
         child.on('error', reject);
         child.on('close', (code) => {
           clearTimeout(timer);
@@ -164,7 +164,7 @@ export async function sshMaster(o: Pick<SshOptions, 'port' | 'login' | 'password
     },
     async close() {
       spawnSync('ssh', ['-S', sock, '-O', 'exit', target], { stdio: 'ignore' });
-      if (master.exitCode === null) {
+      if (master.exitCode === null && master.signalCode === null) {
         const exited = new Promise((r) => master.once('exit', r));
         master.kill('SIGTERM');
         await exited;
@@ -205,7 +205,7 @@ export function interactiveSsh(o: Omit<SshOptions, 'typed' | 'onSpawn' | 'onStdo
   return {
     type: (text) => { (child as ChildProcess | null)?.stdin?.write(text); },
     seen: () => seen,
-    waitFor: (text, timeoutMs = 15_000) => new Promise<void>((resolve, reject) => {
+    waitFor: (text, timeoutMs = 30_000) => new Promise<void>((resolve, reject) => {
       const match = (s: string): boolean => (typeof text === 'string' ? s.includes(text) : typeof text === 'function' ? text(s) : text.test(s));
       if (match(seen)) return resolve();
       const timer = setTimeout(() => reject(new Error(`did not see ${String(text)} in: ${JSON.stringify(seen.slice(-600))}`)), timeoutMs);

@@ -27,7 +27,7 @@ export function openSocket(port: number, path: string, api: ApiClient, origin = 
     ws.once('error', reject);
     ws.once('open', () => resolve({
       ws, text: () => out, controls, closed,
-      waitFor: async (pred, timeoutMs = 15_000) => {
+      waitFor: async (pred, timeoutMs = 30_000) => {
         const end = Date.now() + timeoutMs;
         while (!pred()) {
           if (Date.now() > end) throw new Error(`timed out; output so far: ${JSON.stringify(out.slice(-400))} controls: ${JSON.stringify(controls)}`);
@@ -81,7 +81,7 @@ export function openBinarySocket(port: number, path: string, api: ApiClient): Pr
     ws.once('error', reject);
     ws.once('open', () => resolve({
       ws, stream, controls, closed,
-      waitFor: async (pred, timeoutMs = 15_000) => {
+      waitFor: async (pred, timeoutMs = 30_000) => {
         const end = Date.now() + timeoutMs;
         while (!pred()) {
           if (Date.now() > end) throw new Error(`timed out; controls: ${JSON.stringify(controls)}`);

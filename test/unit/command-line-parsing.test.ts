@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { parseCommandLine, quoteArgv, quoteWord } from '../../gateway/mediation/shell-parse.js';
 import type { ParsedLine } from '../../policy/command-policy.js';
+import { shellEnv } from '../support/hermetic-shell.js';
 
 const argvOf = (p: ParsedLine): (string | null)[][] => p.commands.map((c) => c.argv.map((w) => (w.literal ? w.value : null)));
 
@@ -59,7 +60,7 @@ describe('quote removal gives the literal argv bash would run', () => {
     const script = lines
       .map((l) => `eval ${quoteWord(l.replace(/^printf/, "printf '[%s]\\n' START"))} 2>/dev/null || printf 'ERROR\\n'; printf '\\036\\n'`)
       .join('\n');
-    const outputs = execFileSync('bash', ['-c', script], { encoding: 'utf8' }).split('\u001e\n');
+    const outputs = execFileSync('bash', ['-c', script], { encoding: 'utf8', env: shellEnv(), stdio: ['ignore', 'pipe', 'pipe'] }).split('\u001e\n');
     let compared = 0;
     lines.forEach((line, n) => {
       const p = parsed[n] as ParsedLine;
@@ -207,13 +208,13 @@ describe('quoteArgv re-quotes an argv so a POSIX shell runs exactly it', () => {
 
   it.each(['sh', 'bash', 'dash'])('through %s -c, printf sees the same arguments', (shell) => {
     const script = `printf '[%s]\\n' ${quoteArgv(nasty)}`;
-    const out = execFileSync(shell, ['-c', script], { encoding: 'utf8' });
+    const out = execFileSync(shell, ['-c', script], { encoding: 'utf8', env: shellEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     expect(out).toBe(nasty.map((a) => `[${a}]\n`).join(''));
   });
 
   it('through bash -c with history expansion and extglob on, nothing changes', () => {
     const script = `set -H; shopt -s extglob; printf '[%s]\\n' ${quoteArgv(nasty)}`;
-    const out = execFileSync('bash', ['-c', script], { encoding: 'utf8' });
+    const out = execFileSync('bash', ['-c', script], { encoding: 'utf8', env: shellEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     expect(out).toBe(nasty.map((a) => `[${a}]\n`).join(''));
   });
 

@@ -16,6 +16,7 @@ import {
   type ShellEnd,
 } from '../../gateway/mediation/restricted-shell.js';
 import { BYPASS_CORPUS, BYPASS_PROFILE } from '../support/bypass-corpus.js';
+import { shellEnv } from '../support/hermetic-shell.js';
 
 const ESC = '\u001b';
 const PROMPT_MARK = `${ESC}[?2004h`; // written at every prompt
@@ -450,26 +451,26 @@ describe('the device side of a command', () => {
     const sub = path.join(dir, "it's here");
     execFileSync('mkdir', ['-p', sub]);
     const line = deviceCommandLine([['printf', '[%s]\\n', 'a b', "'", '$(id)', '*']], sub);
-    expect(execFileSync(shell, ['-c', line], { encoding: 'utf8' })).toBe("[a b]\n[']\n[$(id)]\n[*]\n");
-    const env = execFileSync(shell, ['-c', deviceCommandLine([['env']], '')], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', LESSOPEN: '|x %s' } });
+    expect(execFileSync(shell, ['-c', line], { encoding: 'utf8', env: shellEnv(), stdio: ['ignore', 'pipe', 'pipe'] })).toBe("[a b]\n[']\n[$(id)]\n[*]\n");
+    const env = execFileSync(shell, ['-c', deviceCommandLine([['env']], '')], { encoding: 'utf8', env: shellEnv({ LESSOPEN: '|x %s' }), stdio: ['ignore', 'pipe', 'pipe'] });
     expect(env).toMatch(/^LESSSECURE=1$/m);
     expect(env).toMatch(/^PAGER=cat$/m);
     expect(env).toMatch(/^SYSTEMD_PAGERSECURE=1$/m);
     expect(env).not.toMatch(/^LESSOPEN=/m);
-    expect(execFileSync(shell, ['-c', deviceCommandLine([['pwd']], sub)], { encoding: 'utf8' })).toBe(`${sub}\n`);
+    expect(execFileSync(shell, ['-c', deviceCommandLine([['pwd']], sub)], { encoding: 'utf8', env: shellEnv(), stdio: ['ignore', 'pipe', 'pipe'] })).toBe(`${sub}\n`);
   });
 
   it('exec runs the program on PATH, not a shell function or alias of that name', () => {
     const rc = path.join(dir, 'bashenv');
     writeFileSync(rc, 'echo() { printf "hijacked\\n"; }\nalias echo="printf hijacked"\n');
-    const out = execFileSync('bash', ['-c', deviceCommandLine([['echo', 'hello']], '')], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', BASH_ENV: rc } });
+    const out = execFileSync('bash', ['-c', deviceCommandLine([['echo', 'hello']], '')], { encoding: 'utf8', env: shellEnv({ BASH_ENV: rc }), stdio: ['ignore', 'pipe', 'pipe'] });
     expect(out).toBe('hello\n');
   });
 
   it('a directory that does not exist stops the command', () => {
     let status = 0;
     try {
-      execFileSync('sh', ['-c', deviceCommandLine([['echo', 'ran']], path.join(dir, 'missing'))], { encoding: 'utf8', stdio: 'pipe' });
+      execFileSync('sh', ['-c', deviceCommandLine([['echo', 'ran']], path.join(dir, 'missing'))], { encoding: 'utf8', env: shellEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (err) {
       status = (err as { status: number }).status;
     }
@@ -477,7 +478,7 @@ describe('the device side of a command', () => {
   });
 
   it('a pipeline runs its stages joined by |', () => {
-    const out = execFileSync('sh', ['-c', deviceCommandLine([['printf', 'a\\nb\\n'], ['wc', '-l']], '')], { encoding: 'utf8' });
+    const out = execFileSync('sh', ['-c', deviceCommandLine([['printf', 'a\\nb\\n'], ['wc', '-l']], '')], { encoding: 'utf8', env: shellEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     expect(out.trim()).toBe('2');
   });
 

@@ -252,7 +252,7 @@ describe('the .pcrfb desktop recording: keyframes, index, seek, crash recovery',
     w.event({ end: 'client_closed' });
     sealed = await w.close();
     writeMs = performance.now() - t0;
-  }, 60_000);
+  }, 120_000);
 
   it('is sealed like the SSH recordings: size and SHA-256 of the whole file', async () => {
     expect(sealed.size).toBe(statSync(file).size);
