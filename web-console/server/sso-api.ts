@@ -200,8 +200,10 @@ export function registerSso(app: FastifyInstance, rt: Runtime, client: OidcClien
     method: 'POST', url: '/api/auth/sso/cancel', access: 'public', tags: ['auth'],
     summary: 'Forget a single sign-on that waits for its TOTP code in this browser',
     response: z.object({ cancelled: z.boolean() }),
-  }, async ({ reply }) => {
-    clearPending(reply);
-    return { cancelled: true };
+  }, async ({ req, reply }) => {
+    configured();
+    const had = readCookie(req, PENDING_COOKIE) !== null;
+    if (had) clearPending(reply);
+    return { cancelled: had };
   });
 }
