@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../gateway/config/load.js';
-import { readClientSecret } from '../../gateway/identity/oidc-client.js';
+import { OidcClient, readClientSecret, SsoError } from '../../gateway/identity/oidc-client.js';
+import { createLogger } from '../../gateway/log/logger.js';
 import { claimedGroups, mfaAsserted, roleChange, ssoAccount, ssoAccountName, ssoRoles, SSO_STAFF_ROLES } from '../../policy/sso-rules.js';
 
 // Issue 13, build item 1: what [sso.oidc] accepts, and the pure rules that turn an IdP's claims
@@ -74,6 +75,19 @@ describe('[sso.oidc] in gateway.config.toml', () => {
     expect(() => readClientSecret(c)).toThrow(/sso\.oidc\.client_secret_file: .* is readable by group or others; chmod 600 it/);
     chmodSync(file, 0o600);
     expect(readClientSecret(c)).toBe('the-client-secret');
+  });
+});
+
+describe('the sign-in flow the browser carries', () => {
+  it('is refused once older than its 10 minutes, before the IdP is even asked', async () => {
+    const settings = parseConfig(VALID.replace('https://login.hospital.example', 'http://127.0.0.1:9'), FILE).sso.oidc;
+    const client = new OidcClient(settings as NonNullable<typeof settings>, 'secret', createLogger('error', () => undefined));
+    const cb = new URL('https://portcullis.hospital.example/api/auth/sso/callback?code=c&state=s');
+    const late = client.finish(cb, { state: 's', nonce: 'n', verifier: 'v'.repeat(43), expiresAt: 1000 }, 1000);
+    await expect(late).rejects.toBeInstanceOf(SsoError);
+    await expect(late).rejects.toMatchObject({ code: 'SSO_FAILED', detail: expect.stringContaining('expired') });
+    // A flow in time goes on to the IdP, which is not there: said as such, not as a sign-in failure.
+    await expect(client.finish(cb, { state: 's', nonce: 'n', verifier: 'v'.repeat(43), expiresAt: 2000 }, 1000)).rejects.toMatchObject({ code: 'SSO_IDP_UNAVAILABLE' });
   });
 });
 
