@@ -152,7 +152,7 @@ describe('single sign-on for staff through an OpenID provider', () => {
     expect(JSON.parse(forged.body).error.code).toBe('SSO_FAILED');
   });
 
-  it('keeps a disabled Portcullis account out whatever the IdP says (audited)', async () => {
+  it('keeps a disabled or expired Portcullis account out whatever the IdP says (audited)', async () => {
     expect((await fx.cli(['user', 'disable', 'dora'])).code).toBe(0);
     const { b, landed } = await ssoSignIn('dora', true);
     expect(landed).toBe('/?sso_error=ACCOUNT_DISABLED');
@@ -160,6 +160,10 @@ describe('single sign-on for staff through an OpenID provider', () => {
     const refused = (await fx.audit('login.refused')).filter((e) => e.actor === 'dora').at(-1);
     expect(refused).toMatchObject({ code: 'ACCOUNT_DISABLED', data: { via: 'sso', issuer: idp.issuer, subject: 'a1b2c3-dora' } });
     expect((await fx.cli(['user', 'enable', 'dora'])).code).toBe(0);
+    // Expired in Portcullis: the same.
+    await fx.gw.runtime.store.updateUser('dora', { expiresAt: Date.now() - 60_000 });
+    expect((await ssoSignIn('dora', true)).landed).toBe('/?sso_error=ACCOUNT_EXPIRED');
+    await fx.gw.runtime.store.updateUser('dora', { expiresAt: null });
     expect((await ssoSignIn('dora', true)).landed).toBe('/');
   });
 
