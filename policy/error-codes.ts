@@ -81,6 +81,13 @@ export const ERROR_CATALOGUE = {
   NOT_REVOCABLE: { status: 409, message: 'Only approved access can be revoked; deny or cancel a pending request instead.' },
   COMMAND_DENIED: { status: 403, message: 'Your command profile does not allow that command line; it was not run (R-6.3c).' },
   COMMAND_REVIEW_REQUIRED: { status: 202, message: 'That command needs an approver to confirm it before it runs.' },
+  SSO_NOT_CONFIGURED: { status: 404, message: 'Single sign-on is not configured on this gateway; sign in with your user name, password and TOTP code.' },
+  SSO_FAILED: { status: 401, message: "Single sign-on did not complete: the identity provider's answer could not be verified or has expired. Start again." },
+  SSO_IDP_UNAVAILABLE: { status: 502, message: 'The identity provider could not be reached; try again, or sign in with your password and TOTP code.' },
+  SSO_NO_ROLE: { status: 403, message: 'Your identity-provider account is in no group that gives a Portcullis role; ask an administrator to add you to one.' },
+  SSO_ROLE_NOT_ALLOWED: { status: 403, message: 'Single sign-on is for hospital staff only; vendor accounts sign in with their Portcullis password and TOTP code.' },
+  SSO_ACCOUNT_NOT_LINKED: { status: 409, message: 'A Portcullis account of this name exists but is not linked to your identity-provider account; an administrator must link it (portcullis user sso-link).' },
+  SSO_NAME_INVALID: { status: 403, message: 'The identity provider gave no user name Portcullis can use (1-64 letters, digits, ".", "_" or "-").' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

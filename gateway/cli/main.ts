@@ -25,6 +25,8 @@ Usage: portcullis <command> [options]        (every command takes --config FILE 
   user nda NAME --nda-signed T --nda-expires T [--nda-ref REF]        record a vendor's confidentiality agreement (R-5.3a)
   user set NAME [--role R]… [--org ORG] [--expires T|never]         change roles, organisation, account expiry
   user reset-totp NAME                       forget a lost authenticator: they enrol again at next sign-in
+  user sso-link NAME --subject SUB [--issuer URL]   link a staff account to its IdP account (single sign-on)
+  user sso-unlink NAME                       end that link (the account keeps its roles)
   user key NAME --key-file FILE              add an SSH public key (sign-in still needs TOTP)
   user password NAME --password-stdin          set a new password
   user list | user unlock NAME | user disable NAME | user enable NAME

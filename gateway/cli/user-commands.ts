@@ -3,6 +3,7 @@ import { ROLES, type Role } from '../../policy/types.js';
 import { parseTimeSpec } from '../config/duration.js';
 import { checkPasswordStrength, hashPassword } from '../identity/password.js';
 import { addPublicKey, createOrg, createUser, InputError, ndaView, resetTotp, setDisabled, setNda, unlockUser, updateUserProfile } from '../identity/users.js';
+import { setSsoLink } from '../identity/sso-link.js';
 import type { NdaRecord } from '../store/store.js';
 import { checkActor } from './actor.js';
 import { parse, readStdinSecret, required, UsageError } from './cli-io.js';
@@ -126,6 +127,26 @@ export async function userCommand(ctx: CliContext, args: string[]): Promise<numb
         return 0;
       });
     }
+    case 'sso-link':
+    case 'sso-unlink': {
+      const link = sub === 'sso-link';
+      const { values, positionals } = parse(rest, link ? { subject: { type: 'string' }, issuer: { type: 'string' } } : {}, 1);
+      const name = required(positionals[0], 'NAME (positional)');
+      return ctx.withRuntime(async (rt) => {
+        await checkActor(rt, ctx.actor, 'user.manage');
+        if (!link) {
+          await setSsoLink(rt, name, null, ctx.actor);
+          ctx.out.result({ name, sso: null }, [`Unlinked ${name} from single sign-on.`]);
+          return 0;
+        }
+        const subject = required(values.subject as string | undefined, 'subject');
+        const issuer = (values.issuer as string | undefined) ?? rt.config.sso.oidc?.issuer;
+        if (!issuer) throw new UsageError('--issuer is required when [sso.oidc] is not configured');
+        await setSsoLink(rt, name, { issuer, subject }, ctx.actor);
+        ctx.out.result({ name, sso: { issuer, subject } }, [`Linked ${name} to ${subject} at ${issuer}: it signs in through single sign-on, its roles then follow the IdP's groups.`]);
+        return 0;
+      });
+    }
     case 'unlock': {
       const { positionals } = parse(rest, {}, 1);
       const name = required(positionals[0], 'NAME (positional)');
@@ -136,7 +157,7 @@ export async function userCommand(ctx: CliContext, args: string[]): Promise<numb
       });
     }
     default:
-      throw new UsageError('user: expected add, key, password, list, nda, set, reset-totp, disable, enable or unlock');
+      throw new UsageError('user: expected add, key, password, list, nda, set, reset-totp, disable, enable, sso-link, sso-unlink or unlock');
   }
 }
 

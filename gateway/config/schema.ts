@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { PROFILE_MODES } from '../../policy/approval-rules.js';
+import { SSO_STAFF_ROLES } from '../../policy/sso-rules.js';
 import { ROLES } from '../../policy/types.js';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
 import { profilesSchema } from './profiles-schema.js';
@@ -40,6 +41,57 @@ const approvalRule = z
     default_profile: z.string().min(1).max(64).optional(),
   })
   .prefault({});
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/** An https:// URL; plain http only to this host itself (an IdP on loopback, as the tests run one). */
+const secureUrl = (what: string) => z.string().refine((s) => {
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    return false;
+  }
+  return u.protocol === 'https:' || (u.protocol === 'http:' && LOOPBACK_HOSTS.has(u.hostname));
+}, { message: `expected the ${what} as an https:// URL (http:// only on loopback)` });
+
+/** The path of the gateway's OIDC callback (web-console/server/sso-api.ts); the redirect URL registered at the IdP ends with it. */
+export const SSO_CALLBACK_PATH = '/api/auth/sso/callback';
+
+/** [sso.oidc]: staff sign in through the hospital's OpenID Connect provider (R-A.4d). */
+const ssoOidc = z.strictObject({
+  /** Shown on the sign-in button: "Sign in with <display_name>". */
+  display_name: z.string().min(1).max(64).default('single sign-on'),
+  /** The IdP's issuer; its discovery document is at <issuer>/.well-known/openid-configuration. */
+  issuer: secureUrl('issuer'),
+  client_id: z.string().min(1).max(255),
+  /** A file (mode 0600) holding the client secret. */
+  client_secret_file: z.string().min(1),
+  /** This gateway's callback as registered at the IdP: https://<gateway>/api/auth/sso/callback. */
+  redirect_url: secureUrl('redirect URL').refine((s) => URL.canParse(s) && new URL(s).pathname === SSO_CALLBACK_PATH && new URL(s).search === '', {
+    message: `the redirect URL must end with ${SSO_CALLBACK_PATH} (and carry no query)`,
+  }),
+  scopes: z.array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, { message: 'a scope is one word of printable characters' })).min(1).max(20)
+    .default(['openid', 'profile', 'email'])
+    .refine((s) => s.includes('openid'), { message: 'the scopes must include "openid"' }),
+  /** The ID-token claim a new account's name comes from (an e-mail style value is cut at "@"). */
+  username_claim: z.string().min(1).max(100).default('preferred_username'),
+  /** The ID-token claim listing the person's groups: "groups" (Keycloak), "roles" (Azure AD app roles). */
+  groups_claim: z.string().min(1).max(100).default('groups'),
+  /** Group (or app role) name = the Portcullis roles its members hold. */
+  group_roles: z.record(z.string().min(1).max(256), z.array(z.enum(ROLES)).min(1)).refine((m) => Object.keys(m).length > 0, {
+    message: 'map at least one group to Portcullis roles, e.g. "portcullis-approvers" = ["approver"]',
+  }),
+  /** The roles that may sign in through SSO: staff only. */
+  allowed_roles: z.array(z.enum(ROLES)).min(1).default([...SSO_STAFF_ROLES])
+    .refine((rs) => rs.every((r) => (SSO_STAFF_ROLES as readonly string[]).includes(r)), {
+      message: `only staff roles (${SSO_STAFF_ROLES.join(', ')}) may sign in through SSO; vendors keep local accounts with password + TOTP`,
+    }),
+  /** amr values that mean the IdP checked more than one factor; otherwise Portcullis asks for its TOTP code too. */
+  mfa_amr: z.array(z.string().min(1).max(100)).max(20).default(['mfa']),
+  /** acr values that mean the same (e.g. a Keycloak level of authentication). */
+  mfa_acr: z.array(z.string().min(1).max(200)).max(20).default([]),
+});
 
 export const configSchema = z.strictObject({
   data_dir: z.string().min(1).default('./data').describe('State, keys and recordings live here.'),
@@ -187,6 +239,9 @@ export const configSchema = z.strictObject({
     })
     .prefault({})
     .refine((n) => !n.webhook_url === !n.webhook_secret_file, { path: ['webhook_secret_file'], message: 'webhook_url and webhook_secret_file go together' }),
+  sso: z
+    .strictObject({ oidc: ssoOidc.optional() })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),

@@ -24,6 +24,8 @@ export interface SignInAttempt {
   /** e.g. "ssh 127.0.0.1:53422" — for the audit entry. */
   source: string;
   method: string;
+  /** More for the audit entries of this sign-in (single sign-on: via and the IdP's issuer). */
+  context?: Record<string, string>;
 }
 
 export type SignInResult =
@@ -119,7 +121,7 @@ export class Authenticator {
 
   private async evaluate(a: SignInAttempt): Promise<SignInResult> {
     const now = this.clock();
-    const base = { user: a.username, source: a.source, method: a.method };
+    const base = { user: a.username, source: a.source, method: a.method, ...a.context };
     const user = await this.store.getUser(a.username);
     if (!user) {
       await verifyPassword(a.password ?? '', await dummyPasswordHash());
@@ -140,7 +142,8 @@ export class Authenticator {
     }
     const firstFactor = a.password === null ? true : await verifyPassword(a.password, user.passwordHash);
     if (!user.totpSealed) {
-      if (firstFactor && a.allowEnrolment && a.password !== null) {
+      // Enrolment follows a first factor checked here (a password) or by the caller (single sign-on).
+      if (firstFactor && a.allowEnrolment) {
         return { ok: false, code: 'TOTP_NOT_ENROLLED', message: describeCode('TOTP_NOT_ENROLLED'), enrolment: await this.beginEnrolment(user, base) };
       }
       return this.fail(user, base, 'TOTP_NOT_ENROLLED', 'no TOTP enrolment', firstFactor, now);
@@ -179,19 +182,19 @@ export class Authenticator {
   }
 
   /** The first code of a new enrolment: right, and the person is enrolled and signed in; wrong, and it counts as a failed sign-in. */
-  async finishEnrolment(token: string, code: string, source: string): Promise<SignInResult> {
+  async finishEnrolment(token: string, code: string, source: string, context: Record<string, string> = {}): Promise<SignInResult> {
     try {
-      return await this.finishEnrolmentChecked(token, code, source);
+      return await this.finishEnrolmentChecked(token, code, source, context);
     } catch (err) {
       if (err instanceof StoreUnavailableError) return this.storeDown(token.split('.')[0] ?? '', source, err);
       throw err;
     }
   }
 
-  private async finishEnrolmentChecked(token: string, code: string, source: string): Promise<SignInResult> {
+  private async finishEnrolmentChecked(token: string, code: string, source: string, context: Record<string, string>): Promise<SignInResult> {
     const now = this.clock();
     const name = token.slice(0, Math.max(0, token.lastIndexOf('.')));
-    const base = { user: name, source, method: 'totp-enrolment' };
+    const base = { user: name, source, method: 'totp-enrolment', ...context };
     const user = name ? await this.store.getUser(name) : null;
     const e = user?.enrolment;
     if (!user || !e || e.expiresAt <= now || !safeEqual(e.tokenHash, sha256(token))) {

@@ -13,7 +13,7 @@ export type Fields<T> = { readonly [K in keyof T]-?: FieldKind };
 
 export const USER_FIELDS: Fields<UserRecord> = {
   name: 'str', roles: 'json', org: 'str?', passwordHash: 'str', totpSealed: 'str?', totpLastStep: 'num', failedLogins: 'num',
-  lockedUntil: 'num?', disabled: 'bool', expiresAt: 'num?', publicKeys: 'json', nda: 'json?', locale: 'str?', enrolment: 'json?', createdAt: 'num',
+  lockedUntil: 'num?', disabled: 'bool', expiresAt: 'num?', publicKeys: 'json', nda: 'json?', locale: 'str?', enrolment: 'json?', sso: 'json?', createdAt: 'num',
 };
 
 export const ORG_FIELDS: Fields<OrgRecord> = { name: 'str', displayName: 'str', contact: 'str?', createdAt: 'num' };
@@ -51,7 +51,7 @@ export const COMMAND_FIELDS: Fields<CommandRecord> = {
 };
 
 export const WEB_SESSION_FIELDS: Fields<WebSessionRecord> = {
-  id: 'str', user: 'str', csrf: 'str', createdAt: 'num', lastSeenAt: 'num', expiresAt: 'num', address: 'str',
+  id: 'str', user: 'str', csrf: 'str', createdAt: 'num', lastSeenAt: 'num', expiresAt: 'num', address: 'str', via: 'str',
 };
 
 export const NODE_FIELDS: Fields<NodeRecord> = {

@@ -405,6 +405,11 @@ export class RedisStore implements Store {
     return this.patch(collections.users, name, { totpLastStep: step }, { field: 'totpLastStep', op: 'lt', value: String(step) });
   }
 
+  /** A scan of the users (a hospital's staff and vendors: hundreds, not millions), asked once per SSO sign-in. */
+  async findUserBySso(issuer: string, subject: string): Promise<UserRecord | null> {
+    return (await this.listUsers()).find((u) => u.sso !== null && u.sso.issuer === issuer && u.sso.subject === subject) ?? null;
+  }
+
   async createOrg(o: OrgRecord): Promise<void> {
     await this.insert(collections.orgs, o, `organisation ${o.name}`);
   }

@@ -196,4 +196,11 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE commands ADD COLUMN exit_signal TEXT;
   `,
+  // 6: single sign-on for staff (OIDC): the identity-provider account an account is linked to
+  // (unique per issuer + subject), and how each browser session signed in.
+  `
+  ALTER TABLE users ADD COLUMN sso TEXT;
+  CREATE UNIQUE INDEX users_sso ON users(json_extract(sso, '$.issuer'), json_extract(sso, '$.subject')) WHERE sso IS NOT NULL;
+  ALTER TABLE web_sessions ADD COLUMN via TEXT NOT NULL DEFAULT 'password';
+  `,
 ];

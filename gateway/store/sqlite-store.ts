@@ -170,6 +170,10 @@ export class SqliteStore implements Store {
     return this.users.patch(name, { totpLastStep: step }, 'AND totp_last_step < ?', step) === 1;
   }
 
+  async findUserBySso(issuer: string, subject: string): Promise<UserRecord | null> {
+    return this.users.select("WHERE sso IS NOT NULL AND json_extract(sso, '$.issuer') = ? AND json_extract(sso, '$.subject') = ?", issuer, subject)[0] ?? null;
+  }
+
   async createOrg(o: OrgRecord): Promise<void> {
     this.orgs.insert(o, `organisation ${o.name}`);
   }

@@ -36,7 +36,15 @@ export interface UserRecord {
   locale: string | null;
   /** A TOTP enrolment begun at first sign-in and not finished yet. */
   enrolment: PendingEnrolment | null;
+  /** The identity-provider account this account signs in as through single sign-on (null: none). */
+  sso: SsoLink | null;
   createdAt: number;
+}
+
+/** An OIDC identity: the issuer and the subject it gives the person (never a name it could reuse). */
+export interface SsoLink {
+  issuer: string;
+  subject: string;
 }
 
 export interface PendingEnrolment {
@@ -299,7 +307,11 @@ export interface WebSessionRecord {
   lastSeenAt: number;
   expiresAt: number;
   address: string;
+  /** How the person signed in: password + TOTP, or single sign-on (their audit entries say so). */
+  via: WebSessionVia;
 }
+
+export type WebSessionVia = 'password' | 'sso';
 
 /** A gateway node's heartbeat: the node is alive while now < expiresAt. */
 export interface NodeRecord {
@@ -368,6 +380,8 @@ export interface Store {
    * for a replay, so that two simultaneous logins with one code cannot both pass.
    */
   consumeTotpStep(name: string, step: number): Promise<boolean>;
+  /** The account linked to this OIDC issuer + subject, if any. */
+  findUserBySso(issuer: string, subject: string): Promise<UserRecord | null>;
 
   createOrg(org: OrgRecord): Promise<void>;
   getOrg(name: string): Promise<OrgRecord | null>;

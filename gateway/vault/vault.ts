@@ -29,4 +29,22 @@ export class Vault {
   openTotp(user: string, sealed: string): string {
     return this.box.open(sealed, totpContext(user)).toString('utf8');
   }
+
+  /**
+   * A sign-in in progress that the browser carries between requests (an OIDC flow's state, nonce
+   * and PKCE verifier; a person the IdP vouched for who still owes a TOTP code): sealed under the
+   * master key, so every node of a cluster opens it and nobody can forge or read it.
+   */
+  sealSignIn(purpose: string, payload: string): string {
+    return this.box.seal(payload, `sign-in:${purpose}`);
+  }
+
+  /** null when it does not open (tampered, another purpose, another master key). */
+  openSignIn(purpose: string, sealed: string): string | null {
+    try {
+      return this.box.open(sealed, `sign-in:${purpose}`).toString('utf8');
+    } catch {
+      return null;
+    }
+  }
 }

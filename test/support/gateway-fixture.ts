@@ -98,7 +98,9 @@ export async function startGatewayFixture(extraToml = ''): Promise<GatewayFixtur
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pc-gw-'));
   const configFile = path.join(dir, 'gateway.config.toml');
   const policy = /\[(profiles|approval)[.\]]/.test(extraToml) ? '' : TEST_POLICY_TOML;
-  writeFileSync(configFile, `data_dir = "./data"\n[ssh]\nlisten = "127.0.0.1:0"\n${extraToml}\n[web]\nlisten = "127.0.0.1:0"\n${policy}`);
+  // A test that needs the web port before the gateway starts (an IdP's redirect URL) brings its own [web].
+  const web = /^\[web\]/m.test(extraToml) ? '' : '[web]\nlisten = "127.0.0.1:0"\n';
+  writeFileSync(configFile, `data_dir = "./data"\n[ssh]\nlisten = "127.0.0.1:0"\n${extraToml}\n${web}${policy}`);
   const config = loadConfig(configFile);
   const logs: string[] = [];
   const log = createLogger('debug', (line) => logs.push(line));

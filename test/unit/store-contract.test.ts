@@ -64,7 +64,7 @@ const BACKENDS: Array<[string, () => Promise<Opened>]> = [
 const T = 1_800_000_000_000;
 const user = (name: string): UserRecord => ({
   name, roles: ['vendor'], org: 'Acme', passwordHash: 'scrypt$x', totpSealed: 'v1:abc', totpLastStep: 0, failedLogins: 0,
-  lockedUntil: null, disabled: false, expiresAt: null, publicKeys: [], nda: null, locale: null, enrolment: null, createdAt: T,
+  lockedUntil: null, disabled: false, expiresAt: null, publicKeys: [], nda: null, locale: null, enrolment: null, sso: null, createdAt: T,
 });
 const device = (name: string, udi: string | null = null): DeviceRecord => ({
   name, host: '10.0.0.1', ports: { ssh: 22 }, protocols: ['ssh'], udi, ip: null, mac: null, type: null, manufacturer: null, model: null,
@@ -114,6 +114,22 @@ describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
     // Patching someone who does not exist creates nobody.
     await store.updateUser('ghost', { disabled: true });
     expect(await store.getUser('ghost')).toBeNull();
+  });
+
+  it('finds an account by the OIDC issuer and subject it is linked to, not by its name (R-A.4d)', async () => {
+    const idp = 'https://idp.example/realms/hospital';
+    await store.createUser({ ...user('dora'), roles: ['approver'], org: null, sso: { issuer: idp, subject: 'f81d4fae-7dec' } });
+    await store.createUser(user('local'));
+    expect((await store.findUserBySso(idp, 'f81d4fae-7dec'))?.name).toBe('dora');
+    expect(await store.findUserBySso(idp, 'dora')).toBeNull();
+    expect(await store.findUserBySso('https://other.example', 'f81d4fae-7dec')).toBeNull();
+    expect((await store.getUser('dora'))?.sso).toEqual({ issuer: idp, subject: 'f81d4fae-7dec' });
+    expect((await store.getUser('local'))?.sso).toBeNull();
+    // Linked by hand, unlinked again.
+    await store.updateUser('local', { sso: { issuer: idp, subject: 'ab12' } });
+    expect((await store.findUserBySso(idp, 'ab12'))?.name).toBe('local');
+    await store.updateUser('local', { sso: null });
+    expect(await store.findUserBySso(idp, 'ab12')).toBeNull();
   });
 
   it('counts login failures atomically, across nodes too (R-A.4d)', async () => {
@@ -305,11 +321,12 @@ describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
     // Real times: Redis expires keys by the wall clock.
     const now = Date.now();
     const far = now + 3_600_000;
-    const base = { user: 'erin', csrf: 'c', createdAt: now, lastSeenAt: now, address: '127.0.0.1' };
+    const base = { user: 'erin', csrf: 'c', createdAt: now, lastSeenAt: now, address: '127.0.0.1', via: 'password' as const };
     await store.createWebSession({ ...base, id: 'w1', expiresAt: far });
-    await store.createWebSession({ ...base, id: 'w2', expiresAt: far });
+    await store.createWebSession({ ...base, id: 'w2', expiresAt: far, via: 'sso' });
     await store.createWebSession({ ...base, id: 'w3', user: 'finn', expiresAt: far });
-    expect(await store.getWebSession('w1', now)).toMatchObject({ user: 'erin', csrf: 'c' });
+    expect(await store.getWebSession('w1', now)).toMatchObject({ user: 'erin', csrf: 'c', via: 'password' });
+    expect(await store.getWebSession('w2', now)).toMatchObject({ via: 'sso' });
     expect(await store.getWebSession('w1', far)).toBeNull();
     await store.touchWebSession('w1', now + 10, far + 10);
     expect(await store.getWebSession('w1', far)).toMatchObject({ lastSeenAt: now + 10 });

@@ -7,6 +7,8 @@ import { StoreUnavailableError } from '../../gateway/store/store.js';
 import { InputError } from '../../gateway/identity/users.js';
 import { ApiError, openApiDocument } from './api-route.js';
 import { registerAuth } from './auth-api.js';
+import { OidcClient, readClientSecret } from '../../gateway/identity/oidc-client.js';
+import { registerSso } from './sso-api.js';
 import websocket from '@fastify/websocket';
 import { registerCommands } from './commands-api.js';
 import { registerEvents } from './events-api.js';
@@ -100,7 +102,10 @@ export async function buildWebApp(rt: Runtime, broker: SessionBroker): Promise<F
   // permessage-deflate: desktops are sent in stateless encodings (recordable, seekable) and rely on it.
   await app.register(websocket, { options: { maxPayload: 1024 * 1024, perMessageDeflate: { threshold: 1024 } } });
   const sockets = new WebSocketSessions(rt);
-  registerAuth(app, rt, sockets);
+  // [sso.oidc]: a client secret file that cannot be read, or that others can read, stops start-up here.
+  const sso = rt.config.sso.oidc ? new OidcClient(rt.config.sso.oidc, readClientSecret(rt.config), rt.log) : null;
+  registerAuth(app, rt, sockets, sso);
+  registerSso(app, rt, sso);
   registerSessions(app, rt);
   registerDevices(app, rt);
   registerPeople(app, rt);

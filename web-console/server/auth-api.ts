@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { describeCode, type ErrorCode } from '../../policy/error-codes.js';
 import { RateLimit } from '../../gateway/limits/rate-limit.js';
 import type { Runtime } from '../../gateway/runtime.js';
-import type { UserRecord } from '../../gateway/store/store.js';
+import type { UserRecord, WebSessionVia } from '../../gateway/store/store.js';
 import { ApiError, route, type Principal } from './api-route.js';
 import { currentWebSession, type WebSocketSessions } from './web-session-keeper.js';
 
@@ -39,12 +39,32 @@ export const meSchema = z.object({
 const userView = (u: UserRecord) => ({ name: u.name, roles: u.roles, org: u.org, locale: u.locale });
 
 /**
+ * A signed-in browser: an opaque cookie, and the CSRF token this session's state changes must
+ * carry. `via` says how the person signed in (password + TOTP, or single sign-on).
+ */
+export async function startWebSession(rt: Runtime, user: UserRecord, req: FastifyRequest, reply: FastifyReply, via: WebSessionVia): Promise<z.input<typeof meSchema>> {
+  const { store, config, clock } = rt;
+  const now = clock();
+  const token = randomBytes(32).toString('base64url');
+  const csrf = randomBytes(32).toString('base64url');
+  const expiresAt = Math.min(now + config.web.session_max_age, now + config.web.session_idle_timeout);
+  await store.createWebSession({ id: tokenId(token), user: user.name, csrf, createdAt: now, lastSeenAt: now, expiresAt, address: req.ip, via });
+  reply.header('set-cookie', `${SESSION_COOKIE}=${token}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=${Math.floor(config.web.session_max_age / 1000)}`);
+  return { user: userView(user), csrfToken: csrf, idleTimeoutSeconds: config.web.session_idle_timeout / 1000, expiresAt: new Date(expiresAt).toISOString() };
+}
+
+/** What sign-out needs from single sign-on: where the browser ends the IdP's session too (null: nowhere). */
+export interface SignOutElsewhere {
+  endSessionUrl(): Promise<string | null>;
+}
+
+/**
  * Sign-in for the API and console: password + TOTP (the same Authenticator as SSH: same lockout,
  * same replay refusal, same audit), then an opaque session cookie — HttpOnly, Secure,
  * SameSite=Strict — whose SHA-256 is the store key (a stolen database holds no usable cookie).
  * Every state-changing request must also carry the session's CSRF token in X-CSRF-Token.
  */
-export function registerAuth(app: FastifyInstance, rt: Runtime, sockets: WebSocketSessions): void {
+export function registerAuth(app: FastifyInstance, rt: Runtime, sockets: WebSocketSessions, sso: SignOutElsewhere | null = null): void {
   const { store, config, clock } = rt;
   const perAddress = new RateLimit(config.web.login_rate_per_minute, 60_000);
 
@@ -64,16 +84,7 @@ export function registerAuth(app: FastifyInstance, rt: Runtime, sockets: WebSock
     return currentWebSession(rt, tokenId(token));
   }
 
-  /** A signed-in browser: an opaque cookie, and the CSRF token this session's state changes must carry. */
-  const startSession = async (user: UserRecord, req: FastifyRequest, reply: FastifyReply) => {
-    const now = clock();
-    const token = randomBytes(32).toString('base64url');
-    const csrf = randomBytes(32).toString('base64url');
-    const expiresAt = Math.min(now + config.web.session_max_age, now + config.web.session_idle_timeout);
-    await store.createWebSession({ id: tokenId(token), user: user.name, csrf, createdAt: now, lastSeenAt: now, expiresAt, address: req.ip });
-    reply.header('set-cookie', `${SESSION_COOKIE}=${token}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=${Math.floor(config.web.session_max_age / 1000)}`);
-    return { user: userView(user), csrfToken: csrf, idleTimeoutSeconds: config.web.session_idle_timeout / 1000, expiresAt: new Date(expiresAt).toISOString() };
-  };
+  const startSession = (user: UserRecord, req: FastifyRequest, reply: FastifyReply) => startWebSession(rt, user, req, reply, 'password');
   const limited = async (who: string, req: FastifyRequest): Promise<void> => {
     if (!perAddress.take(req.ip, clock())) {
       await rt.audit.recordEventually('login.refused', { actor: who, outcome: 'denied', code: 'RATE_LIMITED', data: { user: who, source: `web ${req.ip}` } });
@@ -125,14 +136,16 @@ export function registerAuth(app: FastifyInstance, rt: Runtime, sockets: WebSock
   });
 
   route(app, {
-    method: 'POST', url: '/api/auth/logout', access: 'signed-in', tags: ['auth'], summary: 'Sign out: the session cookie stops working at once',
-    response: z.object({ signedOut: z.boolean() }),
+    method: 'POST', url: '/api/auth/logout', access: 'signed-in', tags: ['auth'],
+    summary: "Sign out: the session cookie stops working at once. A session made by single sign-on also gets the IdP's end-session URL (RP-initiated logout), where the IdP has one",
+    response: z.object({ signedOut: z.boolean(), endSessionUrl: z.string().nullable() }),
   }, async ({ principal, reply }) => {
     await store.deleteWebSession(principal.session.id);
     sockets.ended(principal.session.id, 'signed_out');
-    await rt.audit.record('logout', { actor: principal.user.name, outcome: 'info', data: { via: 'web' } });
+    const bySso = principal.session.via === 'sso';
+    await rt.audit.record('logout', { actor: principal.user.name, outcome: 'info', data: { via: bySso ? 'sso' : 'web' } });
     reply.header('set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0`);
-    return { signedOut: true };
+    return { signedOut: true, endSessionUrl: bySso && sso ? await sso.endSessionUrl() : null };
   });
 
   route(app, {

@@ -17,6 +17,13 @@ export interface Enrolment {
   enrolment: { token: string; otpauthUri: string; secret: string };
 }
 
+/** GET /api/auth/sso: single sign-on's button, and a sign-in through it that waits for the TOTP code. */
+export interface SsoState {
+  enabled: boolean;
+  displayName: string | null;
+  pending: { user: string } | null;
+}
+
 export interface ErrorBody {
   error: { code: string; message: string; detail?: string | null };
 }

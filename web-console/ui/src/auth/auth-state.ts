@@ -1,5 +1,5 @@
 import { ApiFailure, api, call, setCsrfToken, whenSessionLost } from '../api/api-client.js';
-import type { Enrolment, Locale, Me } from '../api/api-types.js';
+import type { Enrolment, Locale, Me, SsoState } from '../api/api-types.js';
 import { isLocale, localeStore, setLocale } from '../i18n/i18n.js';
 import { createStore } from '../state/store.js';
 
@@ -54,18 +54,47 @@ export async function signIn(username: string, password: string, totp: string): 
   return { kind: 'signed-in' };
 }
 
-export async function confirmEnrolment(token: string, totp: string): Promise<void> {
-  signedIn(await call<Me>('POST', '/api/auth/enrol', { body: { token, totp: totp.trim() }, signInCall: true }));
+/** An enrolment begun by a single sign-on is finished on its own route, which knows the IdP vouched for the person. */
+export async function confirmEnrolment(token: string, totp: string, viaSso = false): Promise<void> {
+  signedIn(await call<Me>('POST', viaSso ? '/api/auth/sso/enrol' : '/api/auth/enrol', { body: { token, totp: totp.trim() }, signInCall: true }));
+}
+
+/** Is single sign-on offered, and does a sign-in through it wait for this browser's TOTP code? */
+export async function ssoState(): Promise<SsoState> {
+  try {
+    return await call<SsoState>('GET', '/api/auth/sso', { signInCall: true });
+  } catch {
+    return { enabled: false, displayName: null, pending: null };
+  }
+}
+
+/** The TOTP code a single sign-on still needs (the IdP asserted no second factor). */
+export async function ssoSecondFactor(totp: string): Promise<SignInResult> {
+  const r = await call<Me | Enrolment>('POST', '/api/auth/sso/totp', { body: { totp: totp.trim() }, signInCall: true });
+  if ('enrolment' in r) return { kind: 'enrol', enrolment: r.enrolment };
+  signedIn(r);
+  return { kind: 'signed-in' };
+}
+
+export async function cancelSso(): Promise<void> {
+  try {
+    await call('POST', '/api/auth/sso/cancel', { body: {}, signInCall: true });
+  } catch {
+    // Nothing to forget: the waiting sign-in lapses by itself.
+  }
 }
 
 export async function signOut(): Promise<void> {
+  let endSessionUrl: string | null = null;
   try {
-    await api.post('/api/auth/logout');
+    ({ endSessionUrl } = await api.post<{ signedOut: boolean; endSessionUrl: string | null }>('/api/auth/logout'));
   } catch (err) {
     // Already signed out on the server (401): the outcome the person asked for.
     if (!(err instanceof ApiFailure)) throw err;
   }
   signedOut('signed-out');
+  // Signed in through the IdP: its session ends too (RP-initiated logout), and it sends the browser back here.
+  if (endSessionUrl) window.location.assign(endSessionUrl);
 }
 
 /** Signed out for inactivity, on the server too, so the cookie stops working even if the page stays open. */

@@ -1,18 +1,36 @@
 import { useEffect, useId, useRef, useState } from 'preact/hooks';
-import type { Enrolment } from '../api/api-types.js';
+import { ApiFailure } from '../api/api-client.js';
+import type { Enrolment, SsoState } from '../api/api-types.js';
 import { Field } from '../components/form-field.js';
 import { QrCode } from '../components/qr-code.js';
 import { ErrorNote, Notice } from '../components/status-views.js';
 import { useI18n } from '../i18n/i18n.js';
 import { LanguageMenu } from '../i18n/language-menu.js';
-import { confirmEnrolment, signIn, type SignedOutReason } from './auth-state.js';
+import { cancelSso, confirmEnrolment, signIn, ssoSecondFactor, ssoState, type SignedOutReason } from './auth-state.js';
 
 /** The secret in groups of four, as authenticator apps show it when typed by hand. */
 const grouped = (secret: string): string => secret.replace(/(.{4})(?=.)/g, '$1 ');
 
+/**
+ * A refusal the single sign-on callback sent the browser back with (/?sso_error=CODE), shown in
+ * the reader's language; the address is cleaned so a reload does not show it again.
+ */
+function takeSsoError(): ApiFailure | null {
+  const code = new URLSearchParams(window.location.search).get('sso_error');
+  if (!code || !/^[A-Z_]{1,64}$/.test(code)) return null;
+  window.history.replaceState(null, '', `/${window.location.hash}`);
+  return new ApiFailure(0, code, code);
+}
+
 export function SignInPage({ reason }: { reason: SignedOutReason }) {
   const { t } = useI18n();
-  const [enrolment, setEnrolment] = useState<Enrolment['enrolment'] | null>(null);
+  const [enrolment, setEnrolment] = useState<{ offer: Enrolment['enrolment']; viaSso: boolean } | null>(null);
+  const [sso, setSso] = useState<SsoState | null>(null);
+  const [ssoError] = useState<ApiFailure | null>(takeSsoError);
+  useEffect(() => {
+    void ssoState().then(setSso);
+  }, []);
+  const pending = sso?.pending ?? null;
   return (
     <div class="auth-page">
       <header class="auth-header">
@@ -24,9 +42,12 @@ export function SignInPage({ reason }: { reason: SignedOutReason }) {
       </header>
       <main id="main" class="auth-main">
         {enrolment ? (
-          <EnrolForm enrolment={enrolment} onCancel={() => setEnrolment(null)} />
+          <EnrolForm enrolment={enrolment.offer} viaSso={enrolment.viaSso} onCancel={() => setEnrolment(null)} />
+        ) : pending && sso ? (
+          <SsoTotpForm user={pending.user} onEnrol={(offer) => setEnrolment({ offer, viaSso: true })}
+            onCancel={() => void cancelSso().then(() => setSso({ ...sso, pending: null }))} />
         ) : (
-          <SignInForm reason={reason} onEnrol={setEnrolment} />
+          <SignInForm reason={reason} sso={sso} ssoError={ssoError} onEnrol={(offer) => setEnrolment({ offer, viaSso: false })} />
         )}
       </main>
       <footer class="auth-footer">{t('app.tagline')}</footer>
@@ -34,7 +55,9 @@ export function SignInPage({ reason }: { reason: SignedOutReason }) {
   );
 }
 
-function SignInForm({ reason, onEnrol }: { reason: SignedOutReason; onEnrol: (e: Enrolment['enrolment']) => void }) {
+function SignInForm({ reason, sso, ssoError, onEnrol }: {
+  reason: SignedOutReason; sso: SsoState | null; ssoError: ApiFailure | null; onEnrol: (e: Enrolment['enrolment']) => void;
+}) {
   const { t } = useI18n();
   const ids = { user: useId(), password: useId(), totp: useId() };
   const [username, setUsername] = useState('');
@@ -67,7 +90,15 @@ function SignInForm({ reason, onEnrol }: { reason: SignedOutReason; onEnrol: (e:
       <h1 id="sign-in-title">{t('signIn.title')}</h1>
       {reason === 'idle' && <Notice kind="warning">{t('signIn.signedOutIdle')}</Notice>}
       {reason === 'signed-out' && <Notice kind="success">{t('signIn.signedOut')}</Notice>}
+      {error === null && ssoError !== null && <ErrorNote error={ssoError} />}
       {error !== null && <ErrorNote error={error} />}
+      {sso?.enabled && (
+        <div class="sso-choice">
+          <a class="btn btn-primary btn-block" href="/api/auth/sso/start">{t('signIn.sso', { name: sso.displayName ?? '' })}</a>
+          <p class="hint">{t('signIn.ssoHint')}</p>
+          <p class="sso-or" aria-hidden="true">{t('signIn.ssoOr')}</p>
+        </div>
+      )}
       <form onSubmit={(e) => void submit(e)} class="form" noValidate={false}>
         <Field id={ids.user} label={t('signIn.username')} required>
           <input ref={first} id={ids.user} name="username" autocomplete="username" required value={username}
@@ -89,7 +120,55 @@ function SignInForm({ reason, onEnrol }: { reason: SignedOutReason; onEnrol: (e:
   );
 }
 
-function EnrolForm({ enrolment, onCancel }: { enrolment: Enrolment['enrolment']; onCancel: () => void }) {
+/** A single sign-on the IdP did not back with a second factor: the Portcullis TOTP code finishes it. */
+function SsoTotpForm({ user, onEnrol, onCancel }: { user: string; onEnrol: (e: Enrolment['enrolment']) => void; onCancel: () => void }) {
+  const { t } = useI18n();
+  const codeId = useId();
+  const [code, setCode] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const first = useRef<HTMLInputElement>(null);
+  useEffect(() => first.current?.focus(), []);
+
+  async function submit(e: Event): Promise<void> {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      const r = await ssoSecondFactor(code);
+      if (r.kind === 'enrol') onEnrol(r.enrolment);
+    } catch (err) {
+      setError(err);
+      setCode('');
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <section class="card auth-card" aria-labelledby="sso-totp-title">
+      <h1 id="sso-totp-title">{t('ssoTotp.title')}</h1>
+      <p>{t('ssoTotp.intro', { user })}</p>
+      {error !== null && <ErrorNote error={error} />}
+      <form class="form" onSubmit={(e) => void submit(e)}>
+        <Field id={codeId} label={t('signIn.totp')} hint={t('signIn.totpHint')}>
+          <input ref={first} id={codeId} name="totp" inputMode="numeric" autocomplete="one-time-code" pattern="[0-9 ]{6,8}" maxLength={9}
+            aria-describedby={`${codeId}-hint`} value={code} onInput={(e) => setCode(e.currentTarget.value)} />
+        </Field>
+        <div class="actions">
+          <button type="submit" class="btn btn-primary" disabled={busy}>
+            {busy ? t('signIn.busy') : t('ssoTotp.submit')}
+          </button>
+          <button type="button" class="btn" onClick={onCancel}>
+            {t('common.cancel')}
+          </button>
+        </div>
+      </form>
+    </section>
+  );
+}
+
+function EnrolForm({ enrolment, viaSso, onCancel }: { enrolment: Enrolment['enrolment']; viaSso: boolean; onCancel: () => void }) {
   const { t } = useI18n();
   const codeId = useId();
   const [code, setCode] = useState('');
@@ -102,7 +181,7 @@ function EnrolForm({ enrolment, onCancel }: { enrolment: Enrolment['enrolment'];
     setBusy(true);
     setError(null);
     try {
-      await confirmEnrolment(enrolment.token, code);
+      await confirmEnrolment(enrolment.token, code, viaSso);
     } catch (err) {
       setError(err);
       setCode('');

@@ -52,6 +52,12 @@ const text = {
   'signIn.signedOutIdle': 'You were signed out after a period of inactivity. Sign in again to continue.',
   'signIn.signedOut': 'You have signed out.',
   'signIn.lockedUntil': 'Locked until {time}.',
+  'signIn.sso': 'Sign in with {name}',
+  'signIn.ssoOr': 'or',
+  'signIn.ssoHint': 'Hospital staff sign in with their hospital account. Vendors use their Portcullis user name, password and TOTP code.',
+  'ssoTotp.title': 'One more step',
+  'ssoTotp.intro': 'Your identity provider confirmed you as {user}, but not with a second factor. Enter the code from your Portcullis authenticator app.',
+  'ssoTotp.submit': 'Continue',
 
   'enrol.title': 'Set up your authenticator',
   'enrol.intro': 'Every sign-in needs a one-time code. Scan this QR code with an authenticator app (or type the secret into it), then enter the code it shows.',
