@@ -38,7 +38,8 @@ function browserOnly(method: string, url: string): boolean {
  * as guessing passwords.
  */
 export function createBearerAuth(rt: Runtime): (req: FastifyRequest, text: string) => Promise<Principal | null> {
-  const perToken = new RateLimit(rt.config.web.token_requests_per_minute, 60_000);
+  // Built at the first bearer request, from the configuration as it then stands.
+  let perToken: RateLimit | null = null;
   const badPerAddress = new RateLimit(rt.config.web.login_rate_per_minute, 60_000);
   /** A token over its rate is audited once a minute, not once per refused request. */
   const rateAudited = new RateLimit(1, 60_000);
@@ -68,6 +69,7 @@ export function createBearerAuth(rt: Runtime): (req: FastifyRequest, text: strin
     }
     const who = { tokenId: v.token.id, owner: v.user.name };
     if (browserOnly(method, url)) return refuse({ code: 'TOKEN_NOT_ACCEPTED', detail: `${request} takes a console sign-in, not an API token`, ...who });
+    perToken ??= new RateLimit(rt.config.web.token_requests_per_minute, 60_000);
     if (!perToken.take(v.token.id, now)) {
       if (rateAudited.take(v.token.id, now)) await recordTokenRefusal(rt, { code: 'TOKEN_RATE_LIMITED', detail: `over ${rt.config.web.token_requests_per_minute} requests a minute`, ...who }, where);
       throw new ApiError('TOKEN_RATE_LIMITED');
