@@ -248,6 +248,35 @@ describe('API tokens, attacked through the real API', () => {
     expect((await (api.dora as ApiClient).get<{ status: string }>(`/api/requests/${req.body.id}`)).body.status).toBe('pending');
   });
 
+  it('is made, listed and revoked from the CLI too; a service account\'s token printed once works over HTTPS', async () => {
+    const json = <T>(r: { code: number; stdout: string; stderr: string }): T => {
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as T;
+    };
+    json(await fx.cli(['service-account', 'add', 'siem', '--role', 'security', '--json']));
+    // The host operator has no tokens of its own.
+    const own = await fx.cli(['token', 'create', '--name', 'mine', '--scope', 'audit.read', '--expires', '+30d']);
+    expect(own.code).not.toBe(0);
+    expect(own.stderr).toContain('service account');
+    const tooLong = await fx.cli(['token', 'create', '--user', 'siem', '--name', 'pull', '--scope', 'audit.read', '--expires', '+400d']);
+    expect(tooLong.stderr).toMatch(/more than a year/);
+    const made = json<Created>(await fx.cli(['token', 'create', '--user', 'siem', '--name', 'pull', '--scope', 'audit.read', '--scope', 'session.list', '--expires', '+30d', '--json']));
+    secrets.push(made.secret);
+    expect(made.token).toMatchObject({ owner: 'siem', scope: ['audit.read', 'session.list'] });
+    expect((await withToken(port, made.secret, 'GET', '/api/audit?limit=1')).status).toBe(200);
+    // No password, no TOTP: the service account is in the list, and cannot be given request.decide.
+    expect(json<Array<{ name: string }>>(await fx.cli(['service-account', 'list', '--json'])).map((a) => a.name)).toContain('siem');
+    const listed = json<Array<{ id: string; lastUsedAt: string | null }>>(await fx.cli(['token', 'list', '--user', 'siem', '--json']));
+    expect(listed.find((t) => t.id === made.token.id)?.lastUsedAt).not.toBeNull();
+    expect(JSON.stringify(listed)).not.toContain(made.secret.slice(22));
+    const text = await fx.cli(['token', 'list', '--all']);
+    expect(text.stdout).toContain(made.token.id);
+    expect(text.stdout).not.toContain(made.secret.slice(22));
+    json(await fx.cli(['token', 'revoke', made.token.id, '--json']));
+    expect((await withToken(port, made.secret, 'GET', '/api/audit?limit=1')).body.error?.code).toBe('TOKEN_REVOKED');
+    expect((await fx.audit('token.revoked')).some((e) => e.data.token === made.token.id && String(e.actor).startsWith('local:'))).toBe(true);
+  });
+
   it('refuses a token over its rate per minute, and audits that once a minute', async () => {
     // A gateway of its own whose limit is 3 a minute (read at its first bearer request).
     const small = await startGatewayFixture();
