@@ -192,6 +192,30 @@ export class TokenUseLog {
   }
 }
 
+/**
+ * One use of a token outside the JSON API (the CLI's PORTCULLIS_TOKEN): verified, checked against
+ * the action, refused with its code and audited, or audited as used (always: a CLI call is rare
+ * and usually a change). Returns the owner and the token.
+ */
+export async function useApiToken(
+  rt: Runtime, text: string, use: { action: Action; source: string; channel: string; request: string },
+): Promise<{ user: UserRecord; token: ApiTokenRecord }> {
+  const where = { source: use.source, channel: use.channel, request: use.request };
+  const v = await verifyApiToken(rt, text, rt.clock());
+  if (!v.ok) {
+    await recordTokenRefusal(rt, v, where);
+    throw new InputError(v.code, v.detail);
+  }
+  const d = tokenMay(v, use.action);
+  if (!d.allow) {
+    await recordTokenRefusal(rt, { code: d.code, detail: d.detail, tokenId: v.token.id, owner: v.user.name }, where);
+    throw new InputError(d.code, d.detail);
+  }
+  await rt.audit.record('token.used', { actor: v.user.name, outcome: 'ok', data: { token: v.token.id, name: v.token.name, action: use.action, ...where, write: true } });
+  await rt.store.touchApiToken(v.token.id, rt.clock());
+  return { user: v.user, token: v.token };
+}
+
 /** Tokens as their viewer may see them: their own, or (mayManageUsers) anyone's or one account's. */
 export async function listApiTokens(rt: Runtime, filter: { owner?: string }): Promise<ApiTokenView[]> {
   const now = rt.clock();

@@ -4,6 +4,7 @@ import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { approveRequest } from '../../gateway/access/requests.js';
+import { useApiToken } from '../../gateway/identity/api-tokens.js';
 import type { UserRecord } from '../../gateway/store/store.js';
 import { DECLARED_ROUTES } from '../../web-console/server/api-route.js';
 import { ApiClient, signedIn, TotpSource, type ApiResponse } from '../support/api-client.js';
@@ -275,6 +276,17 @@ describe('API tokens, attacked through the real API', () => {
     json(await fx.cli(['token', 'revoke', made.token.id, '--json']));
     expect((await withToken(port, made.secret, 'GET', '/api/audit?limit=1')).body.error?.code).toBe('TOKEN_REVOKED');
     expect((await fx.audit('token.revoked')).some((e) => e.data.token === made.token.id && String(e.actor).startsWith('local:'))).toBe(true);
+  });
+
+  it('proves an actor outside the API (the CLI\'s PORTCULLIS_TOKEN) with the same checks, audited', async () => {
+    const r = await make('dora', { name: 'cli', scope: ['request.read_all'], expiresAt: inDays(1) });
+    const rt = fx.gw.runtime;
+    const where = { source: 'cli test', channel: 'cli', request: 'request list' };
+    await expect(useApiToken(rt, r.body.secret, { action: 'request.read_all', ...where })).resolves.toMatchObject({ user: { name: 'dora' }, token: { id: r.body.token.id } });
+    await expect(useApiToken(rt, r.body.secret, { action: 'request.decide', ...where })).rejects.toMatchObject({ code: 'TOKEN_SCOPE' });
+    await expect(useApiToken(rt, `${r.body.secret}x`, { action: 'request.read_all', ...where })).rejects.toMatchObject({ code: 'TOKEN_INVALID' });
+    const entries = (await fx.audit()).filter((e) => e.data.token === r.body.token.id && e.data.channel === 'cli');
+    expect(entries.map((e) => `${e.type} ${e.code ?? ''}`)).toEqual(['token.used ', 'token.refused TOKEN_SCOPE']);
   });
 
   it('refuses a token over its rate per minute, and audits that once a minute', async () => {
