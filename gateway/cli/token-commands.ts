@@ -27,7 +27,15 @@ async function tokenActor(rt: Runtime, actor: string): Promise<{ user: UserRecor
 const line = (t: ApiTokenView): string =>
   `${t.id}  ${t.owner.padEnd(16)} ${t.state.padEnd(8)} until ${t.expiresAt}  ${t.name}  [${t.scope.join(' ')}]${t.lastUsedAt ? `  last used ${t.lastUsedAt}` : ''}`;
 
+/** `--help` anywhere prints the usage and acts on nothing. */
+function helpAsked(args: string[]): boolean {
+  if (!args.includes('--help') && !args.includes('-h')) return false;
+  process.stdout.write(`Usage:\n${TOKEN_USAGE}\n`);
+  return true;
+}
+
 export async function tokenCommand(ctx: CliContext, args: string[]): Promise<number> {
+  if (helpAsked(args)) return 0;
   const [sub, ...rest] = args;
   switch (sub) {
     case 'create': {
@@ -88,6 +96,7 @@ export async function tokenCommand(ctx: CliContext, args: string[]): Promise<num
 }
 
 export async function serviceAccountCommand(ctx: CliContext, args: string[]): Promise<number> {
+  if (helpAsked(args)) return 0;
   const [sub, ...rest] = args;
   switch (sub) {
     case 'add': {

@@ -4,8 +4,10 @@ import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { approveRequest } from '../../gateway/access/requests.js';
-import { useApiToken } from '../../gateway/identity/api-tokens.js';
+import { createApiToken, useApiToken } from '../../gateway/identity/api-tokens.js';
 import type { UserRecord } from '../../gateway/store/store.js';
+import { PERMISSIONS, type Action } from '../../policy/roles.js';
+import { ROLES } from '../../policy/types.js';
 import { DECLARED_ROUTES } from '../../web-console/server/api-route.js';
 import { ApiClient, signedIn, TotpSource, type ApiResponse } from '../support/api-client.js';
 import { CLASS_OF_LEVEL, startGatewayFixture, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
@@ -254,6 +256,9 @@ describe('API tokens, attacked through the real API', () => {
       expect(r.code, r.stderr).toBe(0);
       return JSON.parse(r.stdout) as T;
     };
+    // --help prints the usage and makes nothing.
+    const help = await fx.cli(['token', 'create', '--name', 'x', '--scope', 'audit.read', '--expires', '+1d', '--user', 'siem', '--help']);
+    expect([help.code, help.stdout.includes('token create --name N')]).toEqual([0, true]);
     json(await fx.cli(['service-account', 'add', 'siem', '--role', 'security', '--json']));
     // The host operator has no tokens of its own.
     const own = await fx.cli(['token', 'create', '--name', 'mine', '--scope', 'audit.read', '--expires', '+30d']);
@@ -311,6 +316,30 @@ describe('API tokens, attacked through the real API', () => {
     } finally {
       await small.stop();
     }
+  });
+
+  it('opens no route a cookie would not: every declared route, with a token holding all its owner may do, per role (R-A.4b)', async () => {
+    const mismatches: string[] = [];
+    for (const role of ROLES) {
+      const u = await fx.addUser(`tm-${role.replace('_', '-')}`, [role]);
+      const all = (Object.keys(PERMISSIONS) as Action[]).filter((a) => (PERMISSIONS[a] as readonly string[]).includes(role));
+      // Made in-process (the console's sign-ins per address are limited); the same function POST /api/tokens calls.
+      const owner = (await fx.gw.runtime.store.getUser(u.name)) as UserRecord;
+      const r = { body: await createApiToken(fx.gw.runtime, { owner: u.name, name: 'everything', scope: all, expiresAt: Date.now() + 86_400_000 }, { actor: u.name, user: owner, viaToken: null, mayManageUsers: false }) };
+      secrets.push(r.body.secret);
+      for (const d of DECLARED_ROUTES) {
+        const url = d.url.replace(/:([A-Za-z]+)/g, 'no-such-$1');
+        const browserOnly = d.url.startsWith('/api/auth/') || d.produces === 'websocket' || d.produces === 'text/event-stream';
+        const want = browserOnly || (d.access === 'signed-in' && d.method !== 'GET') ? 'TOKEN_NOT_ACCEPTED'
+          : d.access === 'public' || d.access === 'signed-in' || all.includes(d.access as Action) ? 'allowed' : 'TOKEN_SCOPE';
+        const res = await withToken(port, r.body.secret, d.method, url);
+        const code = res.body && typeof res.body === 'object' ? res.body.error?.code : undefined;
+        const got = code === 'TOKEN_NOT_ACCEPTED' || code === 'TOKEN_SCOPE' || code === 'FORBIDDEN' || code === 'UNAUTHENTICATED' || code === 'CSRF_INVALID' ? code : 'allowed';
+        if (got !== want) mismatches.push(`${d.method} ${d.url} as ${role}'s token: expected ${want}, got ${res.status} ${code ?? ''}`);
+        if (res.status >= 500) mismatches.push(`${d.method} ${d.url} as ${role}'s token: server error ${res.status}`);
+      }
+    }
+    expect(mismatches).toEqual([]);
   });
 
   it('leaves the secret nowhere: not in the database files, the audit data, the logs or any later answer', async () => {
