@@ -88,6 +88,15 @@ export const ERROR_CATALOGUE = {
   SSO_ROLE_NOT_ALLOWED: { status: 403, message: 'Single sign-on is for hospital staff only; vendor accounts sign in with their Portcullis password and TOTP code.' },
   SSO_ACCOUNT_NOT_LINKED: { status: 409, message: 'A Portcullis account of this name exists but is not linked to your identity-provider account; an administrator must link it (portcullis user sso-link).' },
   SSO_NAME_INVALID: { status: 403, message: 'The identity provider gave no user name Portcullis can use (1-64 letters, digits, ".", "_" or "-").' },
+  TOKEN_INVALID: { status: 401, message: 'The API token is not valid: unknown, mistyped or altered.' },
+  TOKEN_EXPIRED: { status: 401, message: 'The API token has expired; create a new one.' },
+  TOKEN_REVOKED: { status: 401, message: 'The API token was revoked.' },
+  TOKEN_SCOPE: { status: 403, message: 'The API token\'s scope does not include this action.' },
+  TOKEN_NOT_ACCEPTED: { status: 403, message: 'API tokens are not accepted here: terminals, desktops, live watches, event streams and sign-in sessions need a person signed in to the console.' },
+  TOKEN_SCOPE_WIDENS: { status: 403, message: 'A token\'s scope can only hold actions its owner may do (and, when a token creates it, actions that token holds).' },
+  TOKEN_EXPIRY_INVALID: { status: 400, message: 'An API token needs an expiry in the future, at most a year away.' },
+  TOKEN_RATE_LIMITED: { status: 429, message: 'Too many requests with this API token; slow down and try again in a minute.' },
+  SERVICE_ACCOUNT_NOT_A_PERSON: { status: 403, message: 'A service account cannot do this: approvals, denials, command reviews, security checks and decommissioning are a named person\'s decisions (S-1.3).' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -41,6 +41,8 @@ export const PERMISSIONS = {
   'command.read': ['security', 'admin'],
   'command.review': DECIDERS,
   'config.read': STAFF,
+  /** One's own API tokens (create, list, revoke); an admin manages everyone's through user.manage. */
+  'token.manage': ['vendor', ...STAFF],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Action = keyof typeof PERMISSIONS;

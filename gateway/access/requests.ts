@@ -198,6 +198,8 @@ async function refusedDecision(rt: Runtime, actor: string, type: string, id: str
 
 /** One approval (optionally narrowing); the last one needed turns the request into grants. */
 export async function approveRequest(rt: Rt, approver: UserRecord, id: string, narrowing: NarrowingInput | null, comment: string | null): Promise<{ approved: boolean; grants: GrantRecord[] }> {
+  // Approvals are a named person's (R-5.3c, S-1.3): a service account never gives one, whatever its roles.
+  if (approver.serviceAccount === true) await refusedDecision(rt, approver.name, 'request.approval_refused', id, { code: 'SERVICE_ACCOUNT_NOT_A_PERSON', detail: `${approver.name} is a service account` });
   if (narrowing?.profile !== undefined) knownProfile(rt, narrowing.profile);
   const now = rt.clock();
   const outcome = await decideAndStore(rt, id, async (r) => {
@@ -250,6 +252,7 @@ export async function approveRequest(rt: Rt, approver: UserRecord, id: string, n
 }
 
 export async function denyRequest(rt: Rt, denier: UserRecord, id: string, reason: string): Promise<void> {
+  if (denier.serviceAccount === true) await refusedDecision(rt, denier.name, 'request.denial_refused', id, { code: 'SERVICE_ACCOUNT_NOT_A_PERSON', detail: `${denier.name} is a service account` });
   const now = rt.clock();
   const r = await decideAndStore(rt, id, async (rec) => {
     const { request, rule } = await facts(rt, rec);

@@ -12,6 +12,7 @@ import { deviceCommand } from './device-commands.js';
 import { grantCommand } from './grant-commands.js';
 import { recordsCommand, requestCommand } from './request-commands.js';
 import { auditCommand, recordingCommand, sessionsCommand, verifyCommand } from './record-commands.js';
+import { serviceAccountCommand, TOKEN_USAGE, tokenCommand } from './token-commands.js';
 import { orgCommand, userCommand } from './user-commands.js';
 
 const USAGE = `portcullis — remote-maintenance gateway for medical devices
@@ -30,6 +31,7 @@ Usage: portcullis <command> [options]        (every command takes --config FILE 
   user key NAME --key-file FILE              add an SSH public key (sign-in still needs TOTP)
   user password NAME --password-stdin          set a new password
   user list | user unlock NAME | user disable NAME | user enable NAME
+${TOKEN_USAGE}
   device add NAME --host H --protocol P [--protocol P] [--port P | --port PROTO=P]… --udi UDI
              --usage-form FORM --contact body|none (--severity minor|harm|serious | --effect none|indirect|important)
              [--ip IP] [--mac MAC] [--type T] [--manufacturer M] [--model M] [--department D] [--location L]
@@ -114,6 +116,8 @@ export async function main(argv: string[]): Promise<number> {
       case 'serve': return await serveCommand(ctx, rest);
       case 'user': return await userCommand(ctx, rest);
       case 'org': return await orgCommand(ctx, rest);
+      case 'token': return await tokenCommand(ctx, rest);
+      case 'service-account': return await serviceAccountCommand(ctx, rest);
       case 'device': return await deviceCommand(ctx, rest);
       case 'grant': return await grantCommand(ctx, rest);
       case 'request': return await requestCommand(ctx, rest);

@@ -123,6 +123,8 @@ export const configSchema = z.strictObject({
         .refine((ms) => ms >= 5 * 60_000 && ms <= 86_400_000, { message: 'must be between 5m and 24h' }),
       /** Sign-in attempts one address may make per minute before it is told to wait (429). */
       login_rate_per_minute: z.number().int().min(1).max(1000).default(10),
+      /** Requests one API token may make per minute before it is told to wait (429); refused tokens count against their address's sign-in rate. */
+      token_requests_per_minute: z.number().int().min(1).max(100_000).default(600),
     })
     .prefault({}),
   auth: z

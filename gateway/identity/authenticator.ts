@@ -128,6 +128,12 @@ export class Authenticator {
       await this.audit.record('login.failed', { actor: a.username, outcome: 'denied', code: 'AUTH_FAILED', data: { ...base, reason: 'unknown user' } });
       return { ok: false, code: 'AUTH_FAILED', message: describeCode('AUTH_FAILED') };
     }
+    if (user.serviceAccount === true) {
+      // A service account acts only through API tokens: it never signs in, whatever password or key someone gave it.
+      await verifyPassword(a.password ?? '', await dummyPasswordHash());
+      await this.audit.record('login.failed', { actor: user.name, outcome: 'denied', code: 'AUTH_FAILED', data: { ...base, reason: 'service account: API tokens only' } });
+      return { ok: false, code: 'AUTH_FAILED', message: describeCode('AUTH_FAILED') };
+    }
     const allowed = loginAllowed(principalFacts(user), now);
     if (!allowed.allow) {
       // Disabled or expired: said only to someone who gives the account's password (or key); to

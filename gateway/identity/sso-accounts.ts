@@ -52,7 +52,7 @@ export async function ssoAccountFor(rt: Runtime, settings: SsoOidcConfig, claims
     const user: UserRecord = {
       // No password anyone knows: the account signs in through the IdP (or with a key + TOTP over SSH).
       name: name.value, roles, org: null, passwordHash: await hashPassword(generatePassword()), totpSealed: null, totpLastStep: 0, failedLogins: 0,
-      lockedUntil: null, disabled: false, expiresAt: null, publicKeys: [], nda: null, locale: null, enrolment: null, sso: { issuer, subject }, createdAt: now,
+      lockedUntil: null, disabled: false, expiresAt: null, publicKeys: [], nda: null, locale: null, enrolment: null, sso: { issuer, subject }, serviceAccount: false, createdAt: now,
     };
     try {
       await rt.store.createUser(user);

@@ -75,7 +75,7 @@ export async function createUser(rt: Runtime, u: NewUser & { enrolOnFirstSignIn?
   const user: UserRecord = {
     name: u.name, roles: u.roles, org: u.org, passwordHash: await hashPassword(u.password), totpSealed: secret === null ? null : rt.vault.sealTotp(u.name, secret),
     totpLastStep: 0, failedLogins: 0, lockedUntil: null, disabled: false, expiresAt: u.expiresAt, publicKeys: [], nda: u.nda ?? null, locale: null,
-    enrolment: null, sso: null, createdAt: rt.clock(),
+    enrolment: null, sso: null, serviceAccount: false, createdAt: rt.clock(),
   };
   await rt.store.createUser(user);
   await rt.audit.record('user.created', {

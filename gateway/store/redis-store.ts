@@ -3,11 +3,11 @@ import { createClient, ErrorReply, SocketClosedUnexpectedlyError, type RedisClie
 import { chainHash, GENESIS_HASH, hashedBody } from '../audit/audit-chain.js';
 import type { Logger } from '../log/logger.js';
 import {
-  COMMAND_FIELDS, DEVICE_FIELDS, GRANT_FIELDS, NODE_FIELDS, ORG_FIELDS, RECORDING_FIELDS, REQUEST_FIELDS, SESSION_FIELDS, USER_FIELDS,
+  API_TOKEN_FIELDS, COMMAND_FIELDS, DEVICE_FIELDS, GRANT_FIELDS, NODE_FIELDS, ORG_FIELDS, RECORDING_FIELDS, REQUEST_FIELDS, SESSION_FIELDS, USER_FIELDS,
   WEB_SESSION_FIELDS, type Fields,
 } from './record-fields.js';
 import {
-  AlreadyExistsError, auditMatches, StoreUnavailableError, type AuditDraft, type AuditEntry, type AuditQuery, type CommandQuery, type CommandRecord,
+  AlreadyExistsError, auditMatches, type ApiTokenRecord, StoreUnavailableError, type AuditDraft, type AuditEntry, type AuditQuery, type CommandQuery, type CommandRecord,
   type CredentialRecord, type DeviceRecord, type GrantRecord, type NodeRecord, type OrgRecord, type RecordingRecord, type RequestQuery,
   type RequestRecord, type SessionEndPatch, type SessionQuery, type SessionRecord, type Store, type UserRecord, type WebSessionRecord,
 } from './store.js';
@@ -182,6 +182,7 @@ const collections = {
   ]),
   webSessions: new Collection('web_sessions', WEB_SESSION_FIELDS, (s) => s.id, (s) => s.createdAt, [{ name: 'user', values: (s) => [s.user] }]),
   nodes: new Collection('nodes', NODE_FIELDS, (n) => n.id, () => 0),
+  apiTokens: new Collection('api_tokens', API_TOKEN_FIELDS, (t) => t.id, (t) => t.createdAt, [{ name: 'owner', values: (t) => [t.owner] }]),
 };
 
 function pairs(flat: unknown): Enc {
@@ -649,6 +650,30 @@ export class RedisStore implements Store {
       await this.cmd(['ZREM', this.ids(c), ...ids]);
       await this.cmd(['DEL', this.indexKey(c, 'user', user)]);
     }
+  }
+
+  // ── API tokens ──
+
+  async createApiToken(t: ApiTokenRecord): Promise<void> {
+    await this.insert(collections.apiTokens, t, `API token ${t.id}`);
+  }
+
+  async getApiToken(id: string): Promise<ApiTokenRecord | null> {
+    return this.fetch(collections.apiTokens, id);
+  }
+
+  async listApiTokens(filter: { owner?: string }): Promise<ApiTokenRecord[]> {
+    const c = collections.apiTokens;
+    const zset = filter.owner !== undefined ? this.indexKey(c, 'owner', filter.owner) : this.ids(c);
+    return this.scan(c, zset, { rev: false, limit: Number.MAX_SAFE_INTEGER, keep: (t) => filter.owner === undefined || t.owner === filter.owner });
+  }
+
+  async revokeApiToken(id: string, at: number, by: string): Promise<boolean> {
+    return this.patch(collections.apiTokens, id, { revokedAt: at, revokedBy: by }, { field: 'revokedAt', op: 'null', value: '' });
+  }
+
+  async touchApiToken(id: string, lastUsedAt: number): Promise<void> {
+    await this.patch(collections.apiTokens, id, { lastUsedAt });
   }
 
   async heartbeat(n: NodeRecord): Promise<void> {

@@ -203,4 +203,22 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE UNIQUE INDEX users_sso ON users(json_extract(sso, '$.issuer'), json_extract(sso, '$.subject')) WHERE sso IS NOT NULL;
   ALTER TABLE web_sessions ADD COLUMN via TEXT NOT NULL DEFAULT 'password';
   `,
+  // 7: API tokens and service accounts (issue 13, item 5): tokens are kept as the SHA-256 of their secret only.
+  `
+  ALTER TABLE users ADD COLUMN service_account INTEGER NOT NULL DEFAULT 0;
+  CREATE TABLE api_tokens (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    last_used_at INTEGER,
+    revoked_at INTEGER,
+    revoked_by TEXT
+  );
+  CREATE INDEX api_tokens_owner ON api_tokens(owner, created_at);
+  `,
 ];

@@ -3,12 +3,12 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chainHash, GENESIS_HASH, hashedBody } from '../audit/audit-chain.js';
 import {
-  columnName, COMMAND_FIELDS, DEVICE_FIELDS, GRANT_FIELDS, NODE_FIELDS, ORG_FIELDS, RECORDING_FIELDS, REQUEST_FIELDS, SESSION_FIELDS,
+  API_TOKEN_FIELDS, columnName, COMMAND_FIELDS, DEVICE_FIELDS, GRANT_FIELDS, NODE_FIELDS, ORG_FIELDS, RECORDING_FIELDS, REQUEST_FIELDS, SESSION_FIELDS,
   USER_FIELDS, WEB_SESSION_FIELDS, type Fields,
 } from './record-fields.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
 import {
-  AlreadyExistsError, type AuditDraft, type AuditEntry, type AuditQuery, type CommandQuery, type CommandRecord, type CredentialRecord,
+  AlreadyExistsError, type ApiTokenRecord, type AuditDraft, type AuditEntry, type AuditQuery, type CommandQuery, type CommandRecord, type CredentialRecord,
   type DeviceRecord, type GrantRecord, type NodeRecord, type OrgRecord, type RecordingRecord, type RequestQuery, type RequestRecord,
   type SessionEndPatch, type SessionQuery, type SessionRecord, type Store, type UserRecord, type WebSessionRecord,
 } from './store.js';
@@ -109,6 +109,7 @@ export class SqliteStore implements Store {
   private readonly commands: Table<CommandRecord>;
   private readonly webSessions: Table<WebSessionRecord>;
   private readonly nodes: Table<NodeRecord>;
+  private readonly apiTokens: Table<ApiTokenRecord>;
   private readonly appendTx: Database.Transaction<(draft: AuditDraft, now: number, dedupId: string | undefined) => AuditEntry>;
 
   constructor(file: string) {
@@ -129,6 +130,7 @@ export class SqliteStore implements Store {
     this.commands = new Table(this.db, 'commands', COMMAND_FIELDS, 'id');
     this.webSessions = new Table(this.db, 'web_sessions', WEB_SESSION_FIELDS, 'id');
     this.nodes = new Table(this.db, 'nodes', NODE_FIELDS, 'id');
+    this.apiTokens = new Table(this.db, 'api_tokens', API_TOKEN_FIELDS, 'id');
     this.appendTx = this.makeAppendTx();
   }
 
@@ -366,6 +368,27 @@ export class SqliteStore implements Store {
 
   async deleteWebSessionsOf(user: string): Promise<void> {
     this.db.prepare('DELETE FROM web_sessions WHERE user = ?').run(user);
+  }
+
+  async createApiToken(t: ApiTokenRecord): Promise<void> {
+    this.apiTokens.insert(t, `API token ${t.id}`);
+  }
+
+  async getApiToken(id: string): Promise<ApiTokenRecord | null> {
+    return this.apiTokens.get(id);
+  }
+
+  async listApiTokens(filter: { owner?: string }): Promise<ApiTokenRecord[]> {
+    const w = where([[filter.owner !== undefined, 'owner = ?', filter.owner]]);
+    return this.apiTokens.select(`${w.sql} ORDER BY created_at, rowid`, ...w.args);
+  }
+
+  async revokeApiToken(id: string, at: number, by: string): Promise<boolean> {
+    return this.apiTokens.patch(id, { revokedAt: at, revokedBy: by }, 'AND revoked_at IS NULL') === 1;
+  }
+
+  async touchApiToken(id: string, lastUsedAt: number): Promise<void> {
+    this.apiTokens.patch(id, { lastUsedAt });
   }
 
   async heartbeat(n: NodeRecord): Promise<void> {

@@ -38,6 +38,11 @@ export interface UserRecord {
   enrolment: PendingEnrolment | null;
   /** The identity-provider account this account signs in as through single sign-on (null: none). */
   sso: SsoLink | null;
+  /**
+   * A service account (automation: a CMDB import, a SIEM): no password or TOTP, it only holds API
+   * tokens, and never takes a named person's decision. Read as false when absent (older records).
+   */
+  serviceAccount: boolean;
   createdAt: number;
 }
 
@@ -312,6 +317,23 @@ export interface WebSessionRecord {
 }
 
 export type WebSessionVia = 'password' | 'sso';
+/**
+ * An API token (`pcx_<id>_<secret>`). Only the SHA-256 of the secret is kept: the secret itself
+ * is shown once, when the token is made. The scope holds actions of policy/roles.ts.
+ */
+export interface ApiTokenRecord {
+  id: string;
+  owner: string;
+  name: string;
+  scope: string[];
+  secretHash: string;
+  createdAt: number;
+  createdBy: string;
+  expiresAt: number;
+  lastUsedAt: number | null;
+  revokedAt: number | null;
+  revokedBy: string | null;
+}
 
 /** A gateway node's heartbeat: the node is alive while now < expiresAt. */
 export interface NodeRecord {
@@ -444,6 +466,14 @@ export interface Store {
   touchWebSession(id: string, lastSeenAt: number, expiresAt: number): Promise<void>;
   deleteWebSession(id: string): Promise<void>;
   deleteWebSessionsOf(user: string): Promise<void>;
+
+  createApiToken(token: ApiTokenRecord): Promise<void>;
+  getApiToken(id: string): Promise<ApiTokenRecord | null>;
+  /** Oldest first; one owner's, or every token. */
+  listApiTokens(filter: { owner?: string }): Promise<ApiTokenRecord[]>;
+  /** Revokes once: false when it was already revoked (the first time and actor stay) or is unknown. */
+  revokeApiToken(id: string, at: number, by: string): Promise<boolean>;
+  touchApiToken(id: string, lastUsedAt: number): Promise<void>;
 
   /** Records this node as alive until `node.expiresAt`. */
   heartbeat(node: NodeRecord): Promise<void>;

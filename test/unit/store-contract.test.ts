@@ -5,7 +5,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { ChainVerifier, GENESIS_HASH } from '../../gateway/audit/audit-chain.js';
 import { SqliteStore } from '../../gateway/store/sqlite-store.js';
 import type {
-  CommandRecord, DeviceRecord, GrantRecord, RequestRecord, SessionRecord, Store, UserRecord,
+  ApiTokenRecord, CommandRecord, DeviceRecord, GrantRecord, RequestRecord, SessionRecord, Store, UserRecord,
 } from '../../gateway/store/store.js';
 import { openTestRedisStore, uniquePrefix } from '../support/redis.js';
 
@@ -64,7 +64,7 @@ const BACKENDS: Array<[string, () => Promise<Opened>]> = [
 const T = 1_800_000_000_000;
 const user = (name: string): UserRecord => ({
   name, roles: ['vendor'], org: 'Acme', passwordHash: 'scrypt$x', totpSealed: 'v1:abc', totpLastStep: 0, failedLogins: 0,
-  lockedUntil: null, disabled: false, expiresAt: null, publicKeys: [], nda: null, locale: null, enrolment: null, sso: null, createdAt: T,
+  lockedUntil: null, disabled: false, expiresAt: null, publicKeys: [], nda: null, locale: null, enrolment: null, sso: null, serviceAccount: false, createdAt: T,
 });
 const device = (name: string, udi: string | null = null): DeviceRecord => ({
   name, host: '10.0.0.1', ports: { ssh: 22 }, protocols: ['ssh'], udi, ip: null, mac: null, type: null, manufacturer: null, model: null,
@@ -82,6 +82,10 @@ const request = (id: string, requester: string, devices: string[], createdAt: nu
   id, requester, devices, protocols: ['ssh'], purpose: 'firmware check', workOrder: 'WO-1', notBefore: T, notAfter: T + 3_600_000,
   profile: 'ct-diag', fileTransfer: false, status: 'pending', approvals: [], decidedAt: null, decidedBy: null, reason: null, grantIds: [],
   createdAt, version: 0,
+});
+const apiToken = (id: string, owner: string, createdAt: number): ApiTokenRecord => ({
+  id, owner, name: `automation ${id}`, scope: ['device.read', 'audit.read'], secretHash: 'ab'.repeat(32), createdAt, createdBy: owner,
+  expiresAt: createdAt + 86_400_000, lastUsedAt: null, revokedAt: null, revokedBy: null,
 });
 const command = (id: string, s: string, at: number, line: string): CommandRecord => ({
   id, session: s, user: 'erin', device: 'mri-1', at, line, mode: 'restricted', decision: 'allow', rule: 'p#0', reason: null, reviewer: null,
@@ -315,6 +319,34 @@ describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
     expect(settled?.decision).toBe(answers[0] ? 'allow' : 'deny');
     expect(await store.resolveCommandReview('held', { decision: 'allow', reviewer: 'late', reason: null })).toBe(false);
     expect(await store.resolveCommandReview('c-none', { decision: 'allow', reviewer: 'x', reason: null })).toBe(false);
+  });
+
+  it('keeps service accounts apart from people, and API tokens by owner, revoked once, last use noted (issue 13)', async () => {
+    await store.createUser({ ...user('cmdb'), passwordHash: '!', totpSealed: null, serviceAccount: true });
+    await store.createUser(user('dora'));
+    expect(await store.getUser('cmdb')).toMatchObject({ serviceAccount: true, totpSealed: null });
+    expect((await store.getUser('dora'))?.serviceAccount).toBe(false);
+    await store.createApiToken(apiToken('t2', 'dora', T + 2));
+    await store.createApiToken(apiToken('t1', 'cmdb', T + 1));
+    await store.createApiToken(apiToken('t3', 'cmdb', T + 3));
+    await expect(store.createApiToken(apiToken('t1', 'dora', T))).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+    expect(await store.getApiToken('t1')).toEqual(apiToken('t1', 'cmdb', T + 1));
+    expect(await store.getApiToken('nope')).toBeNull();
+    expect((await store.listApiTokens({ owner: 'cmdb' })).map((t) => t.id)).toEqual(['t1', 't3']);
+    expect((await store.listApiTokens({})).map((t) => t.id)).toEqual(['t1', 't2', 't3']);
+    expect((await store.listApiTokens({ owner: 'nobody' }))).toEqual([]);
+    const peer = await opened.peer();
+    const [a, b] = await Promise.all([store.revokeApiToken('t1', T + 10, 'admin'), peer.revokeApiToken('t1', T + 11, 'security')]);
+    expect([a, b].filter(Boolean)).toHaveLength(1);
+    expect(await store.revokeApiToken('t1', T + 12, 'late')).toBe(false);
+    expect(await store.revokeApiToken('ghost', T + 12, 'late')).toBe(false);
+    const revoked = await store.getApiToken('t1');
+    // The winner's time and actor, together.
+    expect([{ at: T + 10, by: 'admin' }, { at: T + 11, by: 'security' }]).toContainEqual({ at: revoked?.revokedAt, by: revoked?.revokedBy });
+    await store.touchApiToken('t2', T + 99);
+    expect((await store.getApiToken('t2'))?.lastUsedAt).toBe(T + 99);
+    await store.touchApiToken('ghost', T + 99);
+    expect(await store.getApiToken('ghost')).toBeNull();
   });
 
   it('keeps web sessions until they expire or are deleted', async () => {

@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ERROR_CATALOGUE, type ErrorCode } from '../../policy/error-codes.js';
 import { can, type Action } from '../../policy/roles.js';
-import type { UserRecord, WebSessionRecord } from '../../gateway/store/store.js';
+import { tokenMay } from '../../gateway/identity/api-tokens.js';
+import type { ApiTokenRecord, UserRecord, WebSessionRecord } from '../../gateway/store/store.js';
 
 /**
  * One declaration per route (Fastify's "one schema, many uses"): the zod schemas validate the
@@ -22,7 +23,26 @@ export const errorSchema = z.object({
 
 export interface Principal {
   user: UserRecord;
-  session: WebSessionRecord;
+  /** The browser session; null for a request authenticated by an API token. */
+  session: WebSessionRecord | null;
+  /** The API token of a bearer request (Authorization: Bearer pcx_…); null for a browser session. */
+  token: ApiTokenRecord | null;
+}
+
+/** The browser session of a principal, for what only a signed-in browser has (its CSRF token, signing out). */
+export function browserSession(p: Principal): WebSessionRecord {
+  if (!p.session) throw new ApiError('TOKEN_NOT_ACCEPTED');
+  return p.session;
+}
+
+/**
+ * May this principal do this action? Its roles, and for a bearer request also its token's scope
+ * (and a service account never takes a person's decision). Handlers that widen what they show
+ * by role (everyone's requests, the full inventory record) ask this, not the roles alone.
+ */
+export function permits(p: Principal, action: Action): boolean {
+  if (!can(p.user.roles, action).allow) return false;
+  return p.token === null || tokenMay({ user: p.user, token: p.token }, action).allow;
 }
 
 declare module 'fastify' {
@@ -84,8 +104,8 @@ export function authorize(access: Access, principal: Principal | null): Principa
   if (access === 'public') return principal;
   if (!principal) throw new ApiError('UNAUTHENTICATED');
   if (access === 'signed-in') return principal;
-  const d = can(principal.user.roles, access);
-  if (!d.allow) throw new ApiError('FORBIDDEN', d.detail);
+  const d = principal.token ? tokenMay({ user: principal.user, token: principal.token }, access) : can(principal.user.roles, access);
+  if (!d.allow) throw new ApiError(d.code, d.detail);
   return principal;
 }
 
@@ -150,13 +170,17 @@ export function openApiDocument(version: string): Record<string, unknown> {
         [String(r.status)]: { description: 'OK', content: { [media]: { schema: out } } },
         default: { description: 'An error from the catalogue (policy/error-codes.ts)', content: { 'application/json': { schema: json(errorSchema) } } },
       },
-      ...(r.access !== 'public' ? { security: [{ session: [] }] } : {}),
+      ...(r.access !== 'public' ? { security: r.produces === 'websocket' || r.produces === 'text/event-stream' || r.url.startsWith('/api/auth/') ? [{ session: [] }] : [{ session: [] }, { token: [] }] } : {}),
     };
   }
   return {
     openapi: '3.1.0',
-    info: { title: 'Portcullis API', version, description: 'Sign in with POST /api/auth/login; send the csrfToken it returns as X-CSRF-Token on every state-changing request.' },
-    components: { securitySchemes: { session: { type: 'apiKey', in: 'cookie', name: 'pc_session' } } },
+    info: {
+      title: 'Portcullis API', version,
+      description: 'Sign in with POST /api/auth/login; send the csrfToken it returns as X-CSRF-Token on every state-changing request. '
+        + 'Or send an API token as Authorization: Bearer pcx_… (no CSRF token then): it reaches the routes its scope holds, never the WebSocket, event-stream or /api/auth routes.',
+    },
+    components: { securitySchemes: { session: { type: 'apiKey', in: 'cookie', name: 'pc_session' }, token: { type: 'http', scheme: 'bearer', bearerFormat: 'pcx_<id>_<secret>' } } },
     paths,
   };
 }

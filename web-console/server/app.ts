@@ -21,6 +21,7 @@ import { registerPeople } from './people-api.js';
 import { registerRecords } from './records-api.js';
 import { registerRequests } from './requests-api.js';
 import { registerSessions } from './sessions-api.js';
+import { registerTokens } from './tokens-api.js';
 
 const VERSION = '0.2.0';
 
@@ -112,6 +113,7 @@ export async function buildWebApp(rt: Runtime, broker: SessionBroker): Promise<F
   registerRequests(app, rt);
   registerRecords(app, rt);
   registerCommands(app, rt);
+  registerTokens(app, rt);
   registerRecordings(app, rt);
   registerEvents(app, rt);
   registerTerminals(app, rt, broker, sockets);

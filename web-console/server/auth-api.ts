@@ -5,7 +5,8 @@ import { describeCode, type ErrorCode } from '../../policy/error-codes.js';
 import { RateLimit } from '../../gateway/limits/rate-limit.js';
 import type { Runtime } from '../../gateway/runtime.js';
 import type { UserRecord, WebSessionVia } from '../../gateway/store/store.js';
-import { ApiError, route, type Principal } from './api-route.js';
+import { ApiError, browserSession, route, type Principal } from './api-route.js';
+import { bearerToken, createBearerAuth } from './bearer-auth.js';
 import { currentWebSession, type WebSocketSessions } from './web-session-keeper.js';
 
 export const SESSION_COOKIE = 'pc_session';
@@ -68,13 +69,21 @@ export function registerAuth(app: FastifyInstance, rt: Runtime, sockets: WebSock
   const { store, config, clock } = rt;
   const perAddress = new RateLimit(config.web.login_rate_per_minute, 60_000);
 
+  const bearer = createBearerAuth(rt);
   app.decorateRequest('principal', null);
   app.addHook('preHandler', async (req) => {
+    // A bearer request is the token's alone (the cookie, if any, is ignored) and needs no CSRF
+    // token: a page on another site cannot set the Authorization header (no CORS is offered).
+    const token = bearerToken(req);
+    if (token !== null) {
+      req.principal = await bearer(req, token);
+      return;
+    }
     req.principal = await sessionOf(req);
     const access = req.routeOptions.config.access;
     if (access && access !== 'public' && req.principal && !SAFE_METHODS.has(req.method)) {
       const sent = req.headers['x-csrf-token'];
-      if (typeof sent !== 'string' || !sameSecret(sent, req.principal.session.csrf)) throw new ApiError('CSRF_INVALID');
+      if (typeof sent !== 'string' || !sameSecret(sent, browserSession(req.principal).csrf)) throw new ApiError('CSRF_INVALID');
     }
   });
 
@@ -128,10 +137,11 @@ export function registerAuth(app: FastifyInstance, rt: Runtime, sockets: WebSock
     method: 'PUT', url: '/api/auth/me/locale', access: 'signed-in', tags: ['auth'], summary: 'Remember the console language of the signed-in user',
     body: z.object({ locale: z.enum(['en', 'zh-CN']) }), response: meSchema,
   }, async ({ body, principal }) => {
+    const session = browserSession(principal);
     await store.updateUser(principal.user.name, { locale: body.locale });
     return {
-      user: { ...userView(principal.user), locale: body.locale }, csrfToken: principal.session.csrf, idleTimeoutSeconds: config.web.session_idle_timeout / 1000,
-      expiresAt: new Date(principal.session.expiresAt).toISOString(),
+      user: { ...userView(principal.user), locale: body.locale }, csrfToken: session.csrf, idleTimeoutSeconds: config.web.session_idle_timeout / 1000,
+      expiresAt: new Date(session.expiresAt).toISOString(),
     };
   });
 
@@ -140,9 +150,10 @@ export function registerAuth(app: FastifyInstance, rt: Runtime, sockets: WebSock
     summary: "Sign out: the session cookie stops working at once. A session made by single sign-on also gets the IdP's end-session URL (RP-initiated logout), where the IdP has one",
     response: z.object({ signedOut: z.boolean(), endSessionUrl: z.string().nullable() }),
   }, async ({ principal, reply }) => {
-    await store.deleteWebSession(principal.session.id);
-    sockets.ended(principal.session.id, 'signed_out');
-    const bySso = principal.session.via === 'sso';
+    const session = browserSession(principal);
+    await store.deleteWebSession(session.id);
+    sockets.ended(session.id, 'signed_out');
+    const bySso = session.via === 'sso';
     await rt.audit.record('logout', { actor: principal.user.name, outcome: 'info', data: { via: bySso ? 'sso' : 'web' } });
     reply.header('set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0`);
     return { signedOut: true, endSessionUrl: bySso && sso ? await sso.endSessionUrl() : null };
@@ -152,7 +163,7 @@ export function registerAuth(app: FastifyInstance, rt: Runtime, sockets: WebSock
     method: 'GET', url: '/api/auth/me', access: 'signed-in', tags: ['auth'], summary: 'Who is signed in, and the CSRF token of this session',
     response: meSchema,
   }, async ({ principal }) => ({
-    user: userView(principal.user), csrfToken: principal.session.csrf, idleTimeoutSeconds: config.web.session_idle_timeout / 1000,
-    expiresAt: new Date(principal.session.expiresAt).toISOString(),
+    user: userView(principal.user), csrfToken: browserSession(principal).csrf, idleTimeoutSeconds: config.web.session_idle_timeout / 1000,
+    expiresAt: new Date(browserSession(principal).expiresAt).toISOString(),
   }));
 }

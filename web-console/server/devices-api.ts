@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { can } from '../../policy/roles.js';
 import { CONTACTS, EFFECTS, SEVERITIES, USAGE_FORMS } from '../../policy/device-classification.js';
 import { PROTOCOLS } from '../../policy/types.js';
 import { InputError } from '../../gateway/identity/users.js';
@@ -8,7 +7,7 @@ import {
   DATA_WIPING, decommissionDevice, deviceView, exportDevicesCsv, importDevicesCsv, quarantineDevice, recordSecurityCheck, registerDevice, vendorDeviceView,
 } from '../../gateway/inventory/devices.js';
 import type { Runtime } from '../../gateway/runtime.js';
-import { isoTime, nameParam, route } from './api-route.js';
+import { isoTime, nameParam, permits, route } from './api-route.js';
 
 const classificationSchema = z.object({ usageForm: z.string(), contact: z.string(), severity: z.string().nullable(), effect: z.string().nullable() });
 
@@ -45,7 +44,7 @@ export function registerDevices(app: FastifyInstance, rt: Runtime): void {
     query: z.object({ q: z.string().max(100).optional(), level: z.coerce.number().int().min(1).max(3).optional(), state: z.enum(['active', 'quarantined', 'decommissioned']).optional() }),
     response: z.object({ devices: z.array(z.union([deviceSchema, vendorDeviceSchema])) }),
   }, async ({ query, principal }) => {
-    const staff = can(principal.user.roles, 'device.read').allow;
+    const staff = permits(principal, 'device.read');
     const q = query.q?.toLowerCase();
     const devices = (await store.listDevices())
       // A vendor chooses among devices in service only.
@@ -62,7 +61,7 @@ export function registerDevices(app: FastifyInstance, rt: Runtime): void {
     response: z.union([deviceSchema, vendorDeviceSchema]),
   }, async ({ params, principal }) => {
     const d = await byName(params.name);
-    if (can(principal.user.roles, 'device.read').allow) return deviceView(d, (await store.getCredential(d.name)) !== null);
+    if (permits(principal, 'device.read')) return deviceView(d, (await store.getCredential(d.name)) !== null);
     if (d.state !== 'active') throw new InputError('DEVICE_UNKNOWN', `no device named ${params.name}`);
     return vendorDeviceView(d);
   });

@@ -12,7 +12,7 @@ export const userSchema = z.object({
   name: z.string(), roles: z.array(z.string()), org: z.string().nullable(),
   nda: z.object({ signedAt: z.string(), expiresAt: z.string(), reference: z.string().nullable() }).nullable(),
   disabled: z.boolean(), lockedUntil: z.string().nullable(), expiresAt: z.string().nullable(), publicKeys: z.number(), locale: z.string().nullable(),
-  totpEnrolled: z.boolean(), createdAt: z.string(),
+  totpEnrolled: z.boolean(), serviceAccount: z.boolean(), createdAt: z.string(),
 }).meta({ id: 'User' });
 
 /** Never the password hash, the TOTP seed or the failure counter: the schema has no room for them. */
@@ -20,7 +20,7 @@ export function userView(u: UserRecord, now: number): z.input<typeof userSchema>
   return {
     name: u.name, roles: u.roles, org: u.org, nda: ndaView(u.nda), disabled: u.disabled,
     lockedUntil: u.lockedUntil !== null && u.lockedUntil > now ? iso(u.lockedUntil) : null, expiresAt: iso(u.expiresAt), publicKeys: u.publicKeys.length,
-    locale: u.locale, totpEnrolled: u.totpSealed !== null, createdAt: iso(u.createdAt) as string,
+    locale: u.locale, totpEnrolled: u.totpSealed !== null, serviceAccount: u.serviceAccount === true, createdAt: iso(u.createdAt) as string,
   };
 }
 

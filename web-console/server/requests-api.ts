@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { REQUEST_STATUSES } from '../../policy/approval-rules.js';
-import { can } from '../../policy/roles.js';
 import { PROTOCOLS } from '../../policy/types.js';
 import {
   approveRequest, cancelRequest, createRequest, denyRequest, requestView, revokeGrant, revokeRequest,
@@ -10,7 +9,7 @@ import { InputError } from '../../gateway/identity/users.js';
 import { maintenanceRecords } from '../../gateway/access/maintenance-records.js';
 import type { Runtime } from '../../gateway/runtime.js';
 import type { GrantRecord, RequestRecord } from '../../gateway/store/store.js';
-import { isoTime, route, type Principal } from './api-route.js';
+import { isoTime, permits, route, type Principal } from './api-route.js';
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 
@@ -45,7 +44,7 @@ export function registerRequests(app: FastifyInstance, rt: Runtime): void {
   /** A vendor sees their own requests; deciders see all. Someone else's request reads as unknown, not as forbidden. */
   const visible = async (id: string, p: Principal): Promise<RequestRecord> => {
     const r = await store.getRequest(id);
-    if (!r || (r.requester !== p.user.name && !can(p.user.roles, 'request.read_all').allow)) throw new InputError('NOT_FOUND', `no access request ${id}`);
+    if (!r || (r.requester !== p.user.name && !permits(p, 'request.read_all'))) throw new InputError('NOT_FOUND', `no access request ${id}`);
     return r;
   };
 
@@ -58,7 +57,7 @@ export function registerRequests(app: FastifyInstance, rt: Runtime): void {
     }),
     response: z.object({ requests: z.array(requestSchema) }),
   }, async ({ query, principal }) => {
-    const all = can(principal.user.roles, 'request.read_all').allow && !query.mine;
+    const all = permits(principal, 'request.read_all') && !query.mine;
     // Status is computed (a pending request whose window passed reads as expired), so filter after the view.
     const records = await store.listRequests({ ...(all ? {} : { requester: principal.user.name }), ...(query.device ? { device: query.device } : {}), limit: query.limit });
     const views = await Promise.all(records.map((r) => requestView(rt, r)));
@@ -152,7 +151,7 @@ export function registerRequests(app: FastifyInstance, rt: Runtime): void {
     query: z.object({ user: z.string().max(64).optional(), device: z.string().max(64).optional(), current: z.enum(['true', 'false']).optional().transform((v) => v === 'true') }),
     response: z.object({ grants: z.array(grantSchema) }),
   }, async ({ query, principal }) => {
-    const all = can(principal.user.roles, 'grant.read_all').allow;
+    const all = permits(principal, 'grant.read_all');
     const user = all ? query.user : principal.user.name;
     const now = rt.clock();
     const grants = (await store.listGrants({ ...(user ? { user } : {}), ...(query.device ? { device: query.device } : {}) }))

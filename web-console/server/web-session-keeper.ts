@@ -42,7 +42,7 @@ export async function currentWebSession(rt: Runtime, id: string): Promise<Princi
     session.lastSeenAt = now;
     session.expiresAt = expiresAt;
   }
-  return { user, session };
+  return { user, session, token: null };
 }
 
 /**
@@ -59,6 +59,11 @@ export class WebSocketSessions {
 
   /** `end` tells the browser why and closes the socket; it is called at most once. */
   hold(principal: Principal, socket: WebSocket, end: (loss: WebSessionLoss, message: string) => void): void {
+    // Bearer tokens never reach a socket (bearer-auth.ts refuses them first); without a browser session there is nothing to hold.
+    if (!principal.session) {
+      socket.close();
+      return;
+    }
     const id = principal.session.id;
     let done = false;
     const close = (loss: WebSessionLoss): void => {

@@ -245,7 +245,25 @@ export interface User {
   locale: string | null;
   /** False until the person has set up their authenticator (at first sign-in, or after a reset). */
   totpEnrolled?: boolean;
+  /** An automation account: no password or TOTP, API tokens only, never approves. */
+  serviceAccount?: boolean;
   createdAt: string;
+}
+
+/** An API token as GET /api/tokens lists it (web-console/server/tokens-api.ts): never its secret. */
+export interface ApiToken {
+  id: string;
+  owner: string;
+  ownerIsServiceAccount: boolean;
+  name: string;
+  scope: string[];
+  createdAt: string;
+  createdBy: string;
+  expiresAt: string;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+  revokedBy: string | null;
+  state: 'active' | 'expired' | 'revoked';
 }
 
 export interface Organisation {

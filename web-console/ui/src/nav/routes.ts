@@ -28,6 +28,7 @@ export const ROUTES: RouteDef[] = [
   { pattern: '/connect', access: 'session.connect', title: 'nav.connect', nav: 'access', load: () => import('../pages/vendor/connect-page.js') },
   { pattern: '/connect/:device', access: 'session.connect', title: 'nav.terminal', load: () => import('../pages/vendor/terminal-page.js') },
   { pattern: '/connect/:device/:protocol', access: 'session.connect', title: 'nav.desktop', load: () => import('../pages/vendor/desktop-page.js') },
+  { pattern: '/tokens', access: 'token.manage', title: 'nav.tokens', nav: 'access', load: () => import('../pages/tokens-page.js') },
   { pattern: '/approvals', access: 'request.decide', title: 'nav.approvals', nav: 'approvals', load: () => import('../pages/approver/approval-queue-page.js') },
   { pattern: '/commands/held', access: 'command.review', title: 'nav.heldCommands', nav: 'approvals', load: () => import('../pages/approver/held-commands-page.js') },
   { pattern: '/sessions', access: 'session.list', title: 'nav.liveSessions', nav: 'security', load: () => import('../pages/security/live-sessions-page.js') },
