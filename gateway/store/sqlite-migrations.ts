@@ -196,4 +196,13 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE commands ADD COLUMN exit_signal TEXT;
   `,
+  // 6: the syslog export (R-A.5c): how far each feed of the audit chain got, and which node sends it.
+  `
+  CREATE TABLE audit_exports (
+    name TEXT PRIMARY KEY,
+    position INTEGER NOT NULL,
+    holder TEXT,
+    lease_until INTEGER NOT NULL
+  );
+  `,
 ];
