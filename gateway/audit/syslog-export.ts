@@ -121,7 +121,7 @@ export class SyslogExport {
     await this.pump;
     await this.ticking;
     // The last entries (the gateway's own `gateway.stopped` among them) go out before the connection closes.
-    if (this.holding && this.conn) await this.sendBatch().catch(() => false);
+    if (this.holding && this.conn) await this.sendBatch(true).catch(() => false);
     const conn = this.conn;
     this.conn = null;
     if (conn && (await conn.end(CLOSE_WAIT_MS)) && this.written > this.confirmed) this.confirmed = this.written;
@@ -255,13 +255,13 @@ export class SyslogExport {
     }
   }
 
-  /** Sends what follows the written position; false when there was nothing to send. */
-  private async sendBatch(): Promise<boolean> {
+  /** Sends what follows the written position; false when there was nothing to send. `final`: the last batch, while stopping. */
+  private async sendBatch(final = false): Promise<boolean> {
     const conn = this.conn as SyslogConnection;
     const entries = await this.o.store.listAudit({ afterSeq: this.written, limit: this.batch });
     if (entries.length === 0) return false;
     for (const e of entries) {
-      if (this.stopped || !this.holding || this.conn !== conn) return true;
+      if ((this.stopped && !final) || !this.holding || this.conn !== conn) return true;
       if (e.seq !== this.written + 1) this.o.log.error('syslog: the audit chain has a gap; `portcullis verify` tells more', { expected: this.written + 1, found: e.seq });
       try {
         await conn.write(frame(syslogMessage(e, this.o.format), this.o.framing));

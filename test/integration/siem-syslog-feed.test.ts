@@ -1,12 +1,16 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../gateway/audit/canonical-json.js';
-import type { AuditEntry } from '../../gateway/store/store.js';
+import { openSyslogConnection } from '../../gateway/audit/syslog-connection.js';
+import { SyslogExport } from '../../gateway/audit/syslog-export.js';
+import { createLogger } from '../../gateway/log/logger.js';
+import type { AuditEntry, Store } from '../../gateway/store/store.js';
 import { syslogSeverity } from '../../policy/syslog-severity.js';
 import { ApiClient, TotpSource } from '../support/api-client.js';
 import { runCli, startGatewayFixture, type GatewayFixture } from '../support/gateway-fixture.js';
+import { openTestRedisStore, uniquePrefix } from '../support/redis.js';
 import { makeTestCa, startRsyslog, type Rsyslog, type TestCa } from '../support/rsyslog.js';
 
 /**
@@ -164,6 +168,55 @@ describe('the SIEM feed over syslog (R-A.5c)', () => {
       }
     }
   }, 40_000);
+
+  it('in a cluster one node sends; when it is lost, another continues from the stored position and each entry arrives once', async () => {
+    const prefix = uniquePrefix();
+    const [storeA, storeB, writer] = await Promise.all([openTestRedisStore(prefix), openTestRedisStore(prefix), openTestRedisStore(prefix)]);
+    const feed = (store: Store, node: string): SyslogExport => new SyslogExport({
+      store, node, log: createLogger('error', () => undefined), target: { transport: 'tcp', host: '127.0.0.1', port: rs.tcpPort },
+      format: { facility: LOCAL3, hostname: 'cluster-feed', appName: 'portcullis', sdId: 'portcullis@32473', maxBytes: 8192 },
+      framing: 'octet-counted', confirmAfterMs: 300, retryMaxMs: 1000, leaseMs: 3000,
+    });
+    const nodes = { a: feed(storeA, 'gw-a'), b: feed(storeB, 'gw-b') };
+    const received = (): Received[] => rs.lines('tcp').filter((l) => l.includes(' cluster-feed ')).map(parse);
+    const write = async (n: number): Promise<void> => {
+      for (let i = 0; i < n; i++) await writer.appendAudit({ type: 'test.cluster', actor: 'writer', outcome: 'info', code: null, data: { i } }, Date.now());
+    };
+    try {
+      nodes.a.start();
+      nodes.b.start();
+      await write(30);
+      await until(() => received().length >= 30, 'the first 30 entries');
+      await until(() => nodes.a.status.backlog + nodes.b.status.backlog === 0 && nodes.a.status.sending !== nodes.b.status.sending, 'one sender, caught up');
+      const [sender, standby, lostStore] = nodes.a.status.sending ? [nodes.a, nodes.b, storeA] : [nodes.b, nodes.a, storeB];
+      // The sending node loses the store (as a node cut off or gone): it stops sending; the other
+      // takes the lease when it lapses and continues from the position in the store.
+      await lostStore.close();
+      await write(30);
+      await until(() => received().length >= 60, 'the next 30 entries from the other node', 20_000);
+      expect(standby.status.sending).toBe(true);
+      expect(sender.status.sending).toBe(false);
+      const chain = await writer.listAudit({ limit: 1000 });
+      const got = received();
+      expect(got.map((r) => Number(r.sd.seq))).toEqual(chain.map((e) => e.seq));
+      checkAgainstChain(got, chain);
+    } finally {
+      await nodes.a.stop();
+      await nodes.b.stop();
+      await storeA.close().catch(() => undefined);
+      await storeB.close().catch(() => undefined);
+      await writer.dropAll();
+      await writer.close();
+    }
+  }, 40_000);
+
+  it('sends nothing to a receiver whose certificate does not carry server_name or was not signed by the configured CA', async () => {
+    const target = { transport: 'tls', host: '127.0.0.1', port: rs.tlsPort } as const;
+    await expect(openSyslogConnection({ ...target, servername: 'siem.elsewhere.example', ca: readFileSync(ca.caFile, 'utf8') })).rejects.toThrow(/altnames|does not match/i);
+    await expect(openSyslogConnection({ ...target, servername: 'localhost' })).rejects.toThrow(/self[- ]signed|unable to (get|verify)/i);
+    const good = await openSyslogConnection({ ...target, servername: 'localhost', ca: readFileSync(ca.caFile, 'utf8') });
+    expect(await good.end(5000)).toBe(true);
+  });
 
   it('a CA file that holds no certificate stops start-up with the file, the key and the reason', async () => {
     const bad = path.join(dir, 'not-a-ca.pem');
