@@ -76,6 +76,7 @@ export class SyslogExport {
   private head = 0;
   private conn: SyslogConnection | null = null;
   private retryMs = FIRST_RETRY_MS;
+  private retryAt = 0;
   private stopped = false;
   private pump: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -187,8 +188,21 @@ export class SyslogExport {
   /** Entries written at or before `before` on a connection still up are delivered. */
   private confirmUpTo(before: number): void {
     while (this.inFlight.length > 0 && (this.inFlight[0] as { at: number }).at <= before) {
-      this.confirmed = Math.max(this.confirmed, (this.inFlight.shift() as { seq: number }).seq);
+      this.delivered((this.inFlight.shift() as { seq: number }).seq);
     }
+  }
+
+  /** The next connection attempt waits: 250ms, doubling up to retryMaxMs, back to 250ms once something is delivered. */
+  private backOff(): void {
+    this.retryAt = this.clock() + this.retryMs;
+    this.retryMs = Math.min(this.retryMs * 2, this.o.retryMaxMs);
+  }
+
+  private delivered(seq: number): void {
+    this.confirmed = Math.max(this.confirmed, seq);
+    this.retryMs = FIRST_RETRY_MS;
+    this.lastLogged.delete('broken');
+    this.lastLogged.delete('connected');
   }
 
   /** Forgets the connection; what it did not confirm is sent again on the next. */
@@ -205,8 +219,9 @@ export class SyslogExport {
     // What the connection outlived by confirmAfterMs before it broke was read by the receiver.
     this.confirmUpTo(this.clock() - this.o.confirmAfterMs);
     const resend = this.written - this.confirmed;
-    this.o.log.warn('syslog: the connection to the receiver broke', { reason: why, resendFrom: this.confirmed + 1, resend });
+    this.note('broken', 'syslog: the connection to the receiver broke', { reason: why, resendFrom: this.confirmed + 1, resend });
     this.drop();
+    this.backOff();
   }
 
   // ── sending ──
@@ -218,10 +233,16 @@ export class SyslogExport {
           await this.pause(IDLE_POLL_MS);
           continue;
         }
-        if (!this.conn && !(await this.connect())) {
-          await this.pause(this.retryMs, false);
-          this.retryMs = Math.min(this.retryMs * 2, this.o.retryMaxMs);
-          continue;
+        if (!this.conn) {
+          const wait = this.retryAt - this.clock();
+          if (wait > 0) {
+            await this.pause(wait, false);
+            continue;
+          }
+          if (!(await this.connect())) {
+            this.backOff();
+            continue;
+          }
         }
         if (!(await this.sendBatch())) await this.pause(IDLE_POLL_MS);
       } catch (err) {
@@ -242,10 +263,11 @@ export class SyslogExport {
       this.conn = conn;
       this.written = this.confirmed;
       this.inFlight = [];
-      this.retryMs = FIRST_RETRY_MS;
+      // The wait before the next attempt shrinks only once this connection delivers something:
+      // a receiver that accepts and then drops us (say, it refuses our certificate) is not hammered.
       this.lastLogged.delete('connect');
       void conn.closed.then((why) => this.broken(conn, why));
-      this.o.log.info('syslog: connected to the receiver', { transport: t.transport, host: t.host, port: t.port, from: this.confirmed + 1 });
+      this.note('connected', 'syslog: connected to the receiver', { transport: t.transport, host: t.host, port: t.port, from: this.confirmed + 1 }, 'info');
       return true;
     } catch (err) {
       this.note('connect', 'syslog: cannot reach the receiver; entries wait in the audit chain', {
@@ -273,7 +295,7 @@ export class SyslogExport {
       this.written = e.seq;
       this.head = Math.max(this.head, e.seq);
       if (conn.stream) this.inFlight.push({ seq: e.seq, at: this.clock() });
-      else this.confirmed = e.seq; // UDP: sent is all anyone will know
+      else this.delivered(e.seq); // UDP: sent is all anyone will know
     }
     return true;
   }
@@ -291,10 +313,10 @@ export class SyslogExport {
     });
   }
 
-  private note(key: string, message: string, fields: Record<string, unknown>): void {
+  private note(key: string, message: string, fields: Record<string, unknown>, level: 'info' | 'warn' = 'warn'): void {
     const now = this.clock();
     if (now - (this.lastLogged.get(key) ?? -Infinity) < REPEAT_LOG_MS) return;
     this.lastLogged.set(key, now);
-    this.o.log.warn(message, fields);
+    this.o.log[level](message, fields);
   }
 }

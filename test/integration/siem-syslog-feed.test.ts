@@ -169,6 +169,19 @@ describe('the SIEM feed over syslog (R-A.5c)', () => {
     }
   }, 40_000);
 
+  it('presents the client certificate to a receiver that names its permitted peers (x509/name)', async () => {
+    const fx = await startGatewayFixture(feedToml('tls', rs.mtlsPort, `server_name = "localhost"\nca = "${ca.caFile}"\ncert = "${ca.clientCertFile}"\nkey = "${ca.clientKeyFile}"\n`));
+    try {
+      const chain = await fx.audit();
+      await until(() => rs.lines('mtls').length >= chain.length, 'every entry over mutual TLS');
+      const got = rs.lines('mtls').map(parse);
+      expect(got.map((r) => Number(r.sd.seq))).toEqual(chain.map((e) => e.seq));
+      checkAgainstChain(got, chain);
+    } finally {
+      await fx.stop();
+    }
+  }, 30_000);
+
   it('in a cluster one node sends; when it is lost, another continues from the stored position and each entry arrives once', async () => {
     const prefix = uniquePrefix();
     const [storeA, storeB, writer] = await Promise.all([openTestRedisStore(prefix), openTestRedisStore(prefix), openTestRedisStore(prefix)]);

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from './device-sshd.js';
@@ -17,6 +17,9 @@ export interface TestCa {
   /** The receiver's certificate and key, for the name `localhost`. */
   certFile: string;
   keyFile: string;
+  /** A client certificate for the gateway, CN and DNS name `gw-client.test`, and its key (mode 0600). */
+  clientCertFile: string;
+  clientKeyFile: string;
 }
 
 export function makeTestCa(dir: string): TestCa {
@@ -29,15 +32,24 @@ export function makeTestCa(dir: string): TestCa {
   run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost']);
   writeFileSync(path.join(dir, 'server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
   run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'server.ext']);
-  return { dir, caFile: path.join(dir, 'ca.pem'), certFile: path.join(dir, 'server.pem'), keyFile: path.join(dir, 'server.key') };
+  run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=gw-client.test']);
+  writeFileSync(path.join(dir, 'client.ext'), 'subjectAltName=DNS:gw-client.test\nextendedKeyUsage=clientAuth\n');
+  run(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.pem', '-days', '2', '-extfile', 'client.ext']);
+  chmodSync(path.join(dir, 'client.key'), 0o600);
+  return {
+    dir, caFile: path.join(dir, 'ca.pem'), certFile: path.join(dir, 'server.pem'), keyFile: path.join(dir, 'server.key'),
+    clientCertFile: path.join(dir, 'client.pem'), clientKeyFile: path.join(dir, 'client.key'),
+  };
 }
 
 export interface Rsyslog {
   tlsPort: number;
+  /** TLS that also asks for the client's certificate, and takes only `gw-client.test` (x509/name). */
+  mtlsPort: number;
   tcpPort: number;
   udpPort: number;
   /** Raw messages received on each input so far, in arrival order. */
-  lines(input: 'tls' | 'tcp' | 'udp'): string[];
+  lines(input: 'tls' | 'mtls' | 'tcp' | 'udp'): string[];
   /** Stops rsyslogd (SIGTERM, then waits for it to exit): what it received stays in the files. */
   stop(): Promise<void>;
   /** Starts it again on the same ports. */
@@ -48,7 +60,7 @@ export interface Rsyslog {
 
 export async function startRsyslog(ca: TestCa): Promise<Rsyslog> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pc-rsyslog-'));
-  const [tlsPort, tcpPort, udpPort] = [await freePort(), await freePort(), await freePort()];
+  const [tlsPort, mtlsPort, tcpPort, udpPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const conf = path.join(dir, 'rsyslog.conf');
   const pidFile = path.join(dir, 'rsyslogd.pid');
   const out = (input: string): string => path.join(dir, `${input}.log`);
@@ -67,9 +79,11 @@ module(load="imptcp")
 module(load="imudp")
 template(name="raw" type="string" string="%rawmsg%\\n")
 ruleset(name="tls") { action(type="omfile" file="${out('tls')}" template="raw") }
+ruleset(name="mtls") { action(type="omfile" file="${out('mtls')}" template="raw") }
 ruleset(name="tcp") { action(type="omfile" file="${out('tcp')}" template="raw") }
 ruleset(name="udp") { action(type="omfile" file="${out('udp')}" template="raw") }
 input(type="imtcp" address="127.0.0.1" port="${tlsPort}" ruleset="tls")
+input(type="imtcp" address="127.0.0.1" port="${mtlsPort}" ruleset="mtls" streamDriver.authMode="x509/name" permittedPeer=["gw-client.test"])
 input(type="imptcp" address="127.0.0.1" port="${tcpPort}" ruleset="tcp" supportOctetCountedFraming="on")
 input(type="imudp" address="127.0.0.1" port="${udpPort}" ruleset="udp")
 `);
@@ -77,9 +91,9 @@ input(type="imudp" address="127.0.0.1" port="${udpPort}" ruleset="udp")
   let log = '';
 
   const listening = (): boolean => {
-    // Both TCP inputs accept connections (the UDP input binds before them in rsyslog's start-up).
-    const r = spawnSync('ss', ['-Hltn', `( sport = :${tlsPort} or sport = :${tcpPort} )`], { encoding: 'utf8' });
-    return r.stdout.trim().split('\n').filter((l) => l.includes('127.0.0.1')).length === 2;
+    // The TCP inputs accept connections (the UDP input binds before them in rsyslog's start-up).
+    const r = spawnSync('ss', ['-Hltn', `( sport = :${tlsPort} or sport = :${mtlsPort} or sport = :${tcpPort} )`], { encoding: 'utf8' });
+    return r.stdout.trim().split('\n').filter((l) => l.includes('127.0.0.1')).length === 3;
   };
   const start = async (): Promise<void> => {
     rmSync(pidFile, { force: true });
@@ -104,7 +118,7 @@ input(type="imudp" address="127.0.0.1" port="${udpPort}" ruleset="udp")
   };
   await start();
   return {
-    tlsPort, tcpPort, udpPort, start, stop,
+    tlsPort, mtlsPort, tcpPort, udpPort, start, stop,
     lines: (input) => (existsSync(out(input)) ? readFileSync(out(input), 'utf8').split('\n').filter((l) => l !== '') : []),
     async dispose() {
       await stop();
