@@ -1,5 +1,5 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { isIPv6, connect as netConnect, type Socket } from 'node:net';
+import { isIP, isIPv6, connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 
 /** Where the SIEM feed goes, with the files already read (the TLS material). */
@@ -37,7 +37,8 @@ function openStream(t: Exclude<SyslogTarget, { transport: 'udp' }>): Promise<Sys
   return new Promise((resolve, reject) => {
     const socket: Socket = t.transport === 'tls'
       ? tlsConnect({
-        host: t.host, port: t.port, servername: t.servername, minVersion: 'TLSv1.2',
+        // An IP address is checked against the certificate's IP names; SNI carries only DNS names (RFC 6066).
+        host: t.host, port: t.port, ...(isIP(t.servername) ? {} : { servername: t.servername }), minVersion: 'TLSv1.2',
         ...(t.ca ? { ca: t.ca } : {}), ...(t.cert && t.key ? { cert: t.cert, key: t.key } : {}),
       })
       : netConnect({ host: t.host, port: t.port });
