@@ -192,6 +192,11 @@ export class SyslogExport {
     }
   }
 
+  /** Whether this node's lease still runs by its own clock: past its end another node may be sending. */
+  private leaseRuns(): boolean {
+    return this.clock() < this.leaseUntil;
+  }
+
   /** The next connection attempt waits: 250ms, doubling up to retryMaxMs, back to 250ms once something is delivered. */
   private backOff(): void {
     this.retryAt = this.clock() + this.retryMs;
@@ -229,8 +234,9 @@ export class SyslogExport {
   private async run(): Promise<void> {
     while (!this.stopped) {
       try {
-        if (!this.holding) {
-          await this.pause(IDLE_POLL_MS);
+        if (!this.holding || !this.leaseRuns()) {
+          // Not the sender, or a lease not renewed in time (a stalled process): the tick renews it or lets go.
+          await this.pause(this.holding ? 100 : IDLE_POLL_MS);
           continue;
         }
         if (!this.conn) {
@@ -283,7 +289,7 @@ export class SyslogExport {
     const entries = await this.o.store.listAudit({ afterSeq: this.written, limit: this.batch });
     if (entries.length === 0) return false;
     for (const e of entries) {
-      if ((this.stopped && !final) || !this.holding || this.conn !== conn) return true;
+      if ((this.stopped && !final) || !this.holding || !this.leaseRuns() || this.conn !== conn) return true;
       if (e.seq !== this.written + 1) this.o.log.error('syslog: the audit chain has a gap; `portcullis verify` tells more', { expected: this.written + 1, found: e.seq });
       try {
         await conn.write(frame(syslogMessage(e, this.o.format), this.o.framing));

@@ -9,9 +9,10 @@ import { createLogger } from '../../gateway/log/logger.js';
 import type { AuditEntry, Store } from '../../gateway/store/store.js';
 import { syslogSeverity } from '../../policy/syslog-severity.js';
 import { ApiClient, TotpSource } from '../support/api-client.js';
-import { runCli, startGatewayFixture, type GatewayFixture } from '../support/gateway-fixture.js';
+import { runCli, startGatewayFixture, startGatewayWithDevice } from '../support/gateway-fixture.js';
 import { openTestRedisStore, uniquePrefix } from '../support/redis.js';
 import { makeTestCa, startRsyslog, type Rsyslog, type TestCa } from '../support/rsyslog.js';
+import { runSsh } from '../support/ssh-client.js';
 
 /**
  * R-A.5c: the SIEM feed, received by Debian's rsyslogd. Every line rsyslog wrote is one message
@@ -81,13 +82,17 @@ const feedToml = (transport: string, port: number, extra = ''): string =>
 
 describe('the SIEM feed over syslog (R-A.5c)', () => {
   it('over TLS, every audit entry arrives in chain order with its seq and hash, and a receiver restart mid-stream loses nothing', async () => {
-    const fx: GatewayFixture = await startGatewayFixture(feedToml('tls', rs.tlsPort, `server_name = "localhost"\nca = "${ca.caFile}"\n`));
+    const { fx, device } = await startGatewayWithDevice('ct-01', feedToml('tls', rs.tlsPort, `server_name = "localhost"\nca = "${ca.caFile}"\n`));
     try {
       const feed = fx.gw.runtime.syslog;
       expect(feed).not.toBeNull();
       const vendor = await fx.addUser('vera');
       const totp = new TotpSource();
-      // Real traffic: refused and accepted sign-ins through the API.
+      // Real traffic: a recorded OpenSSH session on a grant, refused and accepted sign-ins through the API.
+      await fx.grant('vera', 'ct-01', '-1m', '+1h');
+      const ssh = await runSsh({ port: fx.sshPort, login: 'vera#ct-01', password: vendor.password, totpCode: await totp.code(vendor.totpSecret), command: 'echo reached-device' });
+      expect(ssh.stdout).toContain('reached-device');
+      await until(async () => (await fx.audit('recording.sealed')).length === 1, 'the session to end and its recording to be sealed');
       const api = new ApiClient(fx.gw.web.port);
       expect((await api.login('vera', 'wrong-password-1', { code: '000000' })).status).toBe(401);
       expect((await api.login('vera', vendor.password, { code: await totp.code(vendor.totpSecret) })).status).toBe(200);
@@ -148,6 +153,7 @@ describe('the SIEM feed over syslog (R-A.5c)', () => {
       expect(cursor.position).toBe(chain[chain.length - 1]?.seq);
     } finally {
       await fx.stop();
+      await device.stop();
     }
     // Stopping sent the gateway's last entry and closed in order.
     expect(rs.lines('tls').map(parse).some((r) => r.msgid === 'gateway.stopped')).toBe(true);
