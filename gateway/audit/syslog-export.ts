@@ -119,7 +119,10 @@ export class SyslogExport {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.wake?.();
-    await this.pump;
+    // A connection attempt to a silent host may take its whole timeout: shutdown does not wait for it (connect() drops a late connection).
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.pump, new Promise((resolve) => { timer = setTimeout(resolve, CLOSE_WAIT_MS); })]);
+    clearTimeout(timer);
     await this.ticking;
     // The last entries (the gateway's own `gateway.stopped` among them) go out before the connection closes.
     if (this.holding && this.conn) await this.sendBatch(true).catch(() => false);
