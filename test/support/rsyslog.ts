@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from './device-sshd.js';
@@ -90,11 +91,13 @@ input(type="imudp" address="127.0.0.1" port="${udpPort}" ruleset="udp")
   let child: ChildProcess | null = null;
   let log = '';
 
-  const listening = (): boolean => {
-    // The TCP inputs accept connections (the UDP input binds before them in rsyslog's start-up).
-    const r = spawnSync('ss', ['-Hltn', `( sport = :${tlsPort} or sport = :${mtlsPort} or sport = :${tcpPort} )`], { encoding: 'utf8' });
-    return r.stdout.trim().split('\n').filter((l) => l.includes('127.0.0.1')).length === 3;
-  };
+  const accepts = (port: number): Promise<boolean> => new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+  // The TCP inputs accept connections (the UDP input binds before them in rsyslog's start-up).
+  const listening = async (): Promise<boolean> => (await Promise.all([tlsPort, mtlsPort, tcpPort].map(accepts))).every(Boolean);
   const start = async (): Promise<void> => {
     rmSync(pidFile, { force: true });
     const c = spawn('/usr/sbin/rsyslogd', ['-n', '-f', conf, '-i', pidFile], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -102,7 +105,7 @@ input(type="imudp" address="127.0.0.1" port="${udpPort}" ruleset="udp")
     c.stdout?.on('data', (d: Buffer) => { log += d.toString(); });
     c.stderr?.on('data', (d: Buffer) => { log += d.toString(); });
     const end = Date.now() + 20_000;
-    while (!listening()) {
+    while (!(await listening())) {
       if (c.exitCode !== null) throw new Error(`rsyslogd exited (${c.exitCode}): ${log}`);
       if (Date.now() > end) throw new Error(`rsyslogd did not listen on ${tlsPort}/${tcpPort}: ${log}`);
       await new Promise((r) => setTimeout(r, 50));
