@@ -4,6 +4,8 @@ import { NO_NOTIFIER, type Notifier } from './notify/notifier.js';
 import { LiveEvents } from './notify/live-events.js';
 import { WebhookNotifier } from './notify/webhook.js';
 import { AuditLog } from './audit/audit-log.js';
+import type { SyslogExport } from './audit/syslog-export.js';
+import { syslogExportFromConfig } from './audit/syslog-from-config.js';
 import { LocalBus, type ClusterBus } from './cluster/bus.js';
 import { RedisBus } from './cluster/redis-bus.js';
 import { ConfigError, type GatewayConfig } from './config/load.js';
@@ -29,6 +31,8 @@ export interface Runtime {
   spool: WriteSpool;
   /** Workflow events to the configured webhook (or nowhere). */
   notifier: Notifier;
+  /** The SIEM feed ([syslog], R-A.5c) of a serving gateway; null without one. Started by startGateway; its status has the backlog. */
+  syslog: SyslogExport | null;
   node: string;
   clock: () => number;
   close(): Promise<void>;
@@ -111,6 +115,19 @@ export async function openRuntime(config: GatewayConfig, opts: RuntimeOptions = 
   const spool = new WriteSpool(opts.spool ? config.paths.spool : null, config.nodeId, store, log);
   const notifier = new LiveEvents(openNotifier(config, log, clock), bus, config.nodeId);
   const audit = new AuditLog(store, log, clock, spool);
+  let syslog: SyslogExport | null = null;
+  try {
+    syslog = opts.spool ? syslogExportFromConfig(config, store, log) : null;
+  } catch (err) {
+    await spool.close();
+    await bus.close();
+    await store.close();
+    throw err;
+  }
+  if (syslog) {
+    const feed = syslog;
+    audit.onEntry((e) => feed.entryWritten(e));
+  }
   const vault = new Vault(box, store);
   const authenticator = new Authenticator(store, vault, audit, {
     lockout: { threshold: config.auth.lockout_threshold, durationMs: config.auth.lockout_duration },
@@ -118,12 +135,14 @@ export async function openRuntime(config: GatewayConfig, opts: RuntimeOptions = 
     totpIssuer: config.auth.totp_issuer,
   }, clock);
   return {
-    config, store, audit, vault, log, authenticator, bus, spool, notifier, node: config.nodeId, clock,
+    config, store, audit, vault, log, authenticator, bus, spool, notifier, syslog, node: config.nodeId, clock,
     async close() {
       // A short-lived process (the CLI) gives its notifications a moment to go out before it exits.
       if (!opts.spool) for (let i = 0; i < 50 && notifier.pending() > 0; i++) await new Promise((r) => setTimeout(r, 100));
       await notifier.close();
       await spool.close();
+      // After the spool: entries it wrote late still go out; before the store, which the feed reads.
+      await syslog?.stop();
       await bus.close();
       await store.close();
     },

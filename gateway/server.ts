@@ -58,6 +58,7 @@ export async function startGateway(config: GatewayConfig, opts: { log?: Logger; 
   // Undecided requests whose window has passed become `expired` (one node wins each, by version).
   const sweeper = setInterval(() => inBackground(log, 'request expiry', expireRequests(runtime)), 30_000);
   sweeper.unref();
+  runtime.syslog?.start();
   await audit.record('gateway.started', { actor: 'portcullis', data: { node, backend: store.backend, ssh: `${ssh.address}:${ssh.port}`, web: `${webAddr.address}:${webAddr.port}` } });
   log.info('gateway listening', { node, ssh: `${ssh.address}:${ssh.port}`, web: `https://${webAddr.address}:${webAddr.port}` });
   let stopping: Promise<void> | null = null;

@@ -37,6 +37,9 @@ const NEEDS = [
   // xev proves typed keys reached a device; xwininfo waits for a window; Tk reads and sets a device's clipboard.
   { bin: '/usr/bin/xev', pkg: 'x11-utils' },
   { check: () => spawnSync('python3', ['-c', 'import tkinter']).status === 0, pkg: 'python3-tk' },
+  // The SIEM feed's receiver (R-A.5c): rsyslogd started by the test with its own config, TLS by its gtls driver.
+  { bin: '/usr/sbin/rsyslogd', pkg: 'rsyslog' },
+  { check: () => /install ok installed/.test(spawnSync('dpkg-query', ['-W', '-f=${Status}', 'rsyslog-gnutls']).stdout?.toString() ?? ''), pkg: 'rsyslog-gnutls' },
 ];
 
 const missing = [...new Set(NEEDS.filter((n) => !(n.check ? n.check() : existsSync(n.bin))).map((n) => n.pkg))];

@@ -20,6 +20,8 @@ export interface AuditFields {
  * outage and is appended, once, when the store is back.
  */
 export class AuditLog {
+  private readonly listeners: Array<(entry: AuditEntry) => void> = [];
+
   constructor(
     private readonly store: Store,
     private readonly log: Logger,
@@ -47,9 +49,21 @@ export class AuditLog {
     await this.spool.audit(this.draft(type, f), this.clock());
   }
 
+  /** Told of every entry once it is in the chain, spooled ones when they are written (the syslog feed, R-A.5c). */
+  onEntry(listener: (entry: AuditEntry) => void): void {
+    this.listeners.push(listener);
+  }
+
   // The hash goes out too: a SIEM that keeps these lines holds anchors that `verify --anchor`
   // checks, so a truncated or re-hashed chain no longer passes.
   private mirror(entry: AuditEntry): void {
     this.log.info('audit', { audit: { seq: entry.seq, hash: entry.hash, type: entry.type, actor: entry.actor, outcome: entry.outcome, code: entry.code, data: entry.data } });
+    for (const listener of this.listeners) {
+      try {
+        listener(entry);
+      } catch (err) {
+        this.log.error('an audit entry listener failed', { error: (err as Error).message });
+      }
+    }
   }
 }

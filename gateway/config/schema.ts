@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { PROFILE_MODES } from '../../policy/approval-rules.js';
 import { SSO_STAFF_ROLES } from '../../policy/sso-rules.js';
 import { ROLES } from '../../policy/types.js';
+import { SYSLOG_FACILITIES, type SyslogFacility } from '../audit/syslog-message.js';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
 import { profilesSchema } from './profiles-schema.js';
 
@@ -244,6 +245,59 @@ export const configSchema = z.strictObject({
   sso: z
     .strictObject({ oidc: ssoOidc.optional() })
     .prefault({}),
+  /**
+   * The SIEM feed (R-A.5c): every audit entry as one RFC 5424 message, in chain order. Absent: no
+   * feed. While the receiver is away the entries wait in the audit chain itself (the store), so
+   * there is no spool directory to size: the backlog is read back from the chain by seq.
+   */
+  syslog: z
+    .strictObject({
+      /** tls: RFC 5425 (TCP, octet counting); tcp: plain TCP (RFC 6587); udp: RFC 5426, one datagram per entry, lossy. */
+      transport: z.enum(['tls', 'tcp', 'udp']).default('tls'),
+      host: z.string().regex(/^[A-Za-z0-9.:-]{1,253}$/, { message: 'expected a host name or an IP address' }),
+      /** Default 6514 for tls, 514 for tcp and udp. */
+      port: z.number().int().min(1).max(65535).optional(),
+      /** tcp only: octet counting (default) or a line feed after each message (the older receivers' framing). */
+      framing: z.enum(['octet-counted', 'lf']).default('octet-counted'),
+      /** tls: the CA certificate(s) (PEM) that signed the receiver's certificate; default the system's. */
+      ca: z.string().min(1).optional(),
+      /** tls: a client certificate (PEM) for receivers that ask for one, with its key (a file of mode 0600). */
+      cert: z.string().min(1).optional(),
+      key: z.string().min(1).optional(),
+      /** tls: the name the receiver's certificate must carry; default host. */
+      server_name: z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, { message: 'expected a DNS name' }).optional(),
+      facility: z.enum(Object.keys(SYSLOG_FACILITIES) as [SyslogFacility, ...SyslogFacility[]]).default('authpriv'),
+      app_name: z.string().regex(/^[\x21-\x7e]{1,48}$/, { message: 'expected 1-48 printable ASCII characters, no spaces' }).default('portcullis'),
+      /** HOSTNAME of every message; default this node's id. */
+      hostname: z.string().regex(/^[\x21-\x7e]{1,255}$/, { message: 'expected 1-255 printable ASCII characters, no spaces' }).optional(),
+      /** The structured data's SD-ID is portcullis@<this>: a private enterprise number (32473 is the one reserved for documentation). */
+      enterprise_number: z.number().int().min(1).max(4_294_967_295).default(32473),
+      /** Longest message in bytes (framing excluded); a longer entry's JSON is cut and marked truncated="true". RFC 5425 receivers take 8192. */
+      max_message_size: z.number().int().min(480).max(1_048_576).default(8192),
+      /** tcp/tls: an entry counts as delivered once the connection stayed up this long after it was written. */
+      confirm_after: duration
+        .default(parseDurationText('2s'))
+        .refine((ms) => ms >= 100 && ms <= 60_000, { message: 'must be between 100ms and 60s' }),
+      /** Reconnection waits double from 250ms up to this. */
+      retry_max: duration
+        .default(parseDurationText('30s'))
+        .refine((ms) => ms >= 250 && ms <= 600_000, { message: 'must be between 250ms and 10m' }),
+      /** In a cluster one node sends; another takes over this long after it stops renewing. */
+      lease: duration
+        .default(parseDurationText('15s'))
+        .refine((ms) => ms >= 3_000 && ms <= 300_000, { message: 'must be between 3s and 5m' }),
+    })
+    .superRefine((s, ctx) => {
+      if (s.transport !== 'tls') {
+        for (const k of ['ca', 'cert', 'key', 'server_name'] as const) {
+          if (s[k] !== undefined) ctx.addIssue({ code: 'custom', path: [k], message: `${k} belongs to transport = "tls"` });
+        }
+      }
+      if (s.framing === 'lf' && s.transport !== 'tcp') ctx.addIssue({ code: 'custom', path: ['framing'], message: 'LF framing is for transport = "tcp" (RFC 5425 requires octet counting; UDP sends one message per datagram)' });
+      if (!s.cert !== !s.key) ctx.addIssue({ code: 'custom', path: [s.cert ? 'key' : 'cert'], message: 'cert and key go together' });
+      if (s.transport === 'udp' && s.max_message_size > 65_507) ctx.addIssue({ code: 'custom', path: ['max_message_size'], message: 'a UDP datagram holds at most 65507 bytes' });
+    })
+    .optional(),
   log: z
     .strictObject({
       level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),

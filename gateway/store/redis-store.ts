@@ -8,7 +8,7 @@ import {
 } from './record-fields.js';
 import {
   AlreadyExistsError, auditMatches, type ApiTokenRecord, StoreUnavailableError, type AuditDraft, type AuditEntry, type AuditQuery, type CommandQuery, type CommandRecord,
-  type CredentialRecord, type DeviceRecord, type GrantRecord, type NodeRecord, type OrgRecord, type RecordingRecord, type RequestQuery,
+  type CredentialRecord, type DeviceRecord, type ExportCursor, type GrantRecord, type NodeRecord, type OrgRecord, type RecordingRecord, type RequestQuery,
   type RequestRecord, type SessionEndPatch, type SessionQuery, type SessionRecord, type Store, type UserRecord, type WebSessionRecord,
 } from './store.js';
 
@@ -91,6 +91,24 @@ const SCRIPTS = {
     redis.call('ZADD', KEYS[3], ARGV[2], ARGV[2])
     redis.call('SET', KEYS[4], ARGV[2], 'EX', ARGV[5])
     return {'ok', ARGV[2]}`,
+  // The syslog export's lease and position (R-A.5c). KEYS: cursor hash. ARGV: holder, now, lease end.
+  claimExport: `
+    local h = redis.call('HGET', KEYS[1], 'holder') or ''
+    local lease = tonumber(redis.call('HGET', KEYS[1], 'leaseUntil') or '0')
+    if h == '' or h == ARGV[1] or lease <= tonumber(ARGV[2]) then
+      redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'leaseUntil', ARGV[3])
+      if redis.call('HEXISTS', KEYS[1], 'position') == 0 then redis.call('HSET', KEYS[1], 'position', '0') end
+    end
+    return redis.call('HMGET', KEYS[1], 'position', 'holder', 'leaseUntil')`,
+  // KEYS: cursor hash. ARGV: holder, position.
+  advanceExport: `
+    if (redis.call('HGET', KEYS[1], 'holder') or '') ~= ARGV[1] then return 0 end
+    if tonumber(ARGV[2]) > tonumber(redis.call('HGET', KEYS[1], 'position') or '0') then redis.call('HSET', KEYS[1], 'position', ARGV[2]) end
+    return 1`,
+  // KEYS: cursor hash. ARGV: holder.
+  releaseExport: `
+    if (redis.call('HGET', KEYS[1], 'holder') or '') == ARGV[1] then redis.call('HSET', KEYS[1], 'holder', '', 'leaseUntil', '0') end
+    return 1`,
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;
@@ -761,6 +779,32 @@ export class RedisStore implements Store {
       }
       after = Number(seqs[seqs.length - 1]);
     }
+  }
+
+  async lastAuditSeq(): Promise<number> {
+    const head = await this.cmd<string | null>(['GET', this.auditKey('head')]);
+    return head ? Number(head.slice(0, head.indexOf(':'))) : 0;
+  }
+
+  // ── audit exports (the syslog feed's lease and position) ──
+
+  private exportKey(name: string): string {
+    return `${this.p}export:${name}`;
+  }
+
+  async claimExport(name: string, holder: string, now: number, leaseMs: number): Promise<ExportCursor> {
+    const [position, h, lease] = await this.script<Array<string | null>>('claimExport', [this.exportKey(name)], [holder, now, now + leaseMs]);
+    return { name, position: Number(position ?? 0), holder: h ? h : null, leaseUntil: Number(lease ?? 0) };
+  }
+
+  async advanceExport(name: string, holder: string, position: number): Promise<boolean> {
+    const ok = (await this.script<number>('advanceExport', [this.exportKey(name)], [holder, position])) === 1;
+    if (ok) await this.replicated();
+    return ok;
+  }
+
+  async releaseExport(name: string, holder: string): Promise<void> {
+    await this.script('releaseExport', [this.exportKey(name)], [holder]);
   }
 
   async ping(): Promise<void> {

@@ -221,4 +221,13 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX api_tokens_owner ON api_tokens(owner, created_at);
   `,
+  // 8: the syslog export (R-A.5c): how far each feed of the audit chain got, and which node sends it.
+  `
+  CREATE TABLE audit_exports (
+    name TEXT PRIMARY KEY,
+    position INTEGER NOT NULL,
+    holder TEXT,
+    lease_until INTEGER NOT NULL
+  );
+  `,
 ];

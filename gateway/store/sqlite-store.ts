@@ -8,7 +8,7 @@ import {
 } from './record-fields.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
 import {
-  AlreadyExistsError, type ApiTokenRecord, type AuditDraft, type AuditEntry, type AuditQuery, type CommandQuery, type CommandRecord, type CredentialRecord,
+  AlreadyExistsError, type ApiTokenRecord, type AuditDraft, type AuditEntry, type AuditQuery, type CommandQuery, type CommandRecord, type CredentialRecord, type ExportCursor,
   type DeviceRecord, type GrantRecord, type NodeRecord, type OrgRecord, type RecordingRecord, type RequestQuery, type RequestRecord,
   type SessionEndPatch, type SessionQuery, type SessionRecord, type Store, type UserRecord, type WebSessionRecord,
 } from './store.js';
@@ -441,6 +441,35 @@ export class SqliteStore implements Store {
     ]);
     const rows = this.db.prepare(`SELECT * FROM audit ${w.sql} ORDER BY seq LIMIT ?`).all(...w.args, q.limit ?? 1000) as Row[];
     return rows.map(auditFromRow);
+  }
+
+  async lastAuditSeq(): Promise<number> {
+    const row = this.db.prepare('SELECT max(seq) AS seq FROM audit').get() as { seq: number | null };
+    return row.seq ?? 0;
+  }
+
+  async claimExport(name: string, holder: string, now: number, leaseMs: number): Promise<ExportCursor> {
+    const read = (): ExportCursor => {
+      const r = this.db.prepare('SELECT position, holder, lease_until FROM audit_exports WHERE name = ?').get(name) as { position: number; holder: string | null; lease_until: number } | undefined;
+      return r ? { name, position: r.position, holder: r.holder, leaseUntil: r.lease_until } : { name, position: 0, holder: null, leaseUntil: 0 };
+    };
+    return this.db.transaction((): ExportCursor => {
+      const cur = read();
+      if (cur.holder === null || cur.holder === holder || cur.leaseUntil <= now) {
+        this.db.prepare(`INSERT INTO audit_exports (name, position, holder, lease_until) VALUES (?, 0, ?, ?)
+          ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until`).run(name, holder, now + leaseMs);
+      }
+      return read();
+    }).immediate();
+  }
+
+  async advanceExport(name: string, holder: string, position: number): Promise<boolean> {
+    const r = this.db.prepare('UPDATE audit_exports SET position = max(position, ?) WHERE name = ? AND holder = ?').run(position, name, holder);
+    return r.changes === 1;
+  }
+
+  async releaseExport(name: string, holder: string): Promise<void> {
+    this.db.prepare('UPDATE audit_exports SET holder = NULL, lease_until = 0 WHERE name = ? AND holder = ?').run(name, holder);
   }
 
   async ping(): Promise<void> {

@@ -386,6 +386,21 @@ export function auditMatches(e: AuditEntry, q: AuditQuery): boolean {
     && (q.text === undefined || JSON.stringify(e.data).includes(q.text));
 }
 
+/**
+ * A feed of the audit chain to a receiver outside the gateway (the syslog export, R-A.5c): how far
+ * it has delivered, and which node process sends it. Kept in the store so that another node
+ * continues from the same place when the sender is lost.
+ */
+export interface ExportCursor {
+  name: string;
+  /** The seq of the last entry delivered (0: none yet). */
+  position: number;
+  /** The node process holding the lease, or null. */
+  holder: string | null;
+  /** The lease runs until then (epoch ms); renewed by its holder. */
+  leaseUntil: number;
+}
+
 type Patch<T, K extends keyof T> = Partial<Omit<T, K>>;
 
 export interface Store {
@@ -489,6 +504,20 @@ export interface Store {
    */
   appendAudit(draft: AuditDraft, now: number, dedupId?: string): Promise<AuditEntry>;
   listAudit(query: AuditQuery): Promise<AuditEntry[]>;
+  /** The seq of the chain's last entry; 0 for an empty chain. */
+  lastAuditSeq(): Promise<number>;
+
+  /**
+   * Takes or renews the lease on a named export: granted when nobody holds it, when the lease
+   * lapsed at `now`, or when `holder` holds it already; one holder wins, whichever node asks.
+   * Returns the cursor as it stands afterwards (created at position 0): the lease is the
+   * caller's when `holder` is theirs.
+   */
+  claimExport(name: string, holder: string, now: number, leaseMs: number): Promise<ExportCursor>;
+  /** Moves the position forward (never back) if `holder` still holds the lease; false when it does not. */
+  advanceExport(name: string, holder: string, position: number): Promise<boolean>;
+  /** Gives the lease up (a node stopping), so another node takes over without waiting for it to lapse. */
+  releaseExport(name: string, holder: string): Promise<void>;
 
   /** Does the store answer? (readiness) */
   ping(): Promise<void>;

@@ -432,6 +432,33 @@ describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
     expect((await store.listAudit({})).map((e) => e.data.session)).toEqual(['s1', 's2']);
   });
 
+  it('lets one node at a time hold an export lease, moves its position only forward and only for the holder, and hands over when it lapses (R-A.5c)', async () => {
+    const peer = await opened.peer();
+    expect(await store.lastAuditSeq()).toBe(0);
+    for (let i = 0; i < 3; i++) await store.appendAudit({ type: 't', actor: 'a', outcome: 'info', code: null, data: {} }, T + i);
+    expect(await peer.lastAuditSeq()).toBe(3);
+    // Two nodes ask at once: exactly one wins.
+    const [a, b] = await Promise.all([store.claimExport('syslog', 'node-a', T, 10_000), peer.claimExport('syslog', 'node-b', T, 10_000)]);
+    expect(a.holder).toBe(b.holder);
+    const [winner, loser, winnerName, loserName] = a.holder === 'node-a' ? [store, peer, 'node-a', 'node-b'] : [peer, store, 'node-b', 'node-a'];
+    expect(a.position).toBe(0);
+    expect(await winner.advanceExport('syslog', winnerName, 2)).toBe(true);
+    expect(await winner.advanceExport('syslog', winnerName, 1)).toBe(true);
+    expect(await loser.advanceExport('syslog', loserName, 3)).toBe(false);
+    // Renewal keeps it; the other node still cannot take it while it runs.
+    expect((await winner.claimExport('syslog', winnerName, T + 5_000, 10_000)).holder).toBe(winnerName);
+    const refused = await loser.claimExport('syslog', loserName, T + 14_000, 10_000);
+    expect(refused).toEqual({ name: 'syslog', position: 2, holder: winnerName, leaseUntil: T + 15_000 });
+    // Lapsed: taken over at the position the first holder reached; the first can no longer move it.
+    const taken = await loser.claimExport('syslog', loserName, T + 15_000, 10_000);
+    expect(taken).toEqual({ name: 'syslog', position: 2, holder: loserName, leaseUntil: T + 25_000 });
+    expect(await winner.advanceExport('syslog', winnerName, 3)).toBe(false);
+    // Released: free at once. Another export has a cursor of its own.
+    await loser.releaseExport('syslog', loserName);
+    expect((await winner.claimExport('syslog', winnerName, T + 16_000, 10_000)).holder).toBe(winnerName);
+    expect((await store.claimExport('other', 'node-a', T, 1000)).position).toBe(0);
+  });
+
   it('answers a readiness ping', async () => {
     await expect(store.ping()).resolves.toBeUndefined();
   });
