@@ -41,6 +41,9 @@ export const PERMISSIONS = {
   'command.read': ['security', 'admin'],
   'command.review': DECIDERS,
   'config.read': STAFF,
+  /** Alerts in the console (R-5.5a); which kinds each role sees is [alerts.routes] (policy/alert-rules.ts). */
+  'alert.read': STAFF,
+  'alert.acknowledge': STAFF,
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Action = keyof typeof PERMISSIONS;

@@ -1,5 +1,5 @@
 import type {
-  CommandRecord, DeviceRecord, GrantRecord, NodeRecord, OrgRecord, RecordingRecord, RequestRecord, SessionRecord, UserRecord,
+  AlertRecord, CommandRecord, DeviceRecord, GrantRecord, NodeRecord, OrgRecord, RecordingRecord, RequestRecord, SessionRecord, UserRecord,
   WebSessionRecord,
 } from './store.js';
 
@@ -56,6 +56,11 @@ export const WEB_SESSION_FIELDS: Fields<WebSessionRecord> = {
 
 export const NODE_FIELDS: Fields<NodeRecord> = {
   id: 'str', instance: 'str', startedAt: 'num', lastSeenAt: 'num', expiresAt: 'num', ssh: 'str', web: 'str',
+};
+
+export const ALERT_FIELDS: Fields<AlertRecord> = {
+  id: 'str', seq: 'num', kind: 'str', severity: 'str', subject: 'str', summary: 'str', triggers: 'json', raisedAt: 'num', node: 'str',
+  acknowledgement: 'json?',
 };
 
 /** snake_case column names for SQLite. */

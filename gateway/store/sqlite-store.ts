@@ -3,12 +3,12 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chainHash, GENESIS_HASH, hashedBody } from '../audit/audit-chain.js';
 import {
-  columnName, COMMAND_FIELDS, DEVICE_FIELDS, GRANT_FIELDS, NODE_FIELDS, ORG_FIELDS, RECORDING_FIELDS, REQUEST_FIELDS, SESSION_FIELDS,
+  ALERT_FIELDS, columnName, COMMAND_FIELDS, DEVICE_FIELDS, GRANT_FIELDS, NODE_FIELDS, ORG_FIELDS, RECORDING_FIELDS, REQUEST_FIELDS, SESSION_FIELDS,
   USER_FIELDS, WEB_SESSION_FIELDS, type Fields,
 } from './record-fields.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
 import {
-  AlreadyExistsError, type AuditDraft, type AuditEntry, type AuditQuery, type CommandQuery, type CommandRecord, type CredentialRecord,
+  AlreadyExistsError, type AlertAcknowledgement, type AlertQuery, type AlertRecord, type IntegrityMark, type AuditDraft, type AuditEntry, type AuditQuery, type CommandQuery, type CommandRecord, type CredentialRecord,
   type DeviceRecord, type GrantRecord, type NodeRecord, type OrgRecord, type RecordingRecord, type RequestQuery, type RequestRecord,
   type SessionEndPatch, type SessionQuery, type SessionRecord, type Store, type UserRecord, type WebSessionRecord,
 } from './store.js';
@@ -109,6 +109,7 @@ export class SqliteStore implements Store {
   private readonly commands: Table<CommandRecord>;
   private readonly webSessions: Table<WebSessionRecord>;
   private readonly nodes: Table<NodeRecord>;
+  private readonly alerts: Table<AlertRecord>;
   private readonly appendTx: Database.Transaction<(draft: AuditDraft, now: number, dedupId: string | undefined) => AuditEntry>;
 
   constructor(file: string) {
@@ -129,6 +130,7 @@ export class SqliteStore implements Store {
     this.commands = new Table(this.db, 'commands', COMMAND_FIELDS, 'id');
     this.webSessions = new Table(this.db, 'web_sessions', WEB_SESSION_FIELDS, 'id');
     this.nodes = new Table(this.db, 'nodes', NODE_FIELDS, 'id');
+    this.alerts = new Table(this.db, 'alerts', ALERT_FIELDS, 'id');
     this.appendTx = this.makeAppendTx();
   }
 
@@ -414,6 +416,62 @@ export class SqliteStore implements Store {
     ]);
     const rows = this.db.prepare(`SELECT * FROM audit ${w.sql} ORDER BY seq LIMIT ?`).all(...w.args, q.limit ?? 1000) as Row[];
     return rows.map(auditFromRow);
+  }
+
+  async createAlert(a: AlertRecord): Promise<void> {
+    this.alerts.insert(a, `alert ${a.id}`);
+  }
+
+  async getAlert(id: string): Promise<AlertRecord | null> {
+    return this.alerts.get(id);
+  }
+
+  async listAlerts(q: AlertQuery): Promise<AlertRecord[]> {
+    if (q.kinds !== undefined && q.kinds.length === 0) return [];
+    const conds: string[] = [];
+    const args: unknown[] = [];
+    if (q.kinds !== undefined) {
+      conds.push('kind IN (SELECT value FROM json_each(?))');
+      args.push(JSON.stringify(q.kinds));
+    }
+    if (q.unacknowledged === true) conds.push('acknowledgement IS NULL');
+    const sql = conds.length ? `WHERE ${conds.join(' AND ')}` : '';
+    return this.alerts.select(`${sql} ORDER BY raised_at DESC, seq DESC LIMIT ?`, ...args, q.limit);
+  }
+
+  async acknowledgeAlert(id: string, ack: AlertAcknowledgement): Promise<boolean> {
+    return this.alerts.patch(id, { acknowledgement: ack }, 'AND acknowledgement IS NULL') === 1;
+  }
+
+  async countInWindow(key: string, member: string, at: number, windowMs: number): Promise<string[]> {
+    return this.db.transaction(() => {
+      this.db.prepare('INSERT INTO alert_windows (key, member, at) VALUES (?, ?, ?) ON CONFLICT(key, member) DO NOTHING').run(key, member, at);
+      this.db.prepare('DELETE FROM alert_windows WHERE key = ? AND at <= ?').run(key, at - windowMs);
+      // Windows are at most 7 days (the config's bound): older rows of keys nobody counts any more go too.
+      this.db.prepare('DELETE FROM alert_windows WHERE at <= ?').run(at - 8 * 86_400_000);
+      return (this.db.prepare('SELECT member FROM alert_windows WHERE key = ? ORDER BY at, member').all(key) as Array<{ member: string }>).map((r) => r.member);
+    }).immediate();
+  }
+
+  async claim(key: string, holder: string, until: number, now: number): Promise<boolean> {
+    return this.db.transaction(() => {
+      const cur = this.db.prepare('SELECT holder, until FROM claims WHERE key = ?').get(key) as { holder: string; until: number } | undefined;
+      if (cur && cur.holder !== holder && cur.until > now) return false;
+      if (until <= now) this.db.prepare('DELETE FROM claims WHERE key = ?').run(key);
+      else this.db.prepare('INSERT INTO claims (key, holder, until) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET holder = excluded.holder, until = excluded.until').run(key, holder, until);
+      this.db.prepare('DELETE FROM claims WHERE until <= ?').run(now - 86_400_000);
+      return true;
+    }).immediate();
+  }
+
+  async getIntegrityMark(): Promise<IntegrityMark | null> {
+    const r = this.db.prepare('SELECT seq, hash, at FROM integrity_mark WHERE id = 1').get() as IntegrityMark | undefined;
+    return r ? { seq: r.seq, hash: r.hash, at: r.at } : null;
+  }
+
+  async setIntegrityMark(m: IntegrityMark): Promise<void> {
+    this.db.prepare('INSERT INTO integrity_mark (id, seq, hash, at) VALUES (1, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, at = excluded.at')
+      .run(m.seq, m.hash, m.at);
   }
 
   async ping(): Promise<void> {
