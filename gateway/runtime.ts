@@ -3,6 +3,8 @@ import path from 'node:path';
 import { NO_NOTIFIER, type Notifier } from './notify/notifier.js';
 import { LiveEvents } from './notify/live-events.js';
 import { WebhookNotifier } from './notify/webhook.js';
+import { AlertEngine } from './alerts/alert-engine.js';
+import { alertSettings } from './alerts/alert-settings.js';
 import { AuditLog } from './audit/audit-log.js';
 import { LocalBus, type ClusterBus } from './cluster/bus.js';
 import { RedisBus } from './cluster/redis-bus.js';
@@ -29,6 +31,8 @@ export interface Runtime {
   spool: WriteSpool;
   /** Workflow events to the configured webhook (or nowhere). */
   notifier: Notifier;
+  /** Alerts from the audit entries this process commits (gateway/alerts). */
+  alerts: AlertEngine;
   node: string;
   clock: () => number;
   close(): Promise<void>;
@@ -109,8 +113,11 @@ export async function openRuntime(config: GatewayConfig, opts: RuntimeOptions = 
     throw err;
   }
   const spool = new WriteSpool(opts.spool ? config.paths.spool : null, config.nodeId, store, log);
-  const notifier = new LiveEvents(openNotifier(config, log, clock), bus, config.nodeId);
+  const webhook = openNotifier(config, log, clock);
+  const notifier = new LiveEvents(webhook, bus, config.nodeId);
   const audit = new AuditLog(store, log, clock, spool);
+  const alerts = new AlertEngine({ store, audit, bus, webhook, log, node: config.nodeId, settings: alertSettings(config.alerts), clock });
+  if (webhook !== NO_NOTIFIER) alerts.watchQueue('webhook', () => webhook.pending());
   const vault = new Vault(box, store);
   const authenticator = new Authenticator(store, vault, audit, {
     lockout: { threshold: config.auth.lockout_threshold, durationMs: config.auth.lockout_duration },
@@ -118,8 +125,10 @@ export async function openRuntime(config: GatewayConfig, opts: RuntimeOptions = 
     totpIssuer: config.auth.totp_issuer,
   }, clock);
   return {
-    config, store, audit, vault, log, authenticator, bus, spool, notifier, node: config.nodeId, clock,
+    config, store, audit, vault, log, authenticator, bus, spool, notifier, alerts, node: config.nodeId, clock,
     async close() {
+      // Alerts under way still need the store, and their webhook events the notifier.
+      await alerts.stop();
       // A short-lived process (the CLI) gives its notifications a moment to go out before it exits.
       if (!opts.spool) for (let i = 0; i < 50 && notifier.pending() > 0; i++) await new Promise((r) => setTimeout(r, 100));
       await notifier.close();

@@ -81,6 +81,7 @@ export const ERROR_CATALOGUE = {
   NOT_REVOCABLE: { status: 409, message: 'Only approved access can be revoked; deny or cancel a pending request instead.' },
   COMMAND_DENIED: { status: 403, message: 'Your command profile does not allow that command line; it was not run (R-6.3c).' },
   COMMAND_REVIEW_REQUIRED: { status: 202, message: 'That command needs an approver to confirm it before it runs.' },
+  ALERT_ALREADY_ACKNOWLEDGED: { status: 409, message: 'Someone has already acknowledged this alert.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
