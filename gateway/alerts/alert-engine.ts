@@ -80,6 +80,11 @@ export class AlertEngine {
     await this.work;
   }
 
+  /** Resolves once the entries seen so far have been considered (and their alerts raised). */
+  idle(): Promise<void> {
+    return this.work;
+  }
+
   private enqueue(what: string, job: () => Promise<void>): void {
     const run = this.work.then(job);
     this.work = run.catch(() => undefined);
