@@ -102,9 +102,9 @@ export interface AlertCandidate {
 
 const str = (v: unknown): string => (typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v));
 
-/** Entry types whose rule needs the device's level (the gateway looks it up before asking). */
-export function needsDeviceLevel(type: string): boolean {
-  return type === 'session.start' || type === 'file.transferred';
+/** Entries whose rule needs the device's level (the gateway looks it up before asking): session starts and downloads. */
+export function needsDeviceLevel(type: string, data: Readonly<Record<string, unknown>>): boolean {
+  return type === 'session.start' || (type === 'file.transferred' && data.op === 'download');
 }
 
 /**

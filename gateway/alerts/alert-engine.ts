@@ -112,7 +112,7 @@ export class AlertEngine {
 
   private async onEntry(e: AuditEntry): Promise<void> {
     let level: number | null = null;
-    if (needsDeviceLevel(e.type) && typeof e.data.device === 'string') {
+    if (needsDeviceLevel(e.type, e.data) && typeof e.data.device === 'string') {
       const device = await this.o.store.getDevice(e.data.device);
       level = device ? deviceLevel(device) : null;
     }
