@@ -3,6 +3,8 @@ import path from 'node:path';
 import { NO_NOTIFIER, type Notifier } from './notify/notifier.js';
 import { LiveEvents } from './notify/live-events.js';
 import { WebhookNotifier } from './notify/webhook.js';
+import { AlertEngine } from './alerts/alert-engine.js';
+import { alertSettings } from './alerts/alert-settings.js';
 import { AuditLog } from './audit/audit-log.js';
 import type { SyslogExport } from './audit/syslog-export.js';
 import { syslogExportFromConfig } from './audit/syslog-from-config.js';
@@ -33,6 +35,8 @@ export interface Runtime {
   notifier: Notifier;
   /** The SIEM feed ([syslog], R-A.5c) of a serving gateway; null without one. Started by startGateway; its status has the backlog. */
   syslog: SyslogExport | null;
+  /** Alerts from the audit entries this process commits (gateway/alerts). */
+  alerts: AlertEngine;
   node: string;
   clock: () => number;
   close(): Promise<void>;
@@ -113,7 +117,8 @@ export async function openRuntime(config: GatewayConfig, opts: RuntimeOptions = 
     throw err;
   }
   const spool = new WriteSpool(opts.spool ? config.paths.spool : null, config.nodeId, store, log);
-  const notifier = new LiveEvents(openNotifier(config, log, clock), bus, config.nodeId);
+  const webhook = openNotifier(config, log, clock);
+  const notifier = new LiveEvents(webhook, bus, config.nodeId);
   const audit = new AuditLog(store, log, clock, spool);
   let syslog: SyslogExport | null = null;
   try {
@@ -126,7 +131,14 @@ export async function openRuntime(config: GatewayConfig, opts: RuntimeOptions = 
   }
   if (syslog) {
     const feed = syslog;
-    audit.onEntry((e) => feed.entryWritten(e));
+    audit.onCommitted((e) => feed.entryWritten(e));
+  }
+  const alerts = new AlertEngine({ store, audit, bus, webhook, log, node: config.nodeId, settings: alertSettings(config.alerts), clock });
+  if (webhook !== NO_NOTIFIER) alerts.watchQueue('webhook', () => webhook.pending());
+  // The SIEM feed's backlog (entries not yet delivered) is a delivery queue too.
+  if (syslog) {
+    const feed = syslog;
+    alerts.watchQueue('syslog', () => feed.backlog);
   }
   const vault = new Vault(box, store);
   const authenticator = new Authenticator(store, vault, audit, {
@@ -135,8 +147,10 @@ export async function openRuntime(config: GatewayConfig, opts: RuntimeOptions = 
     totpIssuer: config.auth.totp_issuer,
   }, clock);
   return {
-    config, store, audit, vault, log, authenticator, bus, spool, notifier, syslog, node: config.nodeId, clock,
+    config, store, audit, vault, log, authenticator, bus, spool, notifier, syslog, alerts, node: config.nodeId, clock,
     async close() {
+      // Alerts under way still need the store, and their webhook events the notifier.
+      await alerts.stop();
       // A short-lived process (the CLI) gives its notifications a moment to go out before it exits.
       if (!opts.spool) for (let i = 0; i < 50 && notifier.pending() > 0; i++) await new Promise((r) => setTimeout(r, 100));
       await notifier.close();

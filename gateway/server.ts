@@ -4,6 +4,7 @@ import { buildWebApp } from '../web-console/server/app.js';
 import { SessionBroker } from './broker/session-broker.js';
 import { loosenedRules } from '../policy/approval-rules.js';
 import { expireRequests } from './access/requests.js';
+import { IntegritySchedule } from './audit/integrity-schedule.js';
 import { Membership } from './cluster/membership.js';
 import { inBackground } from './log/background.js';
 import { splitListen, type GatewayConfig } from './config/load.js';
@@ -59,6 +60,9 @@ export async function startGateway(config: GatewayConfig, opts: { log?: Logger; 
   const sweeper = setInterval(() => inBackground(log, 'request expiry', expireRequests(runtime)), 30_000);
   sweeper.unref();
   runtime.syslog?.start();
+  runtime.alerts.start();
+  const integrity = new IntegritySchedule(runtime);
+  integrity.start();
   await audit.record('gateway.started', { actor: 'portcullis', data: { node, backend: store.backend, ssh: `${ssh.address}:${ssh.port}`, web: `${webAddr.address}:${webAddr.port}` } });
   log.info('gateway listening', { node, ssh: `${ssh.address}:${ssh.port}`, web: `https://${webAddr.address}:${webAddr.port}` });
   let stopping: Promise<void> | null = null;
@@ -67,6 +71,7 @@ export async function startGateway(config: GatewayConfig, opts: { log?: Logger; 
     stop: () => {
       stopping ??= (async () => {
         clearInterval(sweeper);
+        await integrity.stop();
         await broker.shutdown();
         await sshDoor.close();
         await web.close();

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ChainVerifier } from './audit/audit-chain.js';
 import type { GatewayConfig } from './config/load.js';
@@ -98,4 +99,84 @@ export async function verifyAll(config: GatewayConfig, store: Store, anchors: re
     else verified += 1;
   }
   return { ok: problems.length === 0, auditEntries: chain.count, recordingsVerified: verified, recordingsUnsealed: unsealed, problems };
+}
+
+export interface IncrementReport {
+  ok: boolean;
+  /** The last entry verified: where the next increment starts (the previous anchor when nothing was appended). */
+  anchor: ChainAnchor | null;
+  /** The anchor this increment started after (null: from the genesis). */
+  from: ChainAnchor | null;
+  auditEntries: number;
+  recordingsVerified: number;
+  problems: string[];
+}
+
+/**
+ * One increment of the scheduled integrity check: the chain from the last verified anchor on
+ * (which must itself still be in the chain, unchanged), the recordings sealed in that part, and
+ * every older sealed recording whose file was modified (time or size) since `since`. A full
+ * `verifyAll` (`portcullis verify`) still re-hashes every file, for a change that kept its mtime.
+ */
+export async function verifyIncrement(config: GatewayConfig, store: Store, from: ChainAnchor | null, since: number): Promise<IncrementReport> {
+  const problems: string[] = [];
+  if (from) {
+    const [at] = await store.listAudit({ afterSeq: from.seq - 1, limit: 1 });
+    if (!at || at.seq !== from.seq) problems.push(`audit entry ${from.seq}: missing, but verified before (the chain was cut off)`);
+    else if (at.hash !== from.hash) problems.push(`audit entry ${from.seq}: differs from the anchor verified before (the chain was rewritten)`);
+    if (problems.length > 0) return { ok: false, anchor: null, from, auditEntries: 0, recordingsVerified: 0, problems };
+  }
+  const chain = new ChainVerifier(from);
+  const sealedNow = new Map<string, { sha256: string; size: number }>();
+  let anchor = from;
+  let after = from?.seq ?? 0;
+  for (;;) {
+    const page = await store.listAudit({ afterSeq: after, limit: 2000 });
+    if (page.length === 0) break;
+    let broken = false;
+    for (const e of page) {
+      const problem = chain.check(e);
+      if (problem) {
+        problems.push(`audit entry ${problem.seq}: ${problem.reason}`);
+        broken = true;
+        break;
+      }
+      anchor = { seq: e.seq, hash: e.hash };
+      if (e.type === 'recording.sealed') sealedNow.set(String(e.data.recording), { sha256: String(e.data.sha256), size: Number(e.data.size) });
+    }
+    if (broken) break;
+    after = (page[page.length - 1] as { seq: number }).seq;
+  }
+
+  let verified = 0;
+  const recordings = new Map((await store.listRecordings()).map((r) => [r.id, r]));
+  for (const id of sealedNow.keys()) {
+    if (!recordings.has(id)) problems.push(`recording ${id}: sealed in the audit chain but missing from the recordings index`);
+  }
+  for (const rec of recordings.values()) {
+    const file = path.join(config.paths.recordings, rec.path);
+    const seal = sealedNow.get(rec.id);
+    if (!seal && rec.sha256 === null) continue;
+    if (!seal) {
+      // Sealed before this increment: re-hashed only when its file changed since the last run.
+      const st = await stat(file).catch((err: NodeJS.ErrnoException) => err);
+      if (st instanceof Error) {
+        problems.push(`recording ${rec.id} (${file}): cannot be read (${st.code ?? 'error'})`);
+        continue;
+      }
+      if (st.mtimeMs <= since && st.size === rec.size) continue;
+    }
+    let actual: string;
+    try {
+      actual = await sha256File(file);
+    } catch (err) {
+      problems.push(`recording ${rec.id} (${file}): cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      continue;
+    }
+    const expected = seal?.sha256 ?? rec.sha256;
+    if (actual !== expected) problems.push(`recording ${rec.id} (${file}): SHA-256 does not match the sealed value (the file was changed)`);
+    else if (seal && rec.sha256 !== seal.sha256) problems.push(`recording ${rec.id}: the recordings index disagrees with the audit chain`);
+    else verified += 1;
+  }
+  return { ok: problems.length === 0, anchor: problems.length === 0 ? anchor : null, from, auditEntries: chain.count, recordingsVerified: verified, problems };
 }

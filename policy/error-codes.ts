@@ -97,6 +97,7 @@ export const ERROR_CATALOGUE = {
   TOKEN_EXPIRY_INVALID: { status: 400, message: 'An API token needs an expiry in the future, at most a year away.' },
   TOKEN_RATE_LIMITED: { status: 429, message: 'Too many requests with this API token; slow down and try again in a minute.' },
   SERVICE_ACCOUNT_NOT_A_PERSON: { status: 403, message: 'A service account cannot do this: approvals, denials, command reviews, security checks and decommissioning are a named person\'s decisions (S-1.3).' },
+  ALERT_ALREADY_ACKNOWLEDGED: { status: 409, message: 'Someone has already acknowledged this alert.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -43,6 +43,9 @@ export const PERMISSIONS = {
   'config.read': STAFF,
   /** One's own API tokens (create, list, revoke); an admin manages everyone's through user.manage. */
   'token.manage': ['vendor', ...STAFF],
+  /** Alerts in the console (R-5.5a); which kinds each role sees is [alerts.routes] (policy/alert-rules.ts). */
+  'alert.read': STAFF,
+  'alert.acknowledge': STAFF,
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Action = keyof typeof PERMISSIONS;

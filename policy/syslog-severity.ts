@@ -3,7 +3,9 @@
  * knowing every entry type. Numbers are RFC 5424's (0 emergency … 7 debug).
  *
  * 1. An alert (`alert.*`) carries its own: data.severity as a name (`critical`, `warning`…) or
- *    a number 0-7; warning (4) when it names none or one that is not a severity.
+ *    a number 0-7; warning (4) when it names none or one that is not a severity. An alert that
+ *    [alerts.routes] routes away from syslog (data.receivers without it) is informational (6):
+ *    the feed still carries the entry, as it carries every entry, but pages nobody.
  * 2. A failed integrity check (`audit.verified` or `integrity.*` with data.ok = false, or denied):
  *    critical (2). The evidence may have been altered.
  * 3. Any other refusal (outcome `denied`): warning (4).
@@ -28,7 +30,10 @@ export interface SeverityFacts {
 }
 
 export function syslogSeverity(e: SeverityFacts): SyslogSeverity {
-  if (e.type.startsWith('alert.')) return namedSeverity(e.data.severity) ?? 4;
+  if (e.type.startsWith('alert.')) {
+    if (Array.isArray(e.data.receivers) && !e.data.receivers.includes('syslog')) return 6;
+    return namedSeverity(e.data.severity) ?? 4;
+  }
   if ((e.type === 'audit.verified' || e.type.startsWith('integrity.')) && (e.data.ok === false || e.outcome === 'denied')) return 2;
   if (e.outcome === 'denied') return 4;
   if (NOTICE_TYPES.has(e.type)) return 5;

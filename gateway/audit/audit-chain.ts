@@ -18,9 +18,15 @@ export type ChainProblem = { seq: number; reason: string };
 
 /** Walks entries in order; returns the first break, or null when the chain holds. */
 export class ChainVerifier {
-  private prev = GENESIS_HASH;
-  private expectedSeq = 1;
+  private prev: string;
+  private expectedSeq: number;
   count = 0;
+
+  /** From the start of the chain, or from an entry already verified (its seq and hash): the next is checked against it. */
+  constructor(after: { seq: number; hash: string } | null = null) {
+    this.prev = after?.hash ?? GENESIS_HASH;
+    this.expectedSeq = (after?.seq ?? 0) + 1;
+  }
 
   check(e: AuditEntry): ChainProblem | null {
     if (e.seq !== this.expectedSeq) return { seq: e.seq, reason: `sequence gap: expected entry ${this.expectedSeq}` };

@@ -20,7 +20,7 @@ export interface AuditFields {
  * outage and is appended, once, when the store is back.
  */
 export class AuditLog {
-  private readonly listeners: Array<(entry: AuditEntry) => void> = [];
+  private readonly observers: Array<(entry: AuditEntry) => void> = [];
 
   constructor(
     private readonly store: Store,
@@ -49,20 +49,25 @@ export class AuditLog {
     await this.spool.audit(this.draft(type, f), this.clock());
   }
 
-  /** Told of every entry once it is in the chain, spooled ones when they are written (the syslog feed, R-A.5c). */
-  onEntry(listener: (entry: AuditEntry) => void): void {
-    this.listeners.push(listener);
+  /**
+   * Every entry this process commits, once, after it is in the chain: appended directly, or from
+   * the spool when the store is back. The alert engine reads the facts it derives alerts from
+   * here, and the syslog feed (R-A.5c) learns of new entries. An observer must return at once
+   * and never throw (its work goes on in the background).
+   */
+  onCommitted(observer: (entry: AuditEntry) => void): void {
+    this.observers.push(observer);
   }
 
   // The hash goes out too: a SIEM that keeps these lines holds anchors that `verify --anchor`
   // checks, so a truncated or re-hashed chain no longer passes.
   private mirror(entry: AuditEntry): void {
     this.log.info('audit', { audit: { seq: entry.seq, hash: entry.hash, type: entry.type, actor: entry.actor, outcome: entry.outcome, code: entry.code, data: entry.data } });
-    for (const listener of this.listeners) {
+    for (const observe of this.observers) {
       try {
-        listener(entry);
+        observe(entry);
       } catch (err) {
-        this.log.error('an audit entry listener failed', { error: (err as Error).message });
+        this.log.error('audit observer failed', { type: entry.type, seq: entry.seq, error: (err as Error).message });
       }
     }
   }

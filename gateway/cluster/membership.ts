@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { AuditLog } from '../audit/audit-log.js';
 import { inBackground } from '../log/background.js';
 import type { Logger } from '../log/logger.js';
-import { StoreUnavailableError, type Store } from '../store/store.js';
+import { StoreUnavailableError, type NodeRecord, type Store } from '../store/store.js';
 
 export interface MembershipOptions {
   node: string;
@@ -27,6 +27,8 @@ export class Membership {
   private timer: NodeJS.Timeout | null = null;
   /** Per node id: when this node first saw it without a heartbeat, since its last successful read. */
   private readonly silentSince = new Map<string, number>();
+  /** The other nodes' last heartbeats this node read, to tell one that lapsed (lost) from one that left. */
+  private readonly known = new Map<string, NodeRecord>();
   private beating = false;
   private readonly clock: () => number;
 
@@ -77,9 +79,11 @@ export class Membership {
     try {
       await this.beat();
       await this.reapOthers();
+      await this.watchNodes();
     } catch (err) {
       // Through an outage we know nothing of the others; start watching afresh once it ends.
       this.silentSince.clear();
+      this.known.clear();
       if (!(err instanceof StoreUnavailableError)) throw err;
     } finally {
       this.beating = false;
@@ -108,6 +112,28 @@ export class Membership {
         await this.interrupt(s.id, s.user, s.device, s.node, s.startedAt, `node ${s.node} stopped sending heartbeats`);
       }
     }
+  }
+
+  /**
+   * A node whose heartbeat lapsed is lost (`node.lost` in the audit log, which raises the
+   * node_lost alert); one that removed its heartbeat before it lapsed stopped cleanly. Every node
+   * watches, and a claim in the store lets one of them write the entry, once per lost process.
+   */
+  private async watchNodes(): Promise<void> {
+    const now = this.clock();
+    const alive = await this.store.listNodes(now);
+    const ids = new Set(alive.map((n) => n.id));
+    for (const [id, last] of [...this.known]) {
+      if (ids.has(id)) continue;
+      this.known.delete(id);
+      if (now < last.expiresAt) continue;
+      if (!(await this.store.claim(`node.lost:${id}:${last.instance}`, this.instance, now + 86_400_000, now))) continue;
+      await this.audit.record('node.lost', {
+        actor: 'portcullis', outcome: 'info',
+        data: { node: id, instance: last.instance, lastSeen: new Date(last.lastSeenAt).toISOString(), detectedBy: this.o.node },
+      });
+    }
+    for (const n of alive) if (n.id !== this.o.node) this.known.set(n.id, n);
   }
 
   private async interrupt(id: string, user: string, device: string, node: string, startedAt: number, why: string): Promise<void> {

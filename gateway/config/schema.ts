@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ALERT_KINDS, ALERT_SEVERITIES, type AlertKind } from '../../policy/alert-rules.js';
 import { PROFILE_MODES } from '../../policy/approval-rules.js';
 import { SSO_STAFF_ROLES } from '../../policy/sso-rules.js';
 import { ROLES } from '../../policy/types.js';
@@ -93,6 +94,24 @@ const ssoOidc = z.strictObject({
   /** acr values that mean the same (e.g. a Keycloak level of authentication). */
   mfa_acr: z.array(z.string().min(1).max(200)).max(20).default([]),
 });
+/** One alert kind's rule (policy/alert-rules.ts); each key left out keeps the default of DEFAULT_ALERT_RULES. */
+const alertRule = z
+  .strictObject({
+    enabled: z.boolean().optional(),
+    /** Syslog's words (RFC 5424): emerg, alert, crit, err, warning, notice, info. */
+    severity: z.enum(ALERT_SEVERITIES, { message: `expected one of ${ALERT_SEVERITIES.join(', ')}` }).optional(),
+    /** How many facts with one subject make an alert (for delivery_queue: the queue's depth). */
+    threshold: z.number().int().min(1).max(1_000_000).optional(),
+    window: duration.refine((ms) => ms >= 1000 && ms <= 7 * 86_400_000, { message: 'must be between 1s and 7d' }).optional(),
+    /** After an alert, the same kind and subject stay quiet this long. */
+    suppress: duration.refine((ms) => ms <= 7 * 86_400_000, { message: 'must be at most 7d' }).optional(),
+  })
+  .prefault({});
+
+/** A list of alert kinds, or ["all"]. */
+const alertKindList = z.array(z.enum([...ALERT_KINDS, 'all'], { message: `expected an alert kind (${ALERT_KINDS.join(', ')}) or "all"` })).max(ALERT_KINDS.length + 1);
+
+const alertRules = Object.fromEntries(ALERT_KINDS.map((k) => [k, alertRule])) as Record<AlertKind, typeof alertRule>;
 
 export const configSchema = z.strictObject({
   data_dir: z.string().min(1).default('./data').describe('State, keys and recordings live here.'),
@@ -298,6 +317,33 @@ export const configSchema = z.strictObject({
       if (s.transport === 'udp' && s.max_message_size > 65_507) ctx.addIssue({ code: 'custom', path: ['max_message_size'], message: 'a UDP datagram holds at most 65507 bytes' });
     })
     .optional(),
+  /** Alerts (R-A.5b, R-5.5a, R-5.5c): one table per kind, and who gets which kinds. */
+  alerts: z
+    .strictObject({
+      ...alertRules,
+      /** Console roles and outside receivers, each with the kinds it gets (default: security, admin, webhook and syslog get all). */
+      routes: z
+        .strictObject({
+          security: alertKindList.optional(),
+          admin: alertKindList.optional(),
+          approver: alertKindList.optional(),
+          device_manager: alertKindList.optional(),
+          webhook: alertKindList.optional(),
+          syslog: alertKindList.optional(),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  /** The scheduled, incremental check of the audit chain and of newly sealed recordings. */
+  integrity: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** How often; the nodes of a cluster take turns through a lease, so the check runs once per interval in all. */
+      interval: duration
+        .default(parseDurationText('15m'))
+        .refine((ms) => ms >= 1000 && ms <= 7 * 86_400_000, { message: 'must be between 1s and 7d' }),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),

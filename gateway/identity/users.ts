@@ -186,7 +186,9 @@ export async function updateUserProfile(rt: Runtime, name: string, patch: { role
   await checkOrg(rt, roles, org);
   const changes = { ...(patch.roles ? { roles } : {}), ...(patch.org !== undefined ? { org } : {}), ...(patch.expiresAt !== undefined ? { expiresAt: patch.expiresAt } : {}) };
   await rt.store.updateUser(name, changes);
-  await rt.audit.record('user.updated', { actor, outcome: 'ok', data: { user: name, ...changes } });
+  // The roles added are named on their own: a privileged one raises an alert (policy/alert-rules.ts).
+  const rolesAdded = patch.roles ? roles.filter((r) => !u.roles.includes(r)) : [];
+  await rt.audit.record('user.updated', { actor, outcome: 'ok', data: { user: name, ...changes, ...(rolesAdded.length ? { rolesAdded } : {}) } });
   await rt.bus.publish({ type: 'access.changed', from: rt.node, user: name });
   return { ...u, ...changes };
 }

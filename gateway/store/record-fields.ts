@@ -1,5 +1,5 @@
 import type {
-  ApiTokenRecord, CommandRecord, DeviceRecord, GrantRecord, NodeRecord, OrgRecord, RecordingRecord, RequestRecord, SessionRecord, UserRecord,
+  AlertRecord, ApiTokenRecord, CommandRecord, DeviceRecord, GrantRecord, NodeRecord, OrgRecord, RecordingRecord, RequestRecord, SessionRecord, UserRecord,
   WebSessionRecord,
 } from './store.js';
 
@@ -61,6 +61,11 @@ export const API_TOKEN_FIELDS: Fields<ApiTokenRecord> = {
 
 export const NODE_FIELDS: Fields<NodeRecord> = {
   id: 'str', instance: 'str', startedAt: 'num', lastSeenAt: 'num', expiresAt: 'num', ssh: 'str', web: 'str',
+};
+
+export const ALERT_FIELDS: Fields<AlertRecord> = {
+  id: 'str', seq: 'num', kind: 'str', severity: 'str', subject: 'str', summary: 'str', triggers: 'json', raisedAt: 'num', node: 'str',
+  acknowledgement: 'json?',
 };
 
 /** snake_case column names for SQLite. */

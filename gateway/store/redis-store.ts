@@ -3,11 +3,11 @@ import { createClient, ErrorReply, SocketClosedUnexpectedlyError, type RedisClie
 import { chainHash, GENESIS_HASH, hashedBody } from '../audit/audit-chain.js';
 import type { Logger } from '../log/logger.js';
 import {
-  API_TOKEN_FIELDS, COMMAND_FIELDS, DEVICE_FIELDS, GRANT_FIELDS, NODE_FIELDS, ORG_FIELDS, RECORDING_FIELDS, REQUEST_FIELDS, SESSION_FIELDS, USER_FIELDS,
+  ALERT_FIELDS, API_TOKEN_FIELDS, COMMAND_FIELDS, DEVICE_FIELDS, GRANT_FIELDS, NODE_FIELDS, ORG_FIELDS, RECORDING_FIELDS, REQUEST_FIELDS, SESSION_FIELDS, USER_FIELDS,
   WEB_SESSION_FIELDS, type Fields,
 } from './record-fields.js';
 import {
-  AlreadyExistsError, auditMatches, type ApiTokenRecord, StoreUnavailableError, type AuditDraft, type AuditEntry, type AuditQuery, type CommandQuery, type CommandRecord,
+  AlreadyExistsError, auditMatches, type AlertAcknowledgement, type AlertQuery, type AlertRecord, type ApiTokenRecord, StoreUnavailableError, type IntegrityMark, type AuditDraft, type AuditEntry, type AuditQuery, type CommandQuery, type CommandRecord,
   type CredentialRecord, type DeviceRecord, type ExportCursor, type GrantRecord, type NodeRecord, type OrgRecord, type RecordingRecord, type RequestQuery,
   type RequestRecord, type SessionEndPatch, type SessionQuery, type SessionRecord, type Store, type UserRecord, type WebSessionRecord,
 } from './store.js';
@@ -109,6 +109,24 @@ const SCRIPTS = {
   releaseExport: `
     if (redis.call('HGET', KEYS[1], 'holder') or '') == ARGV[1] then redis.call('HSET', KEYS[1], 'holder', '', 'leaseUntil', '0') end
     return 1`,
+  // KEYS: window zset. ARGV: member, at, oldest score to forget (inclusive), lifetime (ms).
+  countInWindow: `
+    redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+    redis.call('PEXPIRE', KEYS[1], ARGV[4])
+    return redis.call('ZRANGE', KEYS[1], 0, -1)`,
+  // KEYS: claim hash. ARGV: holder, until, now.
+  claim: `
+    local cur = redis.call('HMGET', KEYS[1], 'holder', 'until')
+    if cur[1] and cur[1] ~= ARGV[1] and tonumber(cur[2]) > tonumber(ARGV[3]) then return 0 end
+    local ttl = tonumber(ARGV[2]) - tonumber(ARGV[3])
+    if ttl <= 0 then
+      redis.call('DEL', KEYS[1])
+    else
+      redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'until', ARGV[2])
+      redis.call('PEXPIRE', KEYS[1], ttl)
+    end
+    return 1`,
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;
@@ -201,6 +219,10 @@ const collections = {
   webSessions: new Collection('web_sessions', WEB_SESSION_FIELDS, (s) => s.id, (s) => s.createdAt, [{ name: 'user', values: (s) => [s.user] }]),
   nodes: new Collection('nodes', NODE_FIELDS, (n) => n.id, () => 0),
   apiTokens: new Collection('api_tokens', API_TOKEN_FIELDS, (t) => t.id, (t) => t.createdAt, [{ name: 'owner', values: (t) => [t.owner] }]),
+  alerts: new Collection('alerts', ALERT_FIELDS, (a) => a.id, (a) => a.raisedAt, [
+    // Filed under open:1 until acknowledged (the patch script's ZREM takes it out).
+    { name: 'open', values: (a) => (a.acknowledgement === null ? ['1'] : []) },
+  ]),
 };
 
 function pairs(flat: unknown): Enc {
@@ -710,6 +732,50 @@ export class RedisStore implements Store {
     const c = collections.nodes;
     const n = await this.fetch(c, id);
     if (n && n.instance === instance) await this.cmd(['DEL', this.key(c, id)]);
+  }
+
+  // ── alerts, counting windows, claims, the integrity mark ──
+
+  async createAlert(a: AlertRecord): Promise<void> {
+    await this.insert(collections.alerts, a, `alert ${a.id}`);
+  }
+
+  async getAlert(id: string): Promise<AlertRecord | null> {
+    return this.fetch(collections.alerts, id);
+  }
+
+  async listAlerts(q: AlertQuery): Promise<AlertRecord[]> {
+    if (q.kinds !== undefined && q.kinds.length === 0) return [];
+    const c = collections.alerts;
+    const zset = q.unacknowledged ? this.indexKey(c, 'open', '1') : this.ids(c);
+    const alerts = await this.scan(c, zset, {
+      rev: true, limit: q.limit,
+      keep: (a) => (q.kinds === undefined || q.kinds.includes(a.kind)) && (!q.unacknowledged || a.acknowledgement === null),
+    });
+    // Equal times (several alerts in one millisecond) newest first by chain order, as in SQLite.
+    return alerts.sort((x, y) => y.raisedAt - x.raisedAt || y.seq - x.seq);
+  }
+
+  async acknowledgeAlert(id: string, ack: AlertAcknowledgement): Promise<boolean> {
+    const c = collections.alerts;
+    return this.patch(c, id, { acknowledgement: ack }, { field: 'acknowledgement', op: 'null', value: '' }, this.indexKey(c, 'open', '1'));
+  }
+
+  async countInWindow(key: string, member: string, at: number, windowMs: number): Promise<string[]> {
+    return this.script<string[]>('countInWindow', [`${this.p}window:${key}`], [member, at, at - windowMs, windowMs]);
+  }
+
+  async claim(key: string, holder: string, until: number, now: number): Promise<boolean> {
+    return (await this.script<number>('claim', [`${this.p}claim:${key}`], [holder, until, now])) === 1;
+  }
+
+  async getIntegrityMark(): Promise<IntegrityMark | null> {
+    const text = await this.cmd<string | null>(['GET', `${this.p}integrity:mark`]);
+    return text ? (JSON.parse(text) as IntegrityMark) : null;
+  }
+
+  async setIntegrityMark(m: IntegrityMark): Promise<void> {
+    await this.cmd(['SET', `${this.p}integrity:mark`, JSON.stringify({ seq: m.seq, hash: m.hash, at: m.at })]);
   }
 
   // ── the audit chain ──

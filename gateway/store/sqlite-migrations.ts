@@ -228,6 +228,40 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     position INTEGER NOT NULL,
     holder TEXT,
     lease_until INTEGER NOT NULL
+  `,
+  // 9: alerts (issue 14): the console's alert list with acknowledgements, the counting windows and
+  // claims (suppression, leases) the nodes share, and the scheduled integrity check's last anchor.
+  `
+  CREATE TABLE alerts (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    triggers TEXT NOT NULL,
+    raised_at INTEGER NOT NULL,
+    node TEXT NOT NULL,
+    acknowledgement TEXT
+  );
+  CREATE INDEX alerts_raised ON alerts(raised_at);
+  CREATE TABLE alert_windows (
+    key TEXT NOT NULL,
+    member TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (key, member)
+  );
+  CREATE INDEX alert_windows_at ON alert_windows(at);
+  CREATE TABLE claims (
+    key TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until INTEGER NOT NULL
+  );
+  CREATE TABLE integrity_mark (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    at INTEGER NOT NULL
   );
   `,
 ];

@@ -3,12 +3,13 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chainHash, GENESIS_HASH, hashedBody } from '../audit/audit-chain.js';
 import {
-  API_TOKEN_FIELDS, columnName, COMMAND_FIELDS, DEVICE_FIELDS, GRANT_FIELDS, NODE_FIELDS, ORG_FIELDS, RECORDING_FIELDS, REQUEST_FIELDS, SESSION_FIELDS,
+  ALERT_FIELDS, API_TOKEN_FIELDS, columnName, COMMAND_FIELDS, DEVICE_FIELDS, GRANT_FIELDS, NODE_FIELDS, ORG_FIELDS, RECORDING_FIELDS, REQUEST_FIELDS, SESSION_FIELDS,
   USER_FIELDS, WEB_SESSION_FIELDS, type Fields,
 } from './record-fields.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
 import {
-  AlreadyExistsError, type ApiTokenRecord, type AuditDraft, type AuditEntry, type AuditQuery, type CommandQuery, type CommandRecord, type CredentialRecord, type ExportCursor,
+  AlreadyExistsError, type AlertAcknowledgement, type AlertQuery, type AlertRecord, type ApiTokenRecord, type AuditDraft, type AuditEntry, type AuditQuery, type CommandQuery,
+  type CommandRecord, type CredentialRecord, type ExportCursor, type IntegrityMark,
   type DeviceRecord, type GrantRecord, type NodeRecord, type OrgRecord, type RecordingRecord, type RequestQuery, type RequestRecord,
   type SessionEndPatch, type SessionQuery, type SessionRecord, type Store, type UserRecord, type WebSessionRecord,
 } from './store.js';
@@ -110,6 +111,7 @@ export class SqliteStore implements Store {
   private readonly webSessions: Table<WebSessionRecord>;
   private readonly nodes: Table<NodeRecord>;
   private readonly apiTokens: Table<ApiTokenRecord>;
+  private readonly alerts: Table<AlertRecord>;
   private readonly appendTx: Database.Transaction<(draft: AuditDraft, now: number, dedupId: string | undefined) => AuditEntry>;
 
   constructor(file: string) {
@@ -131,6 +133,7 @@ export class SqliteStore implements Store {
     this.webSessions = new Table(this.db, 'web_sessions', WEB_SESSION_FIELDS, 'id');
     this.nodes = new Table(this.db, 'nodes', NODE_FIELDS, 'id');
     this.apiTokens = new Table(this.db, 'api_tokens', API_TOKEN_FIELDS, 'id');
+    this.alerts = new Table(this.db, 'alerts', ALERT_FIELDS, 'id');
     this.appendTx = this.makeAppendTx();
   }
 
@@ -470,6 +473,62 @@ export class SqliteStore implements Store {
 
   async releaseExport(name: string, holder: string): Promise<void> {
     this.db.prepare('UPDATE audit_exports SET holder = NULL, lease_until = 0 WHERE name = ? AND holder = ?').run(name, holder);
+  }
+
+  async createAlert(a: AlertRecord): Promise<void> {
+    this.alerts.insert(a, `alert ${a.id}`);
+  }
+
+  async getAlert(id: string): Promise<AlertRecord | null> {
+    return this.alerts.get(id);
+  }
+
+  async listAlerts(q: AlertQuery): Promise<AlertRecord[]> {
+    if (q.kinds !== undefined && q.kinds.length === 0) return [];
+    const conds: string[] = [];
+    const args: unknown[] = [];
+    if (q.kinds !== undefined) {
+      conds.push('kind IN (SELECT value FROM json_each(?))');
+      args.push(JSON.stringify(q.kinds));
+    }
+    if (q.unacknowledged === true) conds.push('acknowledgement IS NULL');
+    const sql = conds.length ? `WHERE ${conds.join(' AND ')}` : '';
+    return this.alerts.select(`${sql} ORDER BY raised_at DESC, seq DESC LIMIT ?`, ...args, q.limit);
+  }
+
+  async acknowledgeAlert(id: string, ack: AlertAcknowledgement): Promise<boolean> {
+    return this.alerts.patch(id, { acknowledgement: ack }, 'AND acknowledgement IS NULL') === 1;
+  }
+
+  async countInWindow(key: string, member: string, at: number, windowMs: number): Promise<string[]> {
+    return this.db.transaction(() => {
+      this.db.prepare('INSERT INTO alert_windows (key, member, at) VALUES (?, ?, ?) ON CONFLICT(key, member) DO NOTHING').run(key, member, at);
+      this.db.prepare('DELETE FROM alert_windows WHERE key = ? AND at <= ?').run(key, at - windowMs);
+      // Windows are at most 7 days (the config's bound): older rows of keys nobody counts any more go too.
+      this.db.prepare('DELETE FROM alert_windows WHERE at <= ?').run(at - 8 * 86_400_000);
+      return (this.db.prepare('SELECT member FROM alert_windows WHERE key = ? ORDER BY at, member').all(key) as Array<{ member: string }>).map((r) => r.member);
+    }).immediate();
+  }
+
+  async claim(key: string, holder: string, until: number, now: number): Promise<boolean> {
+    return this.db.transaction(() => {
+      const cur = this.db.prepare('SELECT holder, until FROM claims WHERE key = ?').get(key) as { holder: string; until: number } | undefined;
+      if (cur && cur.holder !== holder && cur.until > now) return false;
+      if (until <= now) this.db.prepare('DELETE FROM claims WHERE key = ?').run(key);
+      else this.db.prepare('INSERT INTO claims (key, holder, until) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET holder = excluded.holder, until = excluded.until').run(key, holder, until);
+      this.db.prepare('DELETE FROM claims WHERE until <= ?').run(now - 86_400_000);
+      return true;
+    }).immediate();
+  }
+
+  async getIntegrityMark(): Promise<IntegrityMark | null> {
+    const r = this.db.prepare('SELECT seq, hash, at FROM integrity_mark WHERE id = 1').get() as IntegrityMark | undefined;
+    return r ? { seq: r.seq, hash: r.hash, at: r.at } : null;
+  }
+
+  async setIntegrityMark(m: IntegrityMark): Promise<void> {
+    this.db.prepare('INSERT INTO integrity_mark (id, seq, hash, at) VALUES (1, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, at = excluded.at')
+      .run(m.seq, m.hash, m.at);
   }
 
   async ping(): Promise<void> {

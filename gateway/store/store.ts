@@ -401,6 +401,46 @@ export interface ExportCursor {
   leaseUntil: number;
 }
 
+/** Who acknowledged an alert, when, and what they said. */
+export interface AlertAcknowledgement {
+  by: string;
+  at: number;
+  comment: string;
+}
+
+/**
+ * An alert raised (R-5.5a): its audit entry (`alert.<kind>`, seq) is the record in the chain; this
+ * is the console's list, with the acknowledgement.
+ */
+export interface AlertRecord {
+  /** `al-<seq>`. */
+  id: string;
+  seq: number;
+  kind: string;
+  /** Syslog's word (crit, err, warning, notice…). */
+  severity: string;
+  subject: string;
+  summary: string;
+  /** The audit entries that made the alert. */
+  triggers: number[];
+  raisedAt: number;
+  node: string;
+  acknowledgement: AlertAcknowledgement | null;
+}
+
+export interface AlertQuery {
+  kinds?: readonly string[];
+  unacknowledged?: boolean;
+  limit: number;
+}
+
+/** The last anchor the scheduled integrity check verified: the next run starts after it. */
+export interface IntegrityMark {
+  seq: number;
+  hash: string;
+  at: number;
+}
+
 type Patch<T, K extends keyof T> = Partial<Omit<T, K>>;
 
 export interface Store {
@@ -518,6 +558,29 @@ export interface Store {
   advanceExport(name: string, holder: string, position: number): Promise<boolean>;
   /** Gives the lease up (a node stopping), so another node takes over without waiting for it to lapse. */
   releaseExport(name: string, holder: string): Promise<void>;
+
+  createAlert(alert: AlertRecord): Promise<void>;
+  getAlert(id: string): Promise<AlertRecord | null>;
+  /** Newest first. */
+  listAlerts(query: AlertQuery): Promise<AlertRecord[]>;
+  /** Acknowledges once: false when someone already had (the first keeps it). */
+  acknowledgeAlert(id: string, ack: AlertAcknowledgement): Promise<boolean>;
+
+  /**
+   * A counting window shared by the nodes (alerts that count facts): adds `member` at `at` under
+   * `key`, forgets the members at or before `at - windowMs`, and returns those left, oldest first.
+   * Adding a member twice counts it once.
+   */
+  countInWindow(key: string, member: string, at: number, windowMs: number): Promise<string[]>;
+  /**
+   * A named claim (a lease, a suppression window): true when it was free at `now` (never taken,
+   * lapsed, or already `holder`'s) and is now `holder`'s until `until`; false when another holds
+   * it. Atomic across nodes. `until <= now` releases one's own claim.
+   */
+  claim(key: string, holder: string, until: number, now: number): Promise<boolean>;
+
+  getIntegrityMark(): Promise<IntegrityMark | null>;
+  setIntegrityMark(mark: IntegrityMark): Promise<void>;
 
   /** Does the store answer? (readiness) */
   ping(): Promise<void>;

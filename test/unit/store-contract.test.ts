@@ -5,7 +5,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { ChainVerifier, GENESIS_HASH } from '../../gateway/audit/audit-chain.js';
 import { SqliteStore } from '../../gateway/store/sqlite-store.js';
 import type {
-  ApiTokenRecord, CommandRecord, DeviceRecord, GrantRecord, RequestRecord, SessionRecord, Store, UserRecord,
+  AlertRecord, ApiTokenRecord, CommandRecord, DeviceRecord, GrantRecord, RequestRecord, SessionRecord, Store, UserRecord,
 } from '../../gateway/store/store.js';
 import { openTestRedisStore, uniquePrefix } from '../support/redis.js';
 
@@ -457,6 +457,69 @@ describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
     await loser.releaseExport('syslog', loserName);
     expect((await winner.claimExport('syslog', winnerName, T + 16_000, 10_000)).holder).toBe(winnerName);
     expect((await store.claimExport('other', 'node-a', T, 1000)).position).toBe(0);
+  });
+
+  // Alerts (issue 14, R-5.5a): the console's list, acknowledged once, and what the nodes share to
+  // raise each alert once in a cluster: counting windows and claims.
+  it('keeps alerts newest first, filters them by kind and acknowledgement, and acknowledges each once, whichever node answers first', async () => {
+    const alert = (seq: number, kind: string, raisedAt: number): AlertRecord => ({
+      id: `al-${seq}`, seq, kind, severity: 'warning', subject: `s${seq}`, summary: `alert ${seq}`, triggers: [seq - 1], raisedAt, node: 'n1', acknowledgement: null,
+    });
+    await store.createAlert(alert(3, 'account_locked', T));
+    await store.createAlert(alert(7, 'failed_sign_ins', T + 10));
+    await store.createAlert(alert(9, 'account_locked', T + 10));
+    await expect(store.createAlert(alert(3, 'account_locked', T))).rejects.toThrow(/already exists/);
+    expect((await store.listAlerts({ limit: 10 })).map((a) => a.id)).toEqual(['al-9', 'al-7', 'al-3']);
+    expect((await store.listAlerts({ limit: 10, kinds: ['account_locked'] })).map((a) => a.id)).toEqual(['al-9', 'al-3']);
+    expect(await store.listAlerts({ limit: 10, kinds: [] })).toEqual([]);
+    expect((await store.listAlerts({ limit: 1 })).map((a) => a.id)).toEqual(['al-9']);
+    expect(await store.getAlert('al-7')).toEqual(alert(7, 'failed_sign_ins', T + 10));
+    const peer = await opened.peer();
+    const answers = await Promise.all([
+      store.acknowledgeAlert('al-7', { by: 'sam', at: T + 20, comment: 'seen' }),
+      peer.acknowledgeAlert('al-7', { by: 'sue', at: T + 21, comment: 'me too' }),
+    ]);
+    expect(answers.filter(Boolean)).toHaveLength(1);
+    const acked = await store.getAlert('al-7');
+    expect(acked?.acknowledgement?.by).toBe(answers[0] ? 'sam' : 'sue');
+    expect(await store.acknowledgeAlert('al-7', { by: 'x', at: T + 30, comment: '' })).toBe(false);
+    expect(await store.acknowledgeAlert('al-404', { by: 'x', at: T + 30, comment: '' })).toBe(false);
+    expect((await store.listAlerts({ limit: 10, unacknowledged: true })).map((a) => a.id)).toEqual(['al-9', 'al-3']);
+    expect((await store.listAlerts({ limit: 10, unacknowledged: true, kinds: ['failed_sign_ins'] }))).toEqual([]);
+  });
+
+  it('counts facts in a sliding window shared by the nodes, each member once', async () => {
+    const peer = await opened.peer();
+    expect(await store.countInWindow('failed_sign_ins:10.0.0.9', '1', T, 60_000)).toEqual(['1']);
+    expect(await peer.countInWindow('failed_sign_ins:10.0.0.9', '2', T + 1000, 60_000)).toEqual(['1', '2']);
+    expect(await store.countInWindow('failed_sign_ins:10.0.0.9', '2', T + 1000, 60_000)).toEqual(['1', '2']);
+    expect(await store.countInWindow('failed_sign_ins:10.0.0.8', '3', T + 1000, 60_000)).toEqual(['3']);
+    // 60 s after the first, it has left the window.
+    expect(await peer.countInWindow('failed_sign_ins:10.0.0.9', '4', T + 60_000, 60_000)).toEqual(['2', '4']);
+  });
+
+  it('gives a claim to one node at a time until it lapses or its holder releases it', async () => {
+    const peer = await opened.peer();
+    const both = await Promise.all([store.claim('lease:integrity', 'gw-a', T + 10_000, T), peer.claim('lease:integrity', 'gw-b', T + 10_000, T)]);
+    expect(both.filter(Boolean)).toHaveLength(1);
+    const [winner, loser] = both[0] ? ['gw-a', 'gw-b'] : ['gw-b', 'gw-a'];
+    expect(await store.claim('lease:integrity', loser as string, T + 20_000, T + 5_000)).toBe(false);
+    expect(await store.claim('lease:integrity', winner as string, T + 20_000, T + 5_000)).toBe(true);
+    expect(await store.claim('lease:integrity', loser as string, T + 30_000, T + 15_000)).toBe(false);
+    // Released by its holder: free at once.
+    expect(await peer.claim('lease:integrity', winner as string, T + 15_000, T + 15_000)).toBe(true);
+    expect(await store.claim('lease:integrity', loser as string, T + 30_000, T + 15_000)).toBe(true);
+    // Other keys are independent.
+    expect(await store.claim('suppress:x', 'one', T + 1000, T)).toBe(true);
+    expect(await peer.claim('suppress:x', 'two', T + 1000, T + 500)).toBe(false);
+  });
+
+  it('keeps the integrity check\'s last anchor', async () => {
+    expect(await store.getIntegrityMark()).toBeNull();
+    await store.setIntegrityMark({ seq: 12, hash: 'a'.repeat(64), at: T });
+    await store.setIntegrityMark({ seq: 40, hash: 'b'.repeat(64), at: T + 1 });
+    const peer = await opened.peer();
+    expect(await peer.getIntegrityMark()).toEqual({ seq: 40, hash: 'b'.repeat(64), at: T + 1 });
   });
 
   it('answers a readiness ping', async () => {

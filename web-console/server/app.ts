@@ -6,6 +6,7 @@ import type { Runtime } from '../../gateway/runtime.js';
 import { StoreUnavailableError } from '../../gateway/store/store.js';
 import { InputError } from '../../gateway/identity/users.js';
 import { ApiError, openApiDocument } from './api-route.js';
+import { registerAlerts } from './alerts-api.js';
 import { registerAuth } from './auth-api.js';
 import { OidcClient, readClientSecret } from '../../gateway/identity/oidc-client.js';
 import { registerSso } from './sso-api.js';
@@ -114,6 +115,7 @@ export async function buildWebApp(rt: Runtime, broker: SessionBroker): Promise<F
   registerRecords(app, rt);
   registerCommands(app, rt);
   registerTokens(app, rt);
+  registerAlerts(app, rt);
   registerRecordings(app, rt);
   registerEvents(app, rt);
   registerTerminals(app, rt, broker, sockets);

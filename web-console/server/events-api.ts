@@ -1,12 +1,13 @@
 import type { FastifyInstance } from 'fastify';
+import { kindsVisibleTo, type AlertRoutes } from '../../policy/alert-rules.js';
 import { can } from '../../policy/roles.js';
 import type { BusMessage } from '../../gateway/cluster/bus.js';
 import type { Runtime } from '../../gateway/runtime.js';
 import { authorize, declareRoute, type Principal } from './api-route.js';
 import { CONTENT_SECURITY_POLICY } from './static-ui.js';
 
-/** Who sees an event: deciders the whole queue, a vendor their own requests, security the sessions and held commands. */
-function visibleTo(p: Principal, m: Extract<BusMessage, { type: 'event' }>): boolean {
+/** Who sees an event: deciders the whole queue, a vendor their own requests, security the sessions and held commands, staff the alerts routed to them. */
+function visibleTo(p: Principal, m: Extract<BusMessage, { type: 'event' }>, alertRoutes: AlertRoutes): boolean {
   const roles = p.user.roles;
   switch (m.topic) {
     case 'request':
@@ -16,6 +17,8 @@ function visibleTo(p: Principal, m: Extract<BusMessage, { type: 'event' }>): boo
       return can(roles, 'session.list').allow || m.data.user === p.user.name;
     case 'command':
       return can(roles, 'command.review').allow || can(roles, 'command.read').allow;
+    case 'alert':
+      return can(roles, 'alert.read').allow && (kindsVisibleTo(roles, alertRoutes) as string[]).includes(String(m.data.kind));
     default:
       return false;
   }
@@ -32,7 +35,7 @@ export function registerEvents(app: FastifyInstance, rt: Runtime): void {
   });
   declareRoute({
     method: 'GET', url: '/api/events', access: 'signed-in', tags: ['events'], produces: 'text/event-stream',
-    summary: 'Server-sent events: request, session and command changes you may see (event: topic; data: {action, id, …})',
+    summary: 'Server-sent events: request, session and command changes and alerts you may see (event: topic; data: {action, id, …})',
   });
   app.get('/api/events', { config: { access: 'signed-in' } }, async (req, reply) => {
     const principal = authorize('signed-in', req.principal) as Principal;
@@ -44,8 +47,8 @@ export function registerEvents(app: FastifyInstance, rt: Runtime): void {
     });
     res.write(': portcullis events\n\n');
     const send = (m: Extract<BusMessage, { type: 'event' }>): void => {
-      if (!visibleTo(principal, m)) return;
-      const id = m.data.request ?? m.data.session ?? m.data.command ?? m.data.grant ?? null;
+      if (!visibleTo(principal, m, rt.alerts.settings.routes)) return;
+      const id = m.data.alert ?? m.data.request ?? m.data.session ?? m.data.command ?? m.data.grant ?? null;
       res.write(`event: ${m.topic}\ndata: ${JSON.stringify({ action: m.action, id, ...m.data })}\n\n`);
     };
     listeners.add(send);

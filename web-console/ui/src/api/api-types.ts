@@ -197,6 +197,20 @@ export interface Recording {
   kind: string;
 }
 
+/** An alert (GET /api/alerts); kinds and severities as policy/alert-rules.ts names them. */
+export interface Alert {
+  id: string;
+  seq: number;
+  kind: string;
+  severity: string;
+  subject: string;
+  summary: string;
+  triggers: number[];
+  raisedAt: string;
+  node: string;
+  acknowledgement: { by: string; at: string; comment: string } | null;
+}
+
 export interface CommandLine {
   id: string;
   session: string;

@@ -3,7 +3,7 @@ import { api } from '../api/api-client.js';
 
 const RETRY_MS = 5_000;
 
-export type LiveTopic = 'request' | 'session' | 'command';
+export type LiveTopic = 'request' | 'session' | 'command' | 'alert';
 export interface LiveEvent {
   action: string;
   id: string | null;
@@ -23,6 +23,8 @@ export function useLiveEvents(topics: readonly LiveTopic[], onEvent: (topic: Liv
   const key = topics.join(',');
 
   useEffect(() => {
+    // No topics, no stream (the navigation's alert count for a role that gets none).
+    if (topics.length === 0) return undefined;
     let source: EventSource | null = null;
     let retry: ReturnType<typeof setTimeout> | null = null;
     let stopped = false;

@@ -5,6 +5,7 @@ import { signOut } from '../auth/auth-state.js';
 import { ErrorNote, Loading } from '../components/status-views.js';
 import { useI18n } from '../i18n/i18n.js';
 import { LanguageMenu } from '../i18n/language-menu.js';
+import { useUnreadAlerts } from '../live/use-unread-alerts.js';
 import { href, match, navigate, routeQuery, usePath } from './hash-router.js';
 import { NAV_GROUPS, ROUTES, allowed, homePath, type PageProps, type RouteDef } from './routes.js';
 
@@ -37,7 +38,10 @@ export function AppLayout({ me }: { me: Me }) {
     window.scrollTo(0, 0);
   }, [found?.route.pattern]);
 
-  const visibleGroups = NAV_GROUPS.map((g) => ({ ...g, routes: ROUTES.filter((r) => r.nav === g.id && allowed(roles, r.access)) }))
+  const alerts = useUnreadAlerts(allowed(roles, 'alert.read'), path);
+  // The alert page is offered to whom [alerts.routes] gives some kind (security and admin by default).
+  const showAlerts = alerts ? alerts.kinds.length > 0 : roles.includes('security') || roles.includes('admin');
+  const visibleGroups = NAV_GROUPS.map((g) => ({ ...g, routes: ROUTES.filter((r) => r.nav === g.id && allowed(roles, r.access) && (r.pattern !== '/alerts' || showAlerts)) }))
     .filter((g) => g.routes.length > 0);
   const active = found?.route;
   // A sub-page (terminal, watch, replay) lights up the list it belongs to.
@@ -71,6 +75,12 @@ export function AppLayout({ me }: { me: Me }) {
                   <li key={r.pattern}>
                     <a href={href(r.pattern)} class={isActive(r) ? 'active' : ''} aria-current={r === active ? 'page' : undefined}>
                       {t(r.title)}
+                      {r.pattern === '/alerts' && alerts && alerts.unread > 0 && (
+                        <span class="nav-count" data-unread-alerts={alerts.unread} title={t('nav.unreadAlerts', { n: alerts.unread })}
+                          aria-label={t('nav.unreadAlerts', { n: alerts.unread })}>
+                          {alerts.capped ? '99+' : alerts.unread}
+                        </span>
+                      )}
                     </a>
                   </li>
                 ))}

@@ -31,6 +31,7 @@ export const ROUTES: RouteDef[] = [
   { pattern: '/tokens', access: 'token.manage', title: 'nav.tokens', nav: 'access', load: () => import('../pages/tokens-page.js') },
   { pattern: '/approvals', access: 'request.decide', title: 'nav.approvals', nav: 'approvals', load: () => import('../pages/approver/approval-queue-page.js') },
   { pattern: '/commands/held', access: 'command.review', title: 'nav.heldCommands', nav: 'approvals', load: () => import('../pages/approver/held-commands-page.js') },
+  { pattern: '/alerts', access: 'alert.read', title: 'nav.alerts', nav: 'security', load: () => import('../pages/security/alerts-page.js') },
   { pattern: '/sessions', access: 'session.list', title: 'nav.liveSessions', nav: 'security', load: () => import('../pages/security/live-sessions-page.js') },
   { pattern: '/sessions/:id/watch', access: 'session.watch', title: 'nav.watch', load: () => import('../pages/security/watch-page.js') },
   { pattern: '/sessions/:id/desktop', access: 'session.watch', title: 'nav.desktopWatch', load: () => import('../pages/security/desktop-watch-page.js') },
