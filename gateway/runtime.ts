@@ -9,6 +9,8 @@ import { RedisBus } from './cluster/redis-bus.js';
 import { ConfigError, type GatewayConfig } from './config/load.js';
 import { Authenticator } from './identity/authenticator.js';
 import { createLogger, type Logger } from './log/logger.js';
+import { GatewayMetrics } from './metrics/gateway-metrics.js';
+import { timedStore } from './metrics/timed-store.js';
 import { RedisStore } from './store/redis-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Store } from './store/store.js';
@@ -29,6 +31,8 @@ export interface Runtime {
   spool: WriteSpool;
   /** Workflow events to the configured webhook (or nowhere). */
   notifier: Notifier;
+  /** Prometheus metrics of this process (metrics/gateway-metrics.ts); queues register there. */
+  metrics: GatewayMetrics;
   node: string;
   clock: () => number;
   close(): Promise<void>;
@@ -100,7 +104,8 @@ export async function openRuntime(config: GatewayConfig, opts: RuntimeOptions = 
   const log = opts.log ?? createLogger(config.log.level);
   const clock = opts.clock ?? Date.now;
   const box = new SecretBox(readMasterKey(config.paths.masterKey));
-  const store = await openStore(config, log);
+  const metrics = new GatewayMetrics(config.nodeId, config.store.backend);
+  const store = timedStore(await openStore(config, log), metrics);
   let bus: ClusterBus;
   try {
     bus = store instanceof RedisStore ? await RedisBus.open(store, log) : new LocalBus();
@@ -110,6 +115,8 @@ export async function openRuntime(config: GatewayConfig, opts: RuntimeOptions = 
   }
   const spool = new WriteSpool(opts.spool ? config.paths.spool : null, config.nodeId, store, log);
   const notifier = new LiveEvents(openNotifier(config, log, clock), bus, config.nodeId);
+  metrics.registerQueue('webhook', () => notifier.pending());
+  metrics.registerQueue('write_spool', () => spool.pending);
   const audit = new AuditLog(store, log, clock, spool);
   const vault = new Vault(box, store);
   const authenticator = new Authenticator(store, vault, audit, {
@@ -118,7 +125,7 @@ export async function openRuntime(config: GatewayConfig, opts: RuntimeOptions = 
     totpIssuer: config.auth.totp_issuer,
   }, clock);
   return {
-    config, store, audit, vault, log, authenticator, bus, spool, notifier, node: config.nodeId, clock,
+    config, store, audit, vault, log, authenticator, bus, spool, notifier, metrics, node: config.nodeId, clock,
     async close() {
       // A short-lived process (the CLI) gives its notifications a moment to go out before it exits.
       if (!opts.spool) for (let i = 0; i < 50 && notifier.pending() > 0; i++) await new Promise((r) => setTimeout(r, 100));

@@ -37,6 +37,8 @@ const NEEDS = [
   // xev proves typed keys reached a device; xwininfo waits for a window; Tk reads and sets a device's clipboard.
   { bin: '/usr/bin/xev', pkg: 'x11-utils' },
   { check: () => spawnSync('python3', ['-c', 'import tkinter']).status === 0, pkg: 'python3-tk' },
+  // /metrics is checked by Prometheus's own parser and linter (promtool check metrics).
+  { bin: '/usr/bin/promtool', pkg: 'prometheus' },
 ];
 
 const missing = [...new Set(NEEDS.filter((n) => !(n.check ? n.check() : existsSync(n.bin))).map((n) => n.pkg))];

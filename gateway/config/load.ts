@@ -24,6 +24,8 @@ export interface GatewayConfig extends Omit<RawConfig, 'data_dir'> {
     spool: string;
     redisUrlFile: string | null;
     redisTlsCa: string | null;
+    /** [metrics] token_file, resolved. */
+    metricsTokenFile: string | null;
   };
   /** This node's id: [cluster] node_id, else the host name. */
   nodeId: string;
@@ -94,6 +96,7 @@ export function parseConfig(text: string, file: string): GatewayConfig {
       spool: path.join(dataDir, 'spool'),
       redisUrlFile: raw.store.url_file ? path.resolve(base, raw.store.url_file) : null,
       redisTlsCa: raw.store.tls_ca ? path.resolve(base, raw.store.tls_ca) : null,
+      metricsTokenFile: raw.metrics.token_file ? path.resolve(base, raw.metrics.token_file) : null,
     },
     nodeId: raw.cluster.node_id ?? hostname(),
     approvalRules,
