@@ -298,7 +298,7 @@ const text = {
   'kill.alsoRevoke': 'Also revoke the grant this session runs on',
   'kill.alsoRevokeHint': 'No new session on this grant: the vendor must ask for access again.',
   'kill.alsoLock': 'Also lock the account of {user}',
-  'kill.alsoLockHint': 'No sign-in until the lock ends or security unlocks the account (Users, or Unlock).',
+  'kill.alsoLockHint': 'No sign-in until the lock ends or security unlocks the account (Users page, Unlock).',
   'kill.lockFor': 'Lock for',
   'kill.lockHours': '{n} hour(s)',
   'kill.lockDays': '{n} day(s)',

@@ -296,7 +296,7 @@ export const zhCN: Messages = {
     'kill.alsoRevoke': '同时撤销此会话所用的访问授权',
     'kill.alsoRevokeHint': '此授权将无法再建立新会话，厂商需重新申请访问。',
     'kill.alsoLock': '同时锁定 {user} 的账号',
-    'kill.alsoLockHint': '锁定期满或安全人员解锁（用户页面或“解锁”）之前，该账号无法登录。',
+    'kill.alsoLockHint': '锁定期满或安全人员解锁（用户页面中的“解锁”）之前，该账号无法登录。',
     'kill.lockFor': '锁定时长',
     'kill.lockHours': '{n} 小时',
     'kill.lockDays': '{n} 天',
