@@ -9,7 +9,7 @@ import { RedisBus } from './cluster/redis-bus.js';
 import { ConfigError, type GatewayConfig } from './config/load.js';
 import { Authenticator } from './identity/authenticator.js';
 import { createLogger, type Logger } from './log/logger.js';
-import { GatewayMetrics } from './metrics/gateway-metrics.js';
+import type { GatewayMetrics } from './metrics/gateway-metrics.js';
 import { timedStore } from './metrics/timed-store.js';
 import { RedisStore } from './store/redis-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
@@ -31,8 +31,11 @@ export interface Runtime {
   spool: WriteSpool;
   /** Workflow events to the configured webhook (or nowhere). */
   notifier: Notifier;
-  /** Prometheus metrics of this process (metrics/gateway-metrics.ts); queues register there. */
-  metrics: GatewayMetrics;
+  /**
+   * Prometheus metrics of a serving gateway (metrics/gateway-metrics.ts); queues register there
+   * with `metrics?.registerQueue`. Null in the CLI, which then never loads prom-client.
+   */
+  metrics: GatewayMetrics | null;
   node: string;
   clock: () => number;
   close(): Promise<void>;
@@ -104,8 +107,10 @@ export async function openRuntime(config: GatewayConfig, opts: RuntimeOptions = 
   const log = opts.log ?? createLogger(config.log.level);
   const clock = opts.clock ?? Date.now;
   const box = new SecretBox(readMasterKey(config.paths.masterKey));
-  const metrics = new GatewayMetrics(config.nodeId, config.store.backend);
-  const store = timedStore(await openStore(config, log), metrics);
+  // Only a serving gateway is scraped: a CLI command starts without loading prom-client.
+  const metrics = opts.spool ? new (await import('./metrics/gateway-metrics.js')).GatewayMetrics(config.nodeId, config.store.backend) : null;
+  const opened = await openStore(config, log);
+  const store = metrics ? timedStore(opened, metrics) : opened;
   let bus: ClusterBus;
   try {
     bus = store instanceof RedisStore ? await RedisBus.open(store, log) : new LocalBus();
@@ -115,8 +120,8 @@ export async function openRuntime(config: GatewayConfig, opts: RuntimeOptions = 
   }
   const spool = new WriteSpool(opts.spool ? config.paths.spool : null, config.nodeId, store, log);
   const notifier = new LiveEvents(openNotifier(config, log, clock), bus, config.nodeId);
-  metrics.registerQueue('webhook', () => notifier.pending());
-  metrics.registerQueue('write_spool', () => spool.pending);
+  metrics?.registerQueue('webhook', () => notifier.pending());
+  metrics?.registerQueue('write_spool', () => spool.pending);
   const audit = new AuditLog(store, log, clock, spool);
   const vault = new Vault(box, store);
   const authenticator = new Authenticator(store, vault, audit, {

@@ -38,11 +38,11 @@ export async function startGateway(config: GatewayConfig, opts: { log?: Logger; 
     await runtime.close();
     throw err;
   }
-  const broker = new SessionBroker({ config, store, audit, vault, log, node, spool, bus, notifier, metrics, ...(opts.clock ? { clock: opts.clock } : {}) });
+  const broker = new SessionBroker({ config, store, audit, vault, log, node, spool, bus, notifier, ...(metrics ? { metrics } : {}), ...(opts.clock ? { clock: opts.clock } : {}) });
   const sshDoor = new SshFrontDoor({ config, store, audit, authenticator, broker, log });
   const web = await buildWebApp(runtime, broker);
   // /metrics: on its own loopback listener if one is configured, else on this port for the token only.
-  if (metricsToken !== null && !config.metrics.listen) serveMetricsOnConsole(web, metrics, metricsToken);
+  if (metrics && metricsToken !== null && !config.metrics.listen) serveMetricsOnConsole(web, metrics, metricsToken);
   let metricsListener: MetricsListener | null = null;
   const sshListen = splitListen(config.ssh.listen);
   const webListen = splitListen(config.web.listen);
@@ -51,7 +51,7 @@ export async function startGateway(config: GatewayConfig, opts: { log?: Logger; 
   try {
     ssh = await sshDoor.listen(sshListen.host, sshListen.port);
     await web.listen({ host: webListen.host, port: webListen.port });
-    if (config.metrics.listen) metricsListener = await startMetricsListener(config.metrics.listen, metrics, metricsToken);
+    if (metrics && config.metrics.listen) metricsListener = await startMetricsListener(config.metrics.listen, metrics, metricsToken);
     const webAddr = web.server.address() as AddressInfo;
     membership = new Membership(store, audit, log, {
       node, heartbeatMs: config.cluster.heartbeat_interval, nodeTimeoutMs: config.cluster.node_timeout,
