@@ -57,7 +57,7 @@ describe('a kill that sticks', () => {
     expect(again.stderr).toContain('GRANT_REVOKED');
 
     // Each part is its own audit entry: the kill (naming what else it asked for), the revocation, the refusal.
-    await expect.poll(async () => (await fx.audit('session.end')).find((e) => e.data.session === id)?.data.reason, { timeout: 10_000 }).toBe('killed');
+    await expect.poll(async () => (await fx.audit('session.end')).find((e) => e.data.session === id)?.data.reason, { timeout: 30_000 }).toBe('killed');
     const killEntry = (await fx.audit('session.kill')).find((e) => e.data.session === id);
     expect(killEntry).toMatchObject({ actor: 'sec-kim', outcome: 'ok', data: { user: 'kim', reason: 'unplanned firmware change', revokeGrant: true, grant: grantId, lockedUntil: null } });
     const revoked = (await fx.audit('grant.revoked')).find((e) => e.data.grant === grantId);

@@ -90,7 +90,7 @@ describe('/metrics', () => {
       await s.done;
 
       // The session is sealed (and its bytes move from the live sum to the ended totals) just after the client goes.
-      await expect.poll(async () => sample(await scraped(), 'portcullis_sessions_live', { protocol: 'ssh', node: fx.config.nodeId }), { timeout: 10_000 }).toBe(0);
+      await expect.poll(async () => sample(await scraped(), 'portcullis_sessions_live', { protocol: 'ssh', node: fx.config.nodeId }), { timeout: 30_000 }).toBe(0);
       const after = await scraped();
       const checked = await promtoolCheck(after);
       expect(checked.code, checked.output).toBe(0);
