@@ -13,6 +13,8 @@ import { RedisBus } from './cluster/redis-bus.js';
 import { ConfigError, type GatewayConfig } from './config/load.js';
 import { Authenticator } from './identity/authenticator.js';
 import { createLogger, type Logger } from './log/logger.js';
+import type { GatewayMetrics } from './metrics/gateway-metrics.js';
+import { timedStore } from './metrics/timed-store.js';
 import { RedisStore } from './store/redis-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Store } from './store/store.js';
@@ -37,6 +39,11 @@ export interface Runtime {
   syslog: SyslogExport | null;
   /** Alerts from the audit entries this process commits (gateway/alerts). */
   alerts: AlertEngine;
+  /**
+   * Prometheus metrics of a serving gateway (metrics/gateway-metrics.ts); queues register there
+   * with `metrics?.registerQueue`. Null in the CLI, which then never loads prom-client.
+   */
+  metrics: GatewayMetrics | null;
   node: string;
   clock: () => number;
   close(): Promise<void>;
@@ -108,7 +115,10 @@ export async function openRuntime(config: GatewayConfig, opts: RuntimeOptions = 
   const log = opts.log ?? createLogger(config.log.level);
   const clock = opts.clock ?? Date.now;
   const box = new SecretBox(readMasterKey(config.paths.masterKey));
-  const store = await openStore(config, log);
+  // Only a serving gateway is scraped: a CLI command starts without loading prom-client.
+  const metrics = opts.spool ? new (await import('./metrics/gateway-metrics.js')).GatewayMetrics(config.nodeId, config.store.backend) : null;
+  const opened = await openStore(config, log);
+  const store = metrics ? timedStore(opened, metrics) : opened;
   let bus: ClusterBus;
   try {
     bus = store instanceof RedisStore ? await RedisBus.open(store, log) : new LocalBus();
@@ -119,6 +129,8 @@ export async function openRuntime(config: GatewayConfig, opts: RuntimeOptions = 
   const spool = new WriteSpool(opts.spool ? config.paths.spool : null, config.nodeId, store, log);
   const webhook = openNotifier(config, log, clock);
   const notifier = new LiveEvents(webhook, bus, config.nodeId);
+  metrics?.registerQueue('webhook', () => notifier.pending());
+  metrics?.registerQueue('write_spool', () => spool.pending);
   const audit = new AuditLog(store, log, clock, spool);
   let syslog: SyslogExport | null = null;
   try {
@@ -139,6 +151,7 @@ export async function openRuntime(config: GatewayConfig, opts: RuntimeOptions = 
   if (syslog) {
     const feed = syslog;
     alerts.watchQueue('syslog', () => feed.backlog);
+    metrics?.registerQueue('syslog', () => feed.backlog);
   }
   const vault = new Vault(box, store);
   const authenticator = new Authenticator(store, vault, audit, {
@@ -147,7 +160,7 @@ export async function openRuntime(config: GatewayConfig, opts: RuntimeOptions = 
     totpIssuer: config.auth.totp_issuer,
   }, clock);
   return {
-    config, store, audit, vault, log, authenticator, bus, spool, notifier, syslog, alerts, node: config.nodeId, clock,
+    config, store, audit, vault, log, authenticator, bus, spool, notifier, syslog, alerts, metrics, node: config.nodeId, clock,
     async close() {
       // Alerts under way still need the store, and their webhook events the notifier.
       await alerts.stop();

@@ -11,6 +11,7 @@ import { splitListen, type GatewayConfig } from './config/load.js';
 import type { Logger } from './log/logger.js';
 import { openRuntime, type Runtime } from './runtime.js';
 import { SshFrontDoor } from './ssh/ssh-front-door.js';
+import { readMetricsToken, serveMetricsOnConsole, startMetricsListener, type MetricsListener } from './metrics/metrics-endpoint.js';
 
 export interface RunningGateway {
   runtime: Runtime;
@@ -19,6 +20,8 @@ export interface RunningGateway {
   web: AddressInfo;
   /** Every HTTP route the web server answers (method and URL pattern). */
   webRoutes: ReadonlyArray<{ method: string; url: string }>;
+  /** The separate /metrics listener ([metrics] listen), if configured. */
+  metrics: AddressInfo | null;
   stop(): Promise<void>;
 }
 
@@ -28,10 +31,20 @@ export async function startGateway(config: GatewayConfig, opts: { log?: Logger; 
   // RDP displays left by a gateway process that died without stopping them (checked by pid and start time).
   const swept = sweepLeftoverRdpDisplays();
   if (swept > 0) runtime.log.warn('stopped RDP displays left by a gateway that died', { count: swept });
-  const { store, audit, vault, log, authenticator, node, spool, bus, notifier } = runtime;
-  const broker = new SessionBroker({ config, store, audit, vault, log, node, spool, bus, notifier, ...(opts.clock ? { clock: opts.clock } : {}) });
+  const { store, audit, vault, log, authenticator, node, spool, bus, notifier, metrics } = runtime;
+  let metricsToken: string | null;
+  try {
+    metricsToken = readMetricsToken(config);
+  } catch (err) {
+    await runtime.close();
+    throw err;
+  }
+  const broker = new SessionBroker({ config, store, audit, vault, log, node, spool, bus, notifier, ...(metrics ? { metrics } : {}), ...(opts.clock ? { clock: opts.clock } : {}) });
   const sshDoor = new SshFrontDoor({ config, store, audit, authenticator, broker, log });
   const web = await buildWebApp(runtime, broker);
+  // /metrics: on its own loopback listener if one is configured, else on this port for the token only.
+  if (metrics && metricsToken !== null && !config.metrics.listen) serveMetricsOnConsole(web, metrics, metricsToken);
+  let metricsListener: MetricsListener | null = null;
   const sshListen = splitListen(config.ssh.listen);
   const webListen = splitListen(config.web.listen);
   let ssh: AddressInfo;
@@ -39,6 +52,7 @@ export async function startGateway(config: GatewayConfig, opts: { log?: Logger; 
   try {
     ssh = await sshDoor.listen(sshListen.host, sshListen.port);
     await web.listen({ host: webListen.host, port: webListen.port });
+    if (metrics && config.metrics.listen) metricsListener = await startMetricsListener(config.metrics.listen, metrics, metricsToken);
     const webAddr = web.server.address() as AddressInfo;
     membership = new Membership(store, audit, log, {
       node, heartbeatMs: config.cluster.heartbeat_interval, nodeTimeoutMs: config.cluster.node_timeout,
@@ -48,6 +62,7 @@ export async function startGateway(config: GatewayConfig, opts: { log?: Logger; 
     await membership.start();
   } catch (err) {
     await membership?.stop();
+    await metricsListener?.close();
     await broker.shutdown();
     await sshDoor.close().catch(() => undefined);
     await web.close().catch(() => undefined);
@@ -64,10 +79,11 @@ export async function startGateway(config: GatewayConfig, opts: { log?: Logger; 
   const integrity = new IntegritySchedule(runtime);
   integrity.start();
   await audit.record('gateway.started', { actor: 'portcullis', data: { node, backend: store.backend, ssh: `${ssh.address}:${ssh.port}`, web: `${webAddr.address}:${webAddr.port}` } });
-  log.info('gateway listening', { node, ssh: `${ssh.address}:${ssh.port}`, web: `https://${webAddr.address}:${webAddr.port}` });
+  const metricsAt = metricsListener ? `http://${metricsListener.address.address}:${metricsListener.address.port}/metrics` : metricsToken ? `https://${webAddr.address}:${webAddr.port}/metrics` : 'off';
+  log.info('gateway listening', { node, ssh: `${ssh.address}:${ssh.port}`, web: `https://${webAddr.address}:${webAddr.port}`, metrics: metricsAt });
   let stopping: Promise<void> | null = null;
   return {
-    runtime, broker, ssh, web: webAddr, webRoutes: web.registeredRoutes,
+    runtime, broker, ssh, web: webAddr, webRoutes: web.registeredRoutes, metrics: metricsListener?.address ?? null,
     stop: () => {
       stopping ??= (async () => {
         clearInterval(sweeper);
@@ -75,6 +91,7 @@ export async function startGateway(config: GatewayConfig, opts: { log?: Logger; 
         await broker.shutdown();
         await sshDoor.close();
         await web.close();
+        await metricsListener?.close();
         await membership?.stop();
         await audit.recordEventually('gateway.stopped', { actor: 'portcullis', data: { node } });
         await runtime.close();

@@ -12,6 +12,8 @@ export interface RecordingWriterOptions {
   blockBytes?: number;
   /** write() returns false above this many bytes not yet on disk; 'drain' fires below half. */
   highWaterBytes?: number;
+  /** Told after each block reaches the disk: how long the write took and the bytes written (for /metrics). */
+  onBlockWritten?: (seconds: number, bytes: number) => void;
 }
 
 export interface SealedRecording {
@@ -74,6 +76,11 @@ export class RecordingWriter extends EventEmitter {
     this.startHr = process.hrtime.bigint();
     this.blockBytes = opts.blockBytes ?? 512 * 1024;
     this.highWater = opts.highWaterBytes ?? 8 * 1024 * 1024;
+  }
+
+  /** Bytes accepted but not yet on disk (the recording's backlog, for /metrics). */
+  get backlogBytes(): number {
+    return this.unwritten;
   }
 
   /** Creates the file and writes the header; throws if the recording cannot be opened. */
@@ -164,7 +171,9 @@ export class RecordingWriter extends EventEmitter {
       head.writeUInt8(codec, 0);
       head.writeUInt32BE(rawLen, 1);
       head.writeUInt32BE(storedLen, 5);
+      const writeStart = process.hrtime.bigint();
       await this.out.write(head, ...stored);
+      this.opts.onBlockWritten?.(Number(process.hrtime.bigint() - writeStart) / 1e9, head.length + storedLen);
       this.unwritten -= rawLen;
       if (this.needDrain && this.unwritten < this.highWater / 2) {
         this.needDrain = false;

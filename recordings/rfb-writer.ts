@@ -27,6 +27,8 @@ export interface RfbWriterOptions {
   idleMinMs?: number;
   /** Microseconds since the session started; tests pass a fake clock (times are data). */
   clock?: () => number;
+  /** Told after each block reaches the disk: how long the write took and the bytes written (for /metrics). */
+  onBlockWritten?: (seconds: number, bytes: number) => void;
 }
 
 export const RFB_WRITER_DEFAULTS = {
@@ -67,8 +69,9 @@ export class RfbRecordingWriter extends EventEmitter {
   private closed = false;
   private sealing: Promise<SealedRecording> | null = null;
   private needDrain = false;
-  private readonly opts: Required<Omit<RfbWriterOptions, 'clock'>>;
+  private readonly opts: Required<Omit<RfbWriterOptions, 'clock' | 'onBlockWritten'>>;
   private readonly clock: () => number;
+  private readonly onBlockWritten: ((seconds: number, bytes: number) => void) | null;
   private readonly keyframes: Array<[number, number]> = [];
   private lastKeyframeMicros = -1;
   private outputSinceKeyframe = 0;
@@ -84,9 +87,15 @@ export class RfbRecordingWriter extends EventEmitter {
 
   private constructor(private readonly out: HashedFile, readonly file: string, opts: RfbWriterOptions) {
     super();
-    const { clock, ...rest } = opts;
+    const { clock, onBlockWritten, ...rest } = opts;
     this.opts = { ...RFB_WRITER_DEFAULTS, ...rest };
+    this.onBlockWritten = onBlockWritten ?? null;
     this.clock = clock ?? (() => Number((process.hrtime.bigint() - this.startHr) / 1000n));
+  }
+
+  /** Bytes accepted but not yet on disk (the recording's backlog, for /metrics). */
+  get backlogBytes(): number {
+    return this.unwritten;
   }
 
   /** Creates the file and writes the header; throws if the recording cannot be opened. */
@@ -220,7 +229,9 @@ export class RfbRecordingWriter extends EventEmitter {
       const storedLen = stored.reduce((n, b) => n + b.length, 0);
       const offset = this.out.size;
       const head = encodeBlockHeader({ flags: codec | (keyframe ? BLOCK_KEYFRAME : 0), rawLen, storedLen, firstMicros: first, lastMicros: last });
+      const writeStart = process.hrtime.bigint();
       await this.out.write(head, ...stored);
+      this.onBlockWritten?.(Number(process.hrtime.bigint() - writeStart) / 1e9, head.length + storedLen);
       if (keyframe) {
         this.keyframes.push([first, offset]);
         if (chunks.length === 1) this.spare = chunks[0] as Buffer;

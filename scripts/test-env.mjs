@@ -40,6 +40,8 @@ const NEEDS = [
   // The SIEM feed's receiver (R-A.5c): rsyslogd started by the test with its own config, TLS by its gtls driver.
   { bin: '/usr/sbin/rsyslogd', pkg: 'rsyslog' },
   { check: () => /install ok installed/.test(spawnSync('dpkg-query', ['-W', '-f=${Status}', 'rsyslog-gnutls']).stdout?.toString() ?? ''), pkg: 'rsyslog-gnutls' },
+  // /metrics is checked by Prometheus's own parser and linter (promtool check metrics).
+  { bin: '/usr/bin/promtool', pkg: 'prometheus' },
 ];
 
 const missing = [...new Set(NEEDS.filter((n) => !(n.check ? n.check() : existsSync(n.bin))).map((n) => n.pkg))];

@@ -23,9 +23,10 @@ import { deviceLevel } from '../inventory/devices.js';
 import type { Notifier } from '../notify/notifier.js';
 import { inBackground } from '../log/background.js';
 import type { Logger } from '../log/logger.js';
-import { StoreUnavailableError, type DeviceRecord, type GrantRecord, type SessionEndReason, type SessionRecord, type Store, type UserRecord } from '../store/store.js';
+import { StoreUnavailableError, type DeviceRecord, type GrantRecord, type KillRequest, type SessionEndReason, type SessionRecord, type Store, type UserRecord } from '../store/store.js';
 import type { Vault } from '../vault/vault.js';
 import type { WriteSpool } from '../store/write-spool.js';
+import type { GatewayMetrics, LiveSessionFigures } from '../metrics/gateway-metrics.js';
 import type { BusMessage, ClusterBus } from '../cluster/bus.js';
 import { RefusedExec } from './refused-exec.js';
 import { RestrictedSession } from './restricted-session.js';
@@ -48,6 +49,8 @@ export interface BrokerDeps {
   spool: WriteSpool;
   bus: ClusterBus;
   notifier: Notifier;
+  /** Live sessions, relayed bytes and recording writes for /metrics (none in tests that build a broker alone). */
+  metrics?: GatewayMetrics;
   clock?: () => number;
 }
 
@@ -91,6 +94,23 @@ class RecordingOpenError extends Error {}
 export interface SessionRecorder {
   event(data: Record<string, unknown>): boolean;
   close(): Promise<SealedRecording>;
+  /** Bytes accepted but not yet on disk. */
+  readonly backlogBytes?: number;
+}
+
+/** What a kill did besides ending the session, as the vendor is told it. */
+export type KillParts = Pick<KillRequest, 'by' | 'reason' | 'grantRevoked' | 'lockedUntil'>;
+
+/**
+ * The vendor's last line from a kill: who ended it is not named, why is, and what else happened,
+ * so they know whether connecting again can work. It ends with the code, as every closing notice.
+ */
+export function killNotice(k: KillParts): string {
+  const also = [
+    ...(k.grantRevoked ? [`${describeCode('GRANT_REVOKED')}`] : []),
+    ...(k.lockedUntil ? [`Your account is locked until ${new Date(k.lockedUntil).toISOString()}.`] : []),
+  ];
+  return `Session closed: ${describeCode('SESSION_KILLED')} (${k.reason || 'no reason given'})${also.length ? ` ${also.join(' ')}` : ''} [SESSION_KILLED]`;
 }
 
 /** How much of a session's recent output a new watcher is shown first (enough to paint a screen). */
@@ -102,11 +122,15 @@ export interface SessionEnding {
   reason: SessionEndReason;
   /** The notice the user was shown, e.g. "Session closed: … [SESSION_KILLED]". */
   notice: string | null;
+  /** A kill's reason and what it did besides (revoked the grant, locked the account). */
+  kill?: { reason: string; grantRevoked: boolean; lockedUntil: number | null };
 }
 
 export class LiveSession {
   readonly warned = new Set<number>();
   killedBy: string | null = null;
+  /** Set when the session is being killed: the parts the browser is told at the end. */
+  kill: KillParts | null = null;
   bytesStoredAt = 0;
   /** An exec request's command line: told how the device's side ended, when the session is sealed. */
   commandFinished: ((exit: ExitInfo | null) => Promise<void>) | null = null;
@@ -221,6 +245,7 @@ export class SessionBroker {
     // or narrowed, or an account that is disabled or locked, ends the session within a second.
     this.ticker = setInterval(() => void this.enforce(), 500);
     this.ticker.unref();
+    deps.metrics?.watchSessions(() => this.figures());
     deps.bus.subscribe((m) => {
       // A handler that throws must not take the process (and every live session) with it.
       try {
@@ -249,17 +274,25 @@ export class SessionBroker {
     }
     if (m.type === 'session.kill') {
       const s = this.live.get(m.session);
-      if (s) this.background(this.killLocal(s, m.by, m.reason));
+      if (s) this.background(this.killLocal(s, { by: m.by, reason: m.reason, grantRevoked: m.grantRevoked ?? false, lockedUntil: m.lockedUntil ?? null }));
     } else {
       void this.enforce();
     }
   }
 
-  private async killLocal(s: LiveSession, by: string, reason: string): Promise<void> {
+  private async killLocal(s: LiveSession, k: KillParts): Promise<void> {
     if (s.isClosing) return;
-    this.deps.log.info('session killed', { session: s.id, by });
-    s.killedBy = by;
-    await s.close('killed', `Session closed: ${describeCode('SESSION_KILLED')} (${reason || 'no reason given'}) [SESSION_KILLED]`);
+    this.deps.log.info('session killed', { session: s.id, by: k.by, grantRevoked: k.grantRevoked ?? false, locked: Boolean(k.lockedUntil) });
+    s.killedBy = k.by;
+    s.kill = k;
+    await s.close('killed', killNotice(k));
+  }
+
+  /** What Prometheus reads of the live sessions, at scrape time only. */
+  private figures(): LiveSessionFigures[] {
+    return [...this.live.values()].map((s) => ({
+      protocol: s.record.protocol, bytesIn: s.relay.bytesIn, bytesOut: s.relay.bytesOut, recordingBacklog: s.recorder.backlogBytes ?? 0,
+    }));
   }
 
   liveSessions(): LiveSession[] {
@@ -384,7 +417,7 @@ export class SessionBroker {
         openRecorder: (file, startedAt) => RecordingWriter.create(file, {
           format: 'pcrec', version: 1, recordingId: id, sessionId: id, user: req.user.name, device: device.name, protocol: 'ssh',
           kind: req.kind, command: req.command, startedAt, term: req.pty?.term ?? null, cols: req.pty?.cols ?? 80, rows: req.pty?.rows ?? 24,
-        }, { flushIntervalMs: config.recordings.flush_interval, compression: config.recordings.compression }),
+        }, { flushIntervalMs: config.recordings.flush_interval, compression: config.recordings.compression, ...this.recordingMetrics() }),
       });
     } catch (err) {
       conn?.end();
@@ -577,7 +610,7 @@ export class SessionBroker {
         openRecorder: (file, startedAt) => RfbRecordingWriter.create(file, {
           format: 'pcrfb', version: 1, recordingId: id, sessionId: id, user: req.user.name, device: device.name, protocol: req.protocol,
           startedAt, width: conn.serverInit.width, height: conn.serverInit.height, pixelFormat: RGBX32, name: conn.serverInit.name,
-        }, { flushIntervalMs: config.recordings.flush_interval, compression: config.recordings.compression }),
+        }, { flushIntervalMs: config.recordings.flush_interval, compression: config.recordings.compression, ...this.recordingMetrics() }),
       });
     } catch (err) {
       releaseDevice();
@@ -747,6 +780,10 @@ export class SessionBroker {
     };
   }
 
+  private recordingMetrics(): { onBlockWritten?: (seconds: number, bytes: number) => void } {
+    return this.deps.metrics ? { onBlockWritten: this.deps.metrics.recordingBlockWritten } : {};
+  }
+
   private async finalize(s: LiveSession, reason: SessionEndReason, notice: string | null): Promise<void> {
     if (notice) s.relay.notice(notice);
     if (reason !== 'client_closed' && reason !== 'device_closed' && reason !== 'command_denied') s.relay.terminate(255);
@@ -755,8 +792,11 @@ export class SessionBroker {
       await this.seal(s, reason);
     } finally {
       // Only now: shutdown() waits for sessions still in this map, so the store outlives their sealing.
+      // Its bytes move to the metrics' ended totals in the same turn, so a scrape never sees them drop.
+      this.deps.metrics?.sessionEnded({ protocol: s.record.protocol, bytesIn: s.relay.bytesIn, bytesOut: s.relay.bytesOut, recordingBacklog: 0 }, reason);
       this.live.delete(s.id);
-      s.markEnded({ reason, notice });
+      const kill = s.kill ? { kill: { reason: s.kill.reason, grantRevoked: s.kill.grantRevoked ?? false, lockedUntil: s.kill.lockedUntil ?? null } } : {};
+      s.markEnded({ reason, notice, ...kill });
     }
   }
 
@@ -827,6 +867,18 @@ export class SessionBroker {
     }
   }
 
+  /**
+   * A kill that also revoked the grant or locked the account can be read by a tick between its
+   * parts (the revocation seen, the kill request read a moment before it was stored). The kill is
+   * stored first, so one more read finds it: the vendor is told the kill and its reason.
+   */
+  private async killedMeanwhile(s: LiveSession): Promise<boolean> {
+    const again = await this.deps.store.getSession(s.id);
+    if (!again?.killRequest) return false;
+    await this.killLocal(s, again.killRequest);
+    return true;
+  }
+
   /** Whether a successor grant carries the terms a session was set up with (file transfer, profile). */
   private sameTerms(was: GrantRecord | null, now: GrantRecord): boolean {
     return was !== null && was.allowFileTransfer === now.allowFileTransfer && was.profile === now.profile;
@@ -838,10 +890,11 @@ export class SessionBroker {
       const [{ decision, grants }, record] = await Promise.all([this.decide(s.record.user, s.record.device, s.record.protocol), store.getSession(s.id)]);
       if (record?.killRequest) {
         // The bus carries kills at once; this catches one whose message was lost.
-        await this.killLocal(s, record.killRequest.by, record.killRequest.reason);
+        await this.killLocal(s, record.killRequest);
         return;
       }
       if (!decision.allow) {
+        if (await this.killedMeanwhile(s)) return;
         const ended = decision.code === 'GRANT_EXPIRED' || decision.code === 'NO_GRANT';
         // Not awaited: one slow seal must not hold up ending the other sessions.
         this.background(s.close(ended ? 'grant_ended' : 'access_revoked', `Session closed: ${describeCode(decision.code)} [${decision.code}]`));
@@ -853,6 +906,7 @@ export class SessionBroker {
       const was = grants.find((g) => g.id === s.record.grantId) ?? (await store.getGrant(s.record.grantId));
       const carrying = grants.filter((g) => g.protocol === s.record.protocol && g.revokedAt === null && g.notBefore <= now && now < g.notAfter && was !== null && this.sameTerms(was, g));
       if (carrying.length === 0) {
+        if (await this.killedMeanwhile(s)) return;
         const ended = was !== null && was.revokedAt === null && now >= was.notAfter;
         this.background(s.close(ended ? 'grant_ended' : 'access_revoked', ended
           ? `Session closed: ${describeCode('GRANT_EXPIRED')} [GRANT_EXPIRED]`

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
  * node's enforcement tick re-reads them; the bus only makes the others act at once.
  */
 export type BusMessage =
-  | { type: 'session.kill'; session: string; by: string; reason: string; from: string }
+  | { type: 'session.kill'; session: string; by: string; reason: string; from: string; grantRevoked?: boolean; lockedUntil?: number | null }
   /** Grants, accounts or devices changed: re-decide live sessions now rather than at the next tick. */
   | { type: 'access.changed'; from: string; user?: string; device?: string }
   /** An approver answered a command held for review: the session waiting for it reads the answer. */
@@ -66,7 +66,10 @@ export function parseBusMessage(text: string): BusMessage | null {
   try {
     const m = JSON.parse(text) as Partial<BusMessage>;
     if (m.type === 'session.kill' && typeof m.session === 'string' && typeof m.by === 'string' && typeof m.from === 'string') {
-      return { type: m.type, session: m.session, by: m.by, reason: typeof m.reason === 'string' ? m.reason : '', from: m.from };
+      return {
+        type: m.type, session: m.session, by: m.by, reason: typeof m.reason === 'string' ? m.reason : '', from: m.from,
+        ...(m.grantRevoked === true ? { grantRevoked: true } : {}), ...(typeof m.lockedUntil === 'number' ? { lockedUntil: m.lockedUntil } : {}),
+      };
     }
     if (m.type === 'event' && typeof m.topic === 'string' && typeof m.action === 'string' && typeof m.from === 'string' && m.data && typeof m.data === 'object') {
       return { type: m.type, topic: m.topic, action: m.action, data: m.data, from: m.from };

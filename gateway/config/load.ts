@@ -26,6 +26,8 @@ export interface GatewayConfig extends Omit<RawConfig, 'data_dir'> {
     redisTlsCa: string | null;
     /** [sso.oidc] client_secret_file, resolved. */
     ssoClientSecret: string | null;
+    /** [metrics] token_file, resolved. */
+    metricsTokenFile: string | null;
   };
   /** This node's id: [cluster] node_id, else the host name. */
   nodeId: string;
@@ -97,6 +99,7 @@ export function parseConfig(text: string, file: string): GatewayConfig {
       redisUrlFile: raw.store.url_file ? path.resolve(base, raw.store.url_file) : null,
       redisTlsCa: raw.store.tls_ca ? path.resolve(base, raw.store.tls_ca) : null,
       ssoClientSecret: raw.sso.oidc ? path.resolve(base, raw.sso.oidc.client_secret_file) : null,
+      metricsTokenFile: raw.metrics.token_file ? path.resolve(base, raw.metrics.token_file) : null,
     },
     nodeId: raw.cluster.node_id ?? hostname(),
     approvalRules,

@@ -24,6 +24,12 @@ const listen = z
     return port >= 0 && port <= 65535;
   }, { message: 'port must be 0-65535' });
 
+/** Loopback only: 127.0.0.0/8, ::1 or localhost (brackets of an IPv6 listen address allowed). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
 export const RECORDING_RETENTION_FLOOR_DAYS = 180; // S-3.3
 export const AUDIT_RETENTION_FLOOR_DAYS = 1095; // S-4.4: three years
 
@@ -342,6 +348,17 @@ export const configSchema = z.strictObject({
       interval: duration
         .default(parseDurationText('15m'))
         .refine((ms) => ms >= 1000 && ms <= 7 * 86_400_000, { message: 'must be between 1s and 7d' }),
+    })
+    .prefault({}),
+  /** Prometheus metrics (R-A.5b): off unless one of these is set. */
+  metrics: z
+    .strictObject({
+      /** A bearer token in a file of its own (mode 0600); without `listen`, /metrics is served on the console's HTTPS port. */
+      token_file: z.string().min(1).optional(),
+      /** A separate plain-HTTP listener for /metrics, on a loopback address only. */
+      listen: listen
+        .refine((s) => isLoopbackHost(s.slice(0, s.lastIndexOf(':'))), { message: 'plain HTTP is allowed on a loopback address only (127.0.0.1, ::1, localhost); from another host, scrape the console\'s HTTPS port with token_file' })
+        .optional(),
     })
     .prefault({}),
   log: z

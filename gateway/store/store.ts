@@ -217,6 +217,10 @@ export interface KillRequest {
   by: string;
   at: number;
   reason: string;
+  /** The kill also revoked the session's grant (the vendor is told; the console offers no "Connect again"). */
+  grantRevoked?: boolean;
+  /** The kill also locked the account until then. */
+  lockedUntil?: number | null;
 }
 
 export interface SessionRecord {

@@ -271,6 +271,11 @@ describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
     const kill = { by: 'sec', at: T + 3000, reason: 'suspicious' };
     await store.updateSession('s2', { killRequest: kill });
     expect((await store.getSession('s2'))?.killRequest).toEqual(kill);
+    // A kill that sticks keeps what else it did (grant revoked, account locked until) with the request.
+    const sticking = { by: 'sec', at: T + 3100, reason: 'firmware change', grantRevoked: true, lockedUntil: T + 3_600_000 };
+    await store.updateSession('s3', { killRequest: sticking });
+    expect((await store.getSession('s3'))?.killRequest).toEqual(sticking);
+    await store.updateSession('s3', { killRequest: null });
 
     const peer = await opened.peer();
     const end = { endedAt: T + 4000, endReason: 'interrupted' as const, exitStatus: null, bytesIn: 0, bytesOut: 0 };

@@ -1,9 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { revokeGrant } from '../../gateway/access/requests.js';
+import { lockUser } from '../../gateway/identity/users.js';
 import { deviceLevel } from '../../gateway/inventory/devices.js';
 import type { Runtime } from '../../gateway/runtime.js';
 import type { SessionRecord } from '../../gateway/store/store.js';
-import { ApiError, route } from './api-route.js';
+import { ApiError, authorize, route } from './api-route.js';
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 
@@ -42,7 +44,7 @@ export const sessionSchema = z.object({
   grantId: z.string(),
   grantEnds: z.string().nullable(),
   deviceLevel: z.number().nullable(),
-  killRequested: z.object({ by: z.string(), at: z.string(), reason: z.string() }).nullable(),
+  killRequested: z.object({ by: z.string(), at: z.string(), reason: z.string(), grantRevoked: z.boolean(), lockedUntil: z.string().nullable() }).nullable(),
 }).meta({ id: 'Session' });
 
 export function sessionView(s: SessionRecord, alive: ReadonlySet<string>, extra: { grantEnds: number | null; deviceLevel: number | null } = { grantEnds: null, deviceLevel: null }): z.input<typeof sessionSchema> {
@@ -51,7 +53,10 @@ export function sessionView(s: SessionRecord, alive: ReadonlySet<string>, extra:
     id: s.id, user: s.user, device: s.device, protocol: s.protocol, via: s.via, kind: s.kind, command: s.command, client: s.clientAddress,
     node: s.node, nodeAlive: alive.has(s.node), startedAt: iso(s.startedAt) as string, endedAt: iso(s.endedAt), endReason: s.endReason,
     exitStatus: s.exitStatus, bytesIn: s.bytesIn, bytesOut: s.bytesOut, recordingId: s.recordingId, grantId: s.grantId,
-    killRequested: s.killRequest ? { by: s.killRequest.by, at: iso(s.killRequest.at) as string, reason: s.killRequest.reason } : null,
+    killRequested: s.killRequest ? {
+      by: s.killRequest.by, at: iso(s.killRequest.at) as string, reason: s.killRequest.reason,
+      grantRevoked: s.killRequest.grantRevoked ?? false, lockedUntil: iso(s.killRequest.lockedUntil ?? null),
+    } : null,
   };
 }
 
@@ -85,20 +90,42 @@ export function registerSessions(app: FastifyInstance, rt: Runtime): void {
 
   route(app, {
     method: 'POST', url: '/api/sessions/:id/kill', access: 'session.kill', tags: ['sessions'], status: 202,
-    summary: 'End a live session on whichever node holds it (within a second); the vendor is told why',
+    summary: 'End a live session on whichever node holds it (within a second), optionally also revoking its grant and locking the account; the vendor is told the reason',
     params: z.object({ id: z.string().min(1).max(64) }),
-    body: z.object({ reason: z.string().trim().min(1).max(500) }),
-    response: z.object({ session: z.string(), node: z.string(), status: z.literal('killing') }),
+    body: z.object({
+      reason: z.string().trim().min(1).max(500),
+      /** Also revoke the grant the session runs on: no new session on it (GRANT_REVOKED). */
+      revokeGrant: z.boolean().default(false),
+      /** Also lock the vendor's account for this long (1 minute to 1 year; security unlocks earlier by hand). */
+      lockMinutes: z.number().int().min(1).max(525_600).optional(),
+    }),
+    response: z.object({ session: z.string(), node: z.string(), status: z.literal('killing'), grantRevoked: z.boolean(), lockedUntil: z.string().nullable() }),
   }, async ({ params, body, principal }) => {
     const s = await store.getSession(params.id);
     if (!s) throw new ApiError('NOT_FOUND', `no session ${params.id}`);
     if (s.endedAt !== null) throw new ApiError('SESSION_NOT_LIVE', `session ${s.id} already ended (${s.endReason ?? 'unknown'})`);
     const by = principal.user.name;
-    // The request is kept with the session (the holding node's tick acts on it even if the bus
-    // message is lost), audited, then announced so the node acts at once.
-    await store.updateSession(s.id, { killRequest: { by, at: clock(), reason: body.reason } });
-    await rt.audit.record('session.kill', { actor: by, outcome: 'ok', data: { session: s.id, user: s.user, device: s.device, node: s.node, reason: body.reason } });
-    await bus.publish({ type: 'session.kill', session: s.id, by, reason: body.reason, from: rt.node });
-    return { session: s.id, node: s.node, status: 'killing' as const };
+    // Every part is checked before any is done: a kill that could only half happen does not start.
+    if (body.revokeGrant) authorize('grant.revoke', principal);
+    if (body.lockMinutes !== undefined) {
+      authorize('user.lock', principal);
+      if (s.user === by) throw new ApiError('INVALID_INPUT', 'you cannot lock your own account');
+      if (!(await store.getUser(s.user))) throw new ApiError('NOT_FOUND', `no account ${s.user}`);
+    }
+    const grant = body.revokeGrant ? await store.getGrant(s.grantId) : null;
+    const lockedUntil = body.lockMinutes !== undefined ? clock() + body.lockMinutes * 60_000 : null;
+    // The request is kept with the session first, with what else it does (the holding node's tick
+    // acts on it even if the bus message is lost, and a tick that sees the revocation or the lock
+    // before the kill reads it again and tells the vendor the kill's reason), audited, then the
+    // grant and the account (each its own audit entry), then announced so the node acts at once.
+    await store.updateSession(s.id, { killRequest: { by, at: clock(), reason: body.reason, grantRevoked: body.revokeGrant, lockedUntil } });
+    await rt.audit.record('session.kill', {
+      actor: by, outcome: 'ok',
+      data: { session: s.id, user: s.user, device: s.device, node: s.node, reason: body.reason, revokeGrant: body.revokeGrant, grant: s.grantId, lockedUntil: iso(lockedUntil) },
+    });
+    if (grant && grant.revokedAt === null) await revokeGrant(rt, principal.user, by, grant.id, `session ${s.id} killed: ${body.reason}`);
+    if (lockedUntil !== null) await lockUser(rt, s.user, lockedUntil, `session ${s.id} killed: ${body.reason}`, by);
+    await bus.publish({ type: 'session.kill', session: s.id, by, reason: body.reason, from: rt.node, grantRevoked: body.revokeGrant, lockedUntil });
+    return { session: s.id, node: s.node, status: 'killing' as const, grantRevoked: body.revokeGrant, lockedUntil: iso(lockedUntil) };
   });
 }

@@ -37,6 +37,16 @@ function sameOrigin(req: FastifyRequest): boolean {
   }
 }
 
+/**
+ * What a kill did besides ending the session, for the browser: its reason, and whether the grant
+ * was revoked or the account locked (then "Connect again" cannot work and is not offered).
+ */
+export function killOf(e: SessionEnding): Record<string, unknown> {
+  if (!e.kill) return {};
+  const { reason, grantRevoked, lockedUntil } = e.kill;
+  return { kill: { reason, grantRevoked, lockedUntil: lockedUntil === null ? null : new Date(lockedUntil).toISOString() } };
+}
+
 const sendJson = (ws: WebSocket, msg: Record<string, unknown>): void => {
   if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
 };
@@ -134,7 +144,7 @@ export function registerTerminals(app: FastifyInstance, rt: Runtime, broker: Ses
     live.relay.onNotice = (text) => sendJson(socket, { type: 'notice', text });
     sendJson(socket, { type: 'status', state: 'connected', session: live.id });
     const e = await live.ended;
-    sendJson(socket, { type: 'end', code: endCode(e), reason: e.reason, message: e.notice ?? 'The session ended.' });
+    sendJson(socket, { type: 'end', code: endCode(e), reason: e.reason, message: e.notice ?? 'The session ended.', ...killOf(e) });
     socket.close();
   }
 
@@ -169,7 +179,7 @@ export function registerTerminals(app: FastifyInstance, rt: Runtime, broker: Ses
       }
     };
     const e = await live.ended;
-    sendJson(socket, { type: 'end', code: endCode(e), reason: e.reason, message: e.notice ?? 'The session ended.', exitStatus: channel.exitCode });
+    sendJson(socket, { type: 'end', code: endCode(e), reason: e.reason, message: e.notice ?? 'The session ended.', exitStatus: channel.exitCode, ...killOf(e) });
     socket.close();
   }
 

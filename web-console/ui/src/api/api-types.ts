@@ -178,7 +178,7 @@ export interface Session {
   bytesOut: number;
   recordingId: string;
   grantId: string;
-  killRequested: { by: string; at: string; reason: string } | null;
+  killRequested: { by: string; at: string; reason: string; grantRevoked: boolean; lockedUntil: string | null } | null;
 }
 
 export interface Recording {

@@ -9,6 +9,8 @@ export interface DesktopControl {
   code?: string | null;
   reason?: string | null;
   message?: string | null;
+  /** On `end` after a kill: its reason, and whether the grant was revoked or the account locked. */
+  kill?: unknown;
 }
 
 export interface DesktopLink {

@@ -3,6 +3,7 @@ import { useI18n } from '../i18n/i18n.js';
 import { openDesktopLink, type DesktopLink } from './desktop-link.js';
 import type { DesktopViewer } from './desktop-viewer.js';
 import { GrantBanner, SessionEndNote, grantWarningTime, isClosingNotice, type DesktopEnd } from './session-banners.js';
+import { killBarsReconnect, killOf } from '../components/kill-aftermath.js';
 
 export type DesktopState = 'loading' | 'connecting' | 'connected' | 'ended';
 
@@ -75,7 +76,7 @@ export function DesktopSession({ device, protocol, grantUntil, onState }: {
             if (at) setWarningAt(at);
             else if (!isClosingNotice(m.text)) setNotice(m.text);
           } else if (m.type === 'end') {
-            finish({ code: m.code ?? null, reason: m.reason ?? null, message: m.message ?? null });
+            finish({ code: m.code ?? null, reason: m.reason ?? null, message: m.message ?? null, kill: killOf(m.kill) });
           }
         },
         onClosed: () => finish({ code: null, reason: null, message: null, lost: true }),
@@ -135,7 +136,7 @@ export function DesktopSession({ device, protocol, grantUntil, onState }: {
         {(state === 'connecting' || state === 'connected') && (
           <button type="button" class="btn btn-small btn-danger" onClick={disconnect}>{t('desktop.disconnect')}</button>
         )}
-        {state === 'ended' && end?.code !== 'UNAUTHENTICATED' && (
+        {state === 'ended' && end?.code !== 'UNAUTHENTICATED' && !killBarsReconnect(end?.kill) && (
           <button type="button" class="btn btn-small btn-primary" onClick={() => setAttempt((n) => n + 1)}>{t('desktop.reconnect')}</button>
         )}
       </div>

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { endText, noticeDetail } from '../i18n/failure-text.js';
 import { useI18n, type I18n } from '../i18n/i18n.js';
+import { KillAftermath, type KillInfo } from '../components/kill-aftermath.js';
 
 /** How a desktop session ended, as the page learnt it. */
 export interface DesktopEnd {
@@ -13,6 +14,8 @@ export interface DesktopEnd {
   byMe?: boolean;
   /** noVNC gave up on the stream (not RFB, or broken). */
   viewerFailed?: boolean;
+  /** Security killed it, and perhaps revoked the grant or locked the account too. */
+  kill?: KillInfo | null;
 }
 
 /** The catalogue code of an end: sent as `code`, or the `[CODE]` tag the gateway's notice ends with (watch sockets send no code). */
@@ -109,6 +112,7 @@ export function SessionEndNote({ end, title }: { end: DesktopEnd; title: string 
       <p class="session-end-title">{title}</p>
       <p class="session-end-reason">{line}</p>
       {extra && <p class="session-end-detail">{extra}</p>}
+      <KillAftermath kill={end.kill} />
     </div>
   );
 }

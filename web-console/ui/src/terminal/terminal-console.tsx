@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { endText, noticeDetail } from '../i18n/failure-text.js';
 import { useI18n } from '../i18n/i18n.js';
+import { KillAftermath, killBarsReconnect, killOf, type KillInfo } from '../components/kill-aftermath.js';
 import type { MountedTerminal } from './xterm-terminal.js';
 
 export type ConsoleState = 'loading' | 'connecting' | 'connected' | 'ended';
@@ -13,6 +14,8 @@ export interface SessionEnd {
   lost?: boolean;
   /** The person closed it here. */
   byMe?: boolean;
+  /** Security killed it, and perhaps revoked the grant or locked the account too. */
+  kill?: KillInfo | null;
 }
 
 interface ControlMessage {
@@ -21,6 +24,7 @@ interface ControlMessage {
   code?: string | null;
   reason?: string | null;
   message?: string | null;
+  kill?: unknown;
 }
 
 export function socketUrl(path: string): string {
@@ -126,7 +130,7 @@ export function TerminalConsole({ path, readOnly, label, onState }: {
             term.focus();
           }
         } else if (msg.type === 'end') {
-          finish({ code: msg.code ?? null, reason: msg.reason ?? null, message: msg.message ?? null });
+          finish({ code: msg.code ?? null, reason: msg.reason ?? null, message: msg.message ?? null, kill: killOf(msg.kill) });
         }
       };
       ws.onclose = () => finish({ code: null, reason: null, message: null, lost: true });
@@ -220,7 +224,7 @@ export function TerminalConsole({ path, readOnly, label, onState }: {
             {t('terminal.disconnect')}
           </button>
         )}
-        {!readOnly && state === 'ended' && end?.code !== 'UNAUTHENTICATED' && (
+        {!readOnly && state === 'ended' && end?.code !== 'UNAUTHENTICATED' && !killBarsReconnect(end?.kill) && (
           <button type="button" class="btn btn-small btn-primary" onClick={() => setAttempt((n) => n + 1)}>
             {t('terminal.reconnect')}
           </button>
@@ -233,6 +237,7 @@ export function TerminalConsole({ path, readOnly, label, onState }: {
           <p class="session-end-title">{readOnly ? t('watch.sessionEnded') : wasConnected || end?.byMe ? t('terminal.sessionEnded') : t('terminal.refused')}</p>
           <p class="session-end-reason">{endLine}</p>
           {serverNotice && <p class="session-end-detail">{t('terminal.gatewaySaid', { message: serverNotice })}</p>}
+          {!readOnly && <KillAftermath kill={end?.kill} />}
         </div>
       )}
       <div class="terminal-box" ref={box} />

@@ -1,8 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api } from '../../api/api-client.js';
 import type { Session } from '../../api/api-types.js';
 import { authStore } from '../../auth/auth-state.js';
-import { ActionButton } from '../../components/action-dialog.js';
+import { KillSessionButton } from '../../components/kill-session-button.js';
 import { LevelBadge } from '../../components/badges.js';
 import { LockUserButton } from '../../components/lock-user-button.js';
 import { PageHeader } from '../../components/page-header.js';
@@ -73,11 +72,13 @@ export default function LiveSessionsPage() {
                               aria-label={t('sessions.watchLabel', { user: s.user, device: s.device })}>{t('sessions.watch')}</a>
                           )}
                           {allowed(roles, 'session.kill') && (
-                            <ActionButton label={t('sessions.kill')} danger title={t('sessions.killTitle', { user: s.user, device: s.device })}
-                              body={t('sessions.killBody')} confirmLabel={t('sessions.kill')}
-                              reason={{ label: t('common.reason'), required: true, maxLength: 500, hint: t('sessions.killReasonHint') }}
-                              onConfirm={(reason) => api.post(`/api/sessions/${encodeURIComponent(s.id)}/kill`, { reason })}
-                              onDone={() => { setNotice(t('sessions.killed', { user: s.user, device: s.device })); res.reload(); }} />
+                            <KillSessionButton session={s.id} user={s.user} device={s.device}
+                              canRevoke={allowed(roles, 'grant.revoke')} canLock={allowed(roles, 'user.lock')}
+                              onDone={(parts) => {
+                                const also = [parts.revoked ? t('kill.doneRevoked') : '', parts.locked ? t('kill.doneLocked', { user: s.user }) : ''].filter(Boolean).join(' ');
+                                setNotice(`${t('sessions.killed', { user: s.user, device: s.device })}${also ? ` ${also}` : ''}`);
+                                res.reload();
+                              }} />
                           )}
                           {allowed(roles, 'user.lock') && <LockUserButton user={s.user} onDone={() => { setNotice(t('lock.done', { user: s.user })); res.reload(); }} />}
                         </>

@@ -1,14 +1,15 @@
 import { useState } from 'preact/hooks';
-import { api } from '../../api/api-client.js';
 import type { Session } from '../../api/api-types.js';
-import { ActionButton } from '../../components/action-dialog.js';
+import { authStore } from '../../auth/auth-state.js';
+import { KillSessionButton } from '../../components/kill-session-button.js';
 import { LevelBadge } from '../../components/badges.js';
 import { PageHeader } from '../../components/page-header.js';
 import { Notice } from '../../components/status-views.js';
 import { useResource } from '../../components/use-resource.js';
 import { useI18n } from '../../i18n/i18n.js';
 import { href } from '../../nav/hash-router.js';
-import type { PageProps } from '../../nav/routes.js';
+import { allowed, type PageProps } from '../../nav/routes.js';
+import { useStore } from '../../state/store.js';
 import { TerminalConsole, type ConsoleState } from '../../terminal/terminal-console.js';
 
 export default function WatchPage({ params }: PageProps) {
@@ -19,6 +20,7 @@ export default function WatchPage({ params }: PageProps) {
   const s = res.data?.sessions.find((x) => x.id === id);
   const [state, setState] = useState<ConsoleState>('loading');
   const [killed, setKilled] = useState(false);
+  const roles = useStore(authStore).me?.user.roles ?? [];
 
   return (
     <section class="page page-terminal" data-page="watch">
@@ -27,10 +29,8 @@ export default function WatchPage({ params }: PageProps) {
           {s.grantEnds ? ` · ${t('session.grantEnds')}: ${i18n.time(s.grantEnds)}` : ''}</> : t('watch.intro')}>
         <a class="btn btn-small" href={href('/sessions')}>{t('watch.back')}</a>
         {s && state !== 'ended' && !killed && (
-          <ActionButton label={t('sessions.kill')} danger title={t('sessions.killTitle', { user: s.user, device: s.device })}
-            body={t('sessions.killBody')} confirmLabel={t('sessions.kill')}
-            reason={{ label: t('common.reason'), required: true, maxLength: 500, hint: t('sessions.killReasonHint') }}
-            onConfirm={(reason) => api.post(`/api/sessions/${encodeURIComponent(id)}/kill`, { reason })} onDone={() => setKilled(true)} />
+          <KillSessionButton session={id} user={s.user} device={s.device} canRevoke={allowed(roles, 'grant.revoke')} canLock={allowed(roles, 'user.lock')}
+            onDone={() => setKilled(true)} />
         )}
       </PageHeader>
       <p class="hint">{t('watch.readOnly')}</p>
