@@ -63,7 +63,7 @@ export interface RoleChangeFacts {
   /** The person whose roles change. */
   user: string;
   requestedBy: string;
-  add: readonly Role[];
+  added: readonly Role[];
   status: RoleChangeStatus;
   expiresAt: number;
 }
@@ -91,8 +91,8 @@ export function decideRoleChangeConfirmation(change: RoleChangeFacts, confirmer:
   if (!open.allow) return open;
   if (confirmer === 'host-operator') {
     const others = activeAdmins.filter((a) => a !== change.user && a !== change.requestedBy);
-    if (!change.add.includes('admin')) {
-      return deny('ROLE_CHANGE_NEEDS_ADMIN', `role change ${change.id} gives ${list(change.add)}: a second admin confirms it; the host operator confirms only the change that gives a single-admin install its second admin`);
+    if (!change.added.includes('admin')) {
+      return deny('ROLE_CHANGE_NEEDS_ADMIN', `role change ${change.id} gives ${list(change.added)}: a second admin confirms it; the host operator confirms only the change that gives a single-admin install its second admin`);
     }
     if (others.length > 0) {
       return deny('ROLE_CHANGE_NEEDS_ADMIN', `role change ${change.id} is confirmed by another admin (${list(others as Role[])}); the host operator confirms only while no other admin exists`);
@@ -106,7 +106,7 @@ export function decideRoleChangeConfirmation(change: RoleChangeFacts, confirmer:
     return deny('ROLE_CHANGE_SELF_CONFIRM', `${confirmer.name} asked for role change ${change.id} and so cannot confirm it; a second admin must (S-1.3)`);
   }
   if (confirmer.name === change.user) {
-    return deny('ROLE_CHANGE_SELF_CONFIRM', `role change ${change.id} gives ${confirmer.name} the role ${list(change.add)}; nobody confirms their own roles (S-1.3)`);
+    return deny('ROLE_CHANGE_SELF_CONFIRM', `role change ${change.id} gives ${confirmer.name} the role ${list(change.added)}; nobody confirms their own roles (S-1.3)`);
   }
   if (!confirmer.roles.includes('admin')) return deny('FORBIDDEN', `confirming a role change needs the admin role; ${confirmer.name} holds ${list(confirmer.roles)}`);
   return { allow: true, value: { bootstrap: false } };

@@ -24,6 +24,9 @@ Usage: portcullis <command> [options]        (every command takes --config FILE 
   user add NAME --role ROLE [--role ROLE] [--org ORG] [--expires T] [--nda-signed T --nda-expires T [--nda-ref REF]] --password-stdin
   user nda NAME --nda-signed T --nda-expires T [--nda-ref REF]        record a vendor's confidentiality agreement (R-5.3a)
   user set NAME [--role R]… [--org ORG] [--expires T|never]         change roles, organisation, account expiry
+                                             (a privileged role waits for a second admin; nobody changes their own)
+  user role-changes [--status pending|confirmed|rejected|expired] [--user NAME]   privileged role changes (S-1.3)
+  user confirm-role-change ID | user reject-role-change ID [--reason TEXT]     a second admin decides one
   user reset-totp NAME                       forget a lost authenticator: they enrol again at next sign-in
   user key NAME --key-file FILE              add an SSH public key (sign-in still needs TOTP)
   user password NAME --password-stdin          set a new password

@@ -101,6 +101,7 @@ export async function requestCommand(ctx: CliContext, args: string[]): Promise<n
         const r = await approveRequest(rt, me, id, Object.keys(narrowing).length ? narrowing : null, values.comment ?? null);
         const v = await requestView(rt, (await rt.store.getRequest(id)) as RequestRecord);
         ctx.out.result({ ...v, grants: r.grants.map((g) => g.id) }, [
+          ...(r.change ? [`Profile ${r.change.from} → ${r.change.to} is a change, not a narrowing (${r.change.reason}): ${r.change.lapsed.length ? `the approvals of ${r.change.lapsed.map((a) => a.by).join(', ')} lapsed` : 'no earlier approval lapsed'}; the requester is told.`] : []),
           r.approved ? `Approved ${id}: grants ${r.grants.map((g) => g.id).join(', ')}.` : `Recorded your approval of ${id}; still needed: ${v.stillNeeded.map((s) => s.join(' or ')).join('; and ')}.`,
         ]);
         return 0;
