@@ -51,13 +51,13 @@ describe('two gateway nodes on one Redis', () => {
    * admin is made once as the README's quick start makes it (the host operator confirms it).
    */
   let secondAdmin: Promise<void> | null = null;
-  const confirmByASecondAdmin = async (change: string): Promise<void> => {
+  const confirmByASecondAdmin = async (change: string | null): Promise<void> => {
     secondAdmin ??= (async () => {
       const r = await cli(['user', 'add', 'admin2', '--role', 'admin', '--actor', 'admin', '--password-stdin', '--json'], 'second-admin-password');
       await cli(['user', 'confirm-role-change', (JSON.parse(r.stdout) as { pendingChange: { id: string } }).pendingChange.id]);
     })();
     await secondAdmin;
-    await cli(['user', 'confirm-role-change', change, '--actor', 'admin2']);
+    if (change) await cli(['user', 'confirm-role-change', change, '--actor', 'admin2']);
   };
   const addUser = async (name: string, role = 'vendor'): Promise<User> => {
     const password = `pw-${name}-correct-horse`;
@@ -90,6 +90,7 @@ describe('two gateway nodes on one Redis', () => {
     mkdirSync(path.join(dir, 'shared'), { recursive: true });
     await cli(['init', '--password-stdin'], 'initial-admin-password');
     await cli(['org', 'add', 'test-vendor', '--display-name', 'Test Vendor GmbH']);
+    await confirmByASecondAdmin(null);
     device = await startDeviceSshd();
     await cli(['device', 'add', 'ct-01', '--host', '127.0.0.1', '--port', String(device.port), '--protocol', 'ssh', '--udi', 'UDI-ct-01', ...CLASS_OF_LEVEL[2]]);
     await cli(['device', 'credential', 'ct-01', '--username', 'root', '--key-file', device.clientKeyFile]);
