@@ -714,12 +714,14 @@ export function decideRevoke(actorRoles: readonly Role[], actorName: string, tar
  * two or more approvals (level 3 by default: device management and security, distinct people) is
  * never met by one person, so those devices are reached through a request (R-5.3c, S-1.3).
  */
-export function decideDirectGrant(rule: ApprovalRule, grantor: { roles: readonly Role[] } | 'host-operator'): Decision<null> {
+export function decideDirectGrant(rule: ApprovalRule, grantor: { roles: readonly Role[]; roleChangePending?: boolean } | 'host-operator'): Decision<null> {
   if (rule.approvals.length !== 1) {
     const slots = rule.approvals.map((slot) => oneOf(slot)).join(' and ');
     return deny('DIRECT_GRANT_NOT_ALLOWED', `level ${rule.level} devices need ${rule.approvals.length} approvals from distinct people (${slots}); file an access request instead (portcullis request create, or the web console)`);
   }
   if (grantor === 'host-operator') return { allow: true, value: null };
+  // As for approvals (S-1.3): someone whose own privileged role change waits grants nothing meanwhile.
+  if (grantor.roleChangePending) return deny('DECIDER_ROLE_CHANGE_PENDING', 'a privileged role change for the grantor waits for confirmation; no direct grant until it is confirmed, rejected or expired (S-1.3)');
   const slot = rule.approvals[0] ?? [];
   if (!fitsSlot(grantor.roles, slot)) {
     return deny('DIRECT_GRANT_NOT_ALLOWED', `a level ${rule.level} grant needs the approval of someone with ${oneOf(slot)}`);

@@ -205,6 +205,10 @@ describe('separation of duties through the API (S-1.3)', () => {
     expect((await dora.post<ApiError>(`/api/requests/${r.body.id}/deny`, { reason: 'no' })).body.error.code).toBe('DECIDER_ROLE_CHANGE_PENDING');
     expect((await audit('request.approval_refused')).filter((e) => e.actor === 'dora').map((e) => [e.code, e.data.request])).toEqual([['DECIDER_ROLE_CHANGE_PENDING', r.body.id]]);
     expect((await audit('request.denial_refused')).filter((e) => e.actor === 'dora').map((e) => e.code)).toEqual(['DECIDER_ROLE_CHANGE_PENDING']);
+    // Nor a direct grant, which is its grantor's one approval.
+    const grant = await fx.cli(['grant', 'add', '--user', 'vera', '--device', 'mon-2', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', '--actor', 'dora', '--json']);
+    refusedWith(grant, 'DECIDER_ROLE_CHANGE_PENDING');
+    expect((await audit('grant.refused')).filter((e) => e.actor === 'dora').map((e) => e.code)).toEqual(['DECIDER_ROLE_CHANGE_PENDING']);
     // Once the change is settled, dora decides again.
     expect((await (api.ben as ApiClient).post(`/api/role-changes/${change.id}/reject`, {})).status).toBe(200);
     const approved = await dora.post<{ approved: boolean }>(`/api/requests/${r.body.id}/approve`, {});

@@ -591,6 +591,12 @@ describe('S-1.3: nobody decides a request while a privileged role change of thei
     expect(detailOf(d)).toContain('anna');
   });
 
+  it('refuses a direct grant from someone whose change waits, too', () => {
+    const d = decideDirectGrant(DEFAULT_APPROVAL_RULES[2], { roles: ['device_manager'], roleChangePending: true });
+    expect(outcome(d)).toBe('DECIDER_ROLE_CHANGE_PENDING');
+    expect(outcome(decideDirectGrant(DEFAULT_APPROVAL_RULES[2], { roles: ['device_manager'], roleChangePending: false }))).toBe('allow');
+  });
+
   it('decides as usual once nothing waits', () => {
     expect(outcome(decideApproval(request(1), { approver: 'anna', roles: ['approver'], roleChangePending: false }, DEFAULT_APPROVAL_RULES[1], NOW))).toBe('allow');
   });
