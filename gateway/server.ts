@@ -5,6 +5,7 @@ import { SessionBroker } from './broker/session-broker.js';
 import { loosenedRules } from '../policy/approval-rules.js';
 import { expireRequests } from './access/requests.js';
 import { IntegritySchedule } from './audit/integrity-schedule.js';
+import { expireRoleChanges } from './identity/role-changes.js';
 import { Membership } from './cluster/membership.js';
 import { inBackground } from './log/background.js';
 import { splitListen, type GatewayConfig } from './config/load.js';
@@ -71,8 +72,12 @@ export async function startGateway(config: GatewayConfig, opts: { log?: Logger; 
   }
   const webAddr = web.server.address() as AddressInfo;
   for (const w of loosenedRules(config.approvalRules)) log.warn('approval rule looser than the default', { deviceLevel: w.level, clause: w.clause, detail: w.message });
-  // Undecided requests whose window has passed become `expired` (one node wins each, by version).
-  const sweeper = setInterval(() => inBackground(log, 'request expiry', expireRequests(runtime)), 30_000);
+  // Undecided requests whose window has passed become `expired` (one node wins each, by version);
+  // so do privileged role changes nobody confirmed in time (one node settles each, S-1.3).
+  const sweeper = setInterval(() => {
+    inBackground(log, 'request expiry', expireRequests(runtime));
+    inBackground(log, 'role change expiry', expireRoleChanges(runtime));
+  }, 30_000);
   sweeper.unref();
   runtime.syslog?.start();
   runtime.alerts.start();

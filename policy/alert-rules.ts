@@ -158,8 +158,11 @@ export function alertCandidate(f: AuditFact): AlertCandidate | null {
       if (f.deviceLevel !== 3) return null;
       return { kind: 'level3_session', subject: str(d.session), summary: `${f.actor} started a ${str(d.protocol)} session on level-3 device ${str(d.device)} from ${str(d.client)}.` };
     case 'user.created':
-    case 'user.updated': {
-      const roles = f.type === 'user.created' ? d.roles : d.rolesAdded;
+    case 'user.updated':
+    // A privileged role confirmed by a second admin (S-1.3), or mapped from the hospital's identity provider.
+    case 'role_change.confirmed':
+    case 'user.roles_mapped': {
+      const roles = f.type === 'user.created' ? d.roles : f.type === 'user.updated' ? d.rolesAdded : d.added;
       const added = Array.isArray(roles) ? roles.map(str).filter((r) => (PRIVILEGED_ROLES as readonly string[]).includes(r)) : [];
       if (added.length === 0) return null;
       return { kind: 'privileged_role', subject: `${str(d.user)}:${added.join(',')}`, summary: `${f.actor} gave ${str(d.user)} the role${added.length > 1 ? 's' : ''} ${added.join(', ')}.` };

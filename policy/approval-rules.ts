@@ -3,7 +3,9 @@
  * approve it at each device level (5.2d), and how approvals, denials, cancellations, expiry and
  * revocation change a request. Plain data in, a decision with its reason out; `now` is passed in.
  */
+import type { CommandProfile } from './command-policy.js';
 import { DEVICE_LEVELS, type DeviceLevel } from './device-classification.js';
+import { provablyNarrower } from './profile-narrowing.js';
 import { can } from './roles.js';
 import { deny, ROLES, type Decision, type DeviceFacts, type GrantFacts, type Protocol, type Role } from './types.js';
 
@@ -260,6 +262,8 @@ export interface RequestedDevice extends DeviceFacts {
 export interface ProfileChoice {
   name: string;
   mode: ProfileMode;
+  /** Its rules, when configured: what tells a narrower profile from a change (profile-narrowing.ts). */
+  definition?: CommandProfile | null;
 }
 
 /** What an approver may take away from a request; never add to it. */
@@ -457,6 +461,8 @@ export interface ApprovalAttempt {
   approver: string;
   roles: readonly Role[];
   narrowing?: Narrowing | null;
+  /** A privileged role change for the approver waits for confirmation (S-1.3): they decide nothing meanwhile. */
+  roleChangePending?: boolean;
 }
 
 export interface SlotFill {
@@ -464,8 +470,23 @@ export interface SlotFill {
   filledBy: string | null;
 }
 
+/**
+ * An approval that swaps the profile for one that is not provably narrower changes the request:
+ * the approvals given on the earlier terms lapse, and the request needs them again.
+ */
+export interface ProfileChange {
+  from: ProfileChoice;
+  to: ProfileChoice;
+  /** Why the new profile is not provably narrower (profile-narrowing.ts). */
+  reason: string;
+  /** Approvals given before the change: they no longer count. */
+  lapsed: ApprovalRecord[];
+  /** What the request stands for from now on, before this approval's own narrowing: the window and file transfer as narrowed so far, and the new profile. */
+  base: RequestTerms;
+}
+
 export interface ApprovalOutcome {
-  /** The request's approvals including this one. */
+  /** The request's approvals including this one (after a profile change: this one alone). */
   approvals: ApprovalRecord[];
   /** Each slot of the rule and who fills it in an optimal assignment. */
   slots: SlotFill[];
@@ -473,6 +494,7 @@ export interface ApprovalOutcome {
   status: 'pending' | 'approved';
   /** The window, profile and file transfer after every narrowing so far. */
   terms: RequestTerms;
+  profileChange: ProfileChange | null;
 }
 
 /** Checks every decision on a request starts with: the right rule, and a request still open. */
@@ -494,9 +516,12 @@ function stillPending(request: AccessRequest, now: number): Decision<null> {
 }
 
 /** The checks approving and denying share: not one's own request (S-1.3), and not as a vendor. */
-function deciderAllowed(request: AccessRequest, name: string, roles: readonly Role[], verb: 'approve' | 'deny'): Decision<null> {
+function deciderAllowed(request: AccessRequest, name: string, roles: readonly Role[], verb: 'approve' | 'deny', roleChangePending = false): Decision<null> {
   if (name === request.requester.name) {
     return deny('SELF_APPROVAL', `${name} made request ${request.id} and so cannot ${verb} it (S-1.3)${verb === 'deny' ? '; cancel it instead' : ''}`);
+  }
+  if (roleChangePending) {
+    return deny('DECIDER_ROLE_CHANGE_PENDING', `a privileged role change for ${name} waits for confirmation, so ${name} cannot ${verb} request ${request.id} until it is confirmed, rejected or expired (S-1.3)`);
   }
   // A person with no role at all falls through to the role check, which says what is needed.
   if (roles.includes('vendor') && approvingRoles(roles).length === 0) {
@@ -513,7 +538,7 @@ export function decideApproval(request: AccessRequest, approval: ApprovalAttempt
   const open = openRequest(request, rule, now);
   if (!open.allow) return open;
   const { approver, roles } = approval;
-  const allowed = deciderAllowed(request, approver, roles, 'approve');
+  const allowed = deciderAllowed(request, approver, roles, 'approve', approval.roleChangePending);
   if (!allowed.allow) return allowed;
   if (request.approvals.some((a) => a.approver === approver)) {
     return deny('DUPLICATE_APPROVAL', `${approver} has already approved request ${request.id}; another approver must give the next approval`);
@@ -524,22 +549,34 @@ export function decideApproval(request: AccessRequest, approval: ApprovalAttempt
   if (before === rule.approvals.length) {
     return deny('APPROVER_ROLE_NOT_NEEDED', `request ${request.id} already has every approval its level ${rule.level} rule needs`);
   }
-  const after = assignSlots(rule, [...priorRoles, roles]);
-  if (filledCount(after) === before) {
-    const needed = rolesStillNeeded(rule, priorRoles);
+  const current = effectiveTerms(request);
+  const asked = approval.narrowing ?? null;
+  if (asked !== null) {
+    const widened = wideningIn(current, asked);
+    if (!widened.allow) return widened;
+  }
+  // A profile that is not provably narrower than the current one changes the request (S-1.3):
+  // the approvals given so far lapse, and this approval is the first on the new terms.
+  let profileChange: ProfileChange | null = null;
+  let narrowing = asked;
+  if (asked?.profile !== undefined) {
+    const compared = provablyNarrower(asked.profile, current.profile);
+    if (!compared.narrower) {
+      const { profile, ...rest } = asked;
+      profileChange = { from: current.profile, to: profile, reason: compared.reason, lapsed: [...request.approvals], base: { ...current, profile } };
+      narrowing = Object.keys(rest).length > 0 ? rest : null;
+    }
+  }
+  const counted = profileChange ? [] : priorRoles;
+  const after = assignSlots(rule, [...counted, roles]);
+  if (filledCount(after) === filledCount(assignSlots(rule, counted))) {
+    const needed = rolesStillNeeded(rule, counted);
     return deny(
       'APPROVER_ROLE_NOT_NEEDED',
       `${approver} holds ${roles.join(', ')}, which fills none of the approvals request ${request.id} still needs; still needed: an approver with ${oneOf(needed)}`,
     );
   }
-
-  const current = effectiveTerms(request);
-  const narrowing = approval.narrowing ?? null;
-  if (narrowing !== null) {
-    const widened = wideningIn(current, narrowing);
-    if (!widened.allow) return widened;
-  }
-  const terms = applyNarrowing(current, narrowing);
+  const terms = applyNarrowing(profileChange ? profileChange.base : current, narrowing);
   if (terms.notAfter <= terms.notBefore) {
     return deny('NARROWED_WINDOW_EMPTY', `the narrowed window from ${iso(terms.notBefore)} to ${iso(terms.notAfter)} is empty`);
   }
@@ -562,7 +599,7 @@ export function decideApproval(request: AccessRequest, approval: ApprovalAttempt
   }
 
   const record: ApprovalRecord = { approver, roles: [...roles], at: now, narrowing };
-  const approvals = [...request.approvals, record];
+  const approvals = profileChange ? [record] : [...request.approvals, record];
   const fullyApproved = filledCount(after) === rule.approvals.length;
   return {
     allow: true,
@@ -572,6 +609,7 @@ export function decideApproval(request: AccessRequest, approval: ApprovalAttempt
       fullyApproved,
       status: fullyApproved ? 'approved' : 'pending',
       terms,
+      profileChange,
     },
   };
 }
@@ -604,6 +642,8 @@ export interface DenialAttempt {
   denier: string;
   roles: readonly Role[];
   reason: string;
+  /** As for approvals: someone whose privileged role change waits decides nothing meanwhile. */
+  roleChangePending?: boolean;
 }
 
 /**
@@ -614,7 +654,7 @@ export interface DenialAttempt {
 export function decideDenial(request: AccessRequest, denial: DenialAttempt, rule: ApprovalRule, now: number): Decision<{ status: 'denied'; reason: string }> {
   const open = openRequest(request, rule, now);
   if (!open.allow) return open;
-  const allowed = deciderAllowed(request, denial.denier, denial.roles, 'deny');
+  const allowed = deciderAllowed(request, denial.denier, denial.roles, 'deny', denial.roleChangePending);
   if (!allowed.allow) return allowed;
   if (!rule.approvals.some((slot) => fitsSlot(denial.roles, slot))) {
     const roles = [...new Set(rule.approvals.flatMap((slot) => approvingRoles(slot)))];
@@ -674,12 +714,14 @@ export function decideRevoke(actorRoles: readonly Role[], actorName: string, tar
  * two or more approvals (level 3 by default: device management and security, distinct people) is
  * never met by one person, so those devices are reached through a request (R-5.3c, S-1.3).
  */
-export function decideDirectGrant(rule: ApprovalRule, grantor: { roles: readonly Role[] } | 'host-operator'): Decision<null> {
+export function decideDirectGrant(rule: ApprovalRule, grantor: { roles: readonly Role[]; roleChangePending?: boolean } | 'host-operator'): Decision<null> {
   if (rule.approvals.length !== 1) {
     const slots = rule.approvals.map((slot) => oneOf(slot)).join(' and ');
     return deny('DIRECT_GRANT_NOT_ALLOWED', `level ${rule.level} devices need ${rule.approvals.length} approvals from distinct people (${slots}); file an access request instead (portcullis request create, or the web console)`);
   }
   if (grantor === 'host-operator') return { allow: true, value: null };
+  // As for approvals (S-1.3): someone whose own privileged role change waits grants nothing meanwhile.
+  if (grantor.roleChangePending) return deny('DECIDER_ROLE_CHANGE_PENDING', 'a privileged role change for the grantor waits for confirmation; no direct grant until it is confirmed, rejected or expired (S-1.3)');
   const slot = rule.approvals[0] ?? [];
   if (!fitsSlot(grantor.roles, slot)) {
     return deny('DIRECT_GRANT_NOT_ALLOWED', `a level ${rule.level} grant needs the approval of someone with ${oneOf(slot)}`);

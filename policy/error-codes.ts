@@ -98,6 +98,13 @@ export const ERROR_CATALOGUE = {
   TOKEN_RATE_LIMITED: { status: 429, message: 'Too many requests with this API token; slow down and try again in a minute.' },
   SERVICE_ACCOUNT_NOT_A_PERSON: { status: 403, message: 'A service account cannot do this: approvals, denials, command reviews, security checks and decommissioning are a named person\'s decisions (S-1.3).' },
   ALERT_ALREADY_ACKNOWLEDGED: { status: 409, message: 'Someone has already acknowledged this alert.' },
+  SELF_ROLE_CHANGE: { status: 403, message: 'Nobody may change their own roles (S-1.3); another admin must do it.' },
+  ROLE_CHANGE_NEEDS_ADMIN: { status: 403, message: 'Giving a privileged role (admin, security, device_manager, approver) is asked by a named admin and confirmed by a second admin (S-1.3).' },
+  ROLE_CHANGE_ALREADY_PENDING: { status: 409, message: 'A privileged role change for this person already waits for confirmation; confirm or reject it first.' },
+  ROLE_CHANGE_SELF_CONFIRM: { status: 403, message: 'A privileged role change is confirmed by a second admin: neither the one who asked for it nor the person it concerns (S-1.3).' },
+  ROLE_CHANGE_NOT_PENDING: { status: 409, message: 'The role change has already been confirmed or rejected.' },
+  ROLE_CHANGE_EXPIRED: { status: 409, message: 'The role change was not confirmed in time and has expired; ask again.' },
+  DECIDER_ROLE_CHANGE_PENDING: { status: 403, message: 'You cannot approve or deny access while a change of your own roles waits for confirmation (S-1.3).' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -4,10 +4,11 @@ import {
   type AccessRequest, type ApprovalRecord, type ApprovalRule, type Narrowing, type ProfileChoice, type ProfileMode, type RequestedDevice,
 } from '../../policy/approval-rules.js';
 import { PROTOCOLS, type Protocol } from '../../policy/types.js';
+import { pendingRoleChangeOf } from '../identity/role-changes.js';
 import { InputError, refuse } from '../identity/users.js';
 import { deviceLevel } from '../inventory/devices.js';
 import type { Runtime } from '../runtime.js';
-import type { ApprovalEntry, DeviceRecord, GrantRecord, RequestRecord, StoredNarrowing, UserRecord } from '../store/store.js';
+import type { ApprovalEntry, DeviceRecord, GrantRecord, RequestChange, RequestRecord, StoredNarrowing, UserRecord } from '../store/store.js';
 
 /**
  * The access workflow (R-5.3c): a vendor asks, named people approve by the device's level, grants
@@ -38,10 +39,13 @@ type Rt = Runtime;
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 
-/** A profile by name, as policy sees it; one no longer configured counts as the strictest mode. */
+/**
+ * A profile by name, as policy sees it, with its rules (what tells a narrower profile from a
+ * change); one no longer configured counts as the strictest mode, with nothing provable about it.
+ */
 function profileChoice(rt: Runtime, name: string): ProfileChoice {
   const p = rt.config.commandProfiles.get(name);
-  return { name, mode: (p?.mode ?? 'restricted') as ProfileMode };
+  return { name, mode: (p?.mode ?? 'restricted') as ProfileMode, definition: p ?? null };
 }
 
 function knownProfile(rt: Runtime, name: string): ProfileChoice {
@@ -50,7 +54,7 @@ function knownProfile(rt: Runtime, name: string): ProfileChoice {
     const names = [...rt.config.commandProfiles.keys()];
     throw new InputError('PROFILE_UNKNOWN', `no command profile named ${JSON.stringify(name)}${names.length ? `; configured: ${names.join(', ')}` : ''}`);
   }
-  return { name, mode: p.mode };
+  return { name, mode: p.mode, definition: p };
 }
 
 const requestedDevice = (d: DeviceRecord): RequestedDevice => ({ name: d.name, state: d.state, protocols: d.protocols, level: deviceLevel(d) });
@@ -132,6 +136,12 @@ export async function requestView(rt: Runtime, r: RequestRecord) {
       } : null,
     })),
     stillNeeded: progress ? progress.slots.filter((s) => s.filledBy === null).map((s) => [...s.roles]) : [],
+    // S-1.3: each profile swap that made earlier approvals lapse, so the requester and the next approvers see it.
+    changes: (r.changes ?? []).map((c) => ({
+      at: iso(c.at) as string, by: c.by, kind: c.kind, from: c.from, to: c.to, reason: c.reason,
+      before: { from: iso(c.before.notBefore) as string, until: iso(c.before.notAfter) as string, profile: c.before.profile, fileTransfer: c.before.fileTransfer },
+      lapsed: c.lapsed.map((a) => ({ by: a.by, at: iso(a.at) as string })),
+    })),
     decidedAt: iso(r.decidedAt), decidedBy: r.decidedBy, reason: r.reason, grantIds: r.grantIds, createdAt: iso(r.createdAt) as string,
   };
 }
@@ -165,7 +175,7 @@ export async function createRequest(rt: Rt, requester: UserRecord, input: Reques
   const record: RequestRecord = {
     id: `r-${randomUUID().slice(0, 8)}`, requester: requester.name, devices: requested.map((d) => d.name), protocols: [...new Set(input.protocols)] as Protocol[],
     purpose: input.purpose.trim(), workOrder: input.workOrder.trim(), notBefore: input.notBefore, notAfter: input.notAfter, profile: profile.name,
-    fileTransfer: input.fileTransfer, status: 'pending', approvals: [], decidedAt: null, decidedBy: null, reason: null, grantIds: [], createdAt: now, version: 0,
+    fileTransfer: input.fileTransfer, status: 'pending', approvals: [], decidedAt: null, decidedBy: null, reason: null, grantIds: [], changes: [], createdAt: now, version: 0,
   };
   await rt.store.createRequest(record);
   const summary = {
@@ -197,11 +207,12 @@ async function refusedDecision(rt: Runtime, actor: string, type: string, id: str
 }
 
 /** One approval (optionally narrowing); the last one needed turns the request into grants. */
-export async function approveRequest(rt: Rt, approver: UserRecord, id: string, narrowing: NarrowingInput | null, comment: string | null): Promise<{ approved: boolean; grants: GrantRecord[] }> {
+export async function approveRequest(rt: Rt, approver: UserRecord, id: string, narrowing: NarrowingInput | null, comment: string | null): Promise<{ approved: boolean; grants: GrantRecord[]; change: RequestChange | null }> {
   // Approvals are a named person's (R-5.3c, S-1.3): a service account never gives one, whatever its roles.
   if (approver.serviceAccount === true) await refusedDecision(rt, approver.name, 'request.approval_refused', id, { code: 'SERVICE_ACCOUNT_NOT_A_PERSON', detail: `${approver.name} is a service account` });
   if (narrowing?.profile !== undefined) knownProfile(rt, narrowing.profile);
   const now = rt.clock();
+  const roleChangePending = (await pendingRoleChangeOf(rt, approver.name)) !== null;
   const outcome = await decideAndStore(rt, id, async (r) => {
     const { request, devices, rule } = await facts(rt, r);
     // Devices are re-checked at approval: one quarantined or decommissioned since the request is not granted.
@@ -209,9 +220,17 @@ export async function approveRequest(rt: Rt, approver: UserRecord, id: string, n
       if (d.state === 'quarantined') await refusedDecision(rt, approver.name, 'request.approval_refused', id, { code: 'DEVICE_QUARANTINED', detail: `device ${d.name} is quarantined (R-6.4b)` });
       if (d.state === 'decommissioned') await refusedDecision(rt, approver.name, 'request.approval_refused', id, { code: 'DEVICE_DECOMMISSIONED', detail: `device ${d.name} was decommissioned (R-6.5)` });
     }
-    const d = decideApproval(request, { approver: approver.name, roles: approver.roles, narrowing: toNarrowing(rt, narrowing ?? null) }, rule, now);
+    const d = decideApproval(request, { approver: approver.name, roles: approver.roles, narrowing: toNarrowing(rt, narrowing ?? null), roleChangePending }, rule, now);
     if (!d.allow) return refusedDecision(rt, approver.name, 'request.approval_refused', id, d);
-    const entry: ApprovalEntry = { by: approver.name, roles: [...approver.roles], at: now, narrowing: narrowing && Object.keys(narrowing).length ? narrowing : null, comment };
+    const pc = d.value.profileChange;
+    // After a profile change the new profile is the request's own, so this approval no longer narrows it.
+    const { profile: _swapped, ...kept } = narrowing ?? {};
+    const stored = pc ? kept : narrowing ?? {};
+    const entry: ApprovalEntry = { by: approver.name, roles: [...approver.roles], at: now, narrowing: Object.keys(stored).length ? stored : null, comment };
+    const change: RequestChange | null = pc ? {
+      at: now, by: approver.name, kind: 'profile', from: pc.from.name, to: pc.to.name, reason: pc.reason,
+      before: { notBefore: r.notBefore, notAfter: r.notAfter, profile: r.profile, fileTransfer: r.fileTransfer }, lapsed: r.approvals,
+    } : null;
     const grants: GrantRecord[] = d.value.fullyApproved
       ? r.devices.flatMap((device) => r.protocols.map((protocol): GrantRecord => ({
         id: `g-${randomUUID().slice(0, 8)}`, user: r.requester, device, protocol, notBefore: d.value.terms.notBefore, notAfter: d.value.terms.notAfter,
@@ -221,13 +240,29 @@ export async function approveRequest(rt: Rt, approver: UserRecord, id: string, n
       : [];
     return {
       patch: {
-        approvals: [...r.approvals, entry], status: d.value.status,
+        approvals: pc ? [entry] : [...r.approvals, entry], status: d.value.status,
+        // The request now stands for the new profile, with the window and file transfer as narrowed before.
+        ...(pc && change ? {
+          profile: pc.to.name, notBefore: pc.base.notBefore, notAfter: pc.base.notAfter, fileTransfer: pc.base.fileTransfer, changes: [...(r.changes ?? []), change],
+        } : {}),
         ...(d.value.fullyApproved ? { decidedAt: now, decidedBy: approver.name, grantIds: grants.map((g) => g.id) } : {}),
       },
-      result: { r, outcome: d.value, grants, level: rule.level },
+      result: { r, outcome: d.value, grants, level: rule.level, change },
     };
   });
-  const { r, grants } = outcome;
+  const { r, grants, change } = outcome;
+  if (change) {
+    // The requester is told (R-5.3c): the request they made is not the one now being approved.
+    const changed = {
+      request: id, requester: r.requester, devices: r.devices, by: approver.name, from: change.from, to: change.to, reason: change.reason,
+      lapsedApprovals: change.lapsed.map((a) => a.by),
+    };
+    await rt.audit.record('request.changed', { actor: approver.name, outcome: 'info', data: changed });
+    for (const a of change.lapsed) {
+      await rt.audit.record('request.approval_lapsed', { actor: approver.name, outcome: 'info', data: { request: id, approver: a.by, approvedAt: iso(a.at), because: `profile ${change.from} → ${change.to}` } });
+    }
+    rt.notifier.notify('request.changed', changed);
+  }
   const data = {
     request: id, requester: r.requester, devices: r.devices, level: outcome.level, approver: approver.name, roles: approver.roles,
     narrowing: narrowing ?? null, comment, stillNeeded: outcome.outcome.slots.filter((s) => s.filledBy === null).map((s) => s.roles),
@@ -248,15 +283,16 @@ export async function approveRequest(rt: Rt, approver: UserRecord, id: string, n
   } else {
     rt.notifier.notify('request.approval', data);
   }
-  return { approved: outcome.outcome.fullyApproved, grants };
+  return { approved: outcome.outcome.fullyApproved, grants, change };
 }
 
 export async function denyRequest(rt: Rt, denier: UserRecord, id: string, reason: string): Promise<void> {
   if (denier.serviceAccount === true) await refusedDecision(rt, denier.name, 'request.denial_refused', id, { code: 'SERVICE_ACCOUNT_NOT_A_PERSON', detail: `${denier.name} is a service account` });
   const now = rt.clock();
+  const roleChangePending = (await pendingRoleChangeOf(rt, denier.name)) !== null;
   const r = await decideAndStore(rt, id, async (rec) => {
     const { request, rule } = await facts(rt, rec);
-    const d = decideDenial(request, { denier: denier.name, roles: denier.roles, reason }, rule, now);
+    const d = decideDenial(request, { denier: denier.name, roles: denier.roles, reason, roleChangePending }, rule, now);
     if (!d.allow) return refusedDecision(rt, denier.name, 'request.denial_refused', id, d);
     return { patch: { status: 'denied', decidedAt: now, decidedBy: denier.name, reason: d.value.reason }, result: rec };
   });

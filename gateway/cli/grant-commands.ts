@@ -4,6 +4,7 @@ import { checkGrantWindow } from '../../policy/grant-check.js';
 import { can } from '../../policy/roles.js';
 import { PROTOCOLS, type Protocol } from '../../policy/types.js';
 import { parseTimeSpec } from '../config/duration.js';
+import { pendingRoleChangeOf } from '../identity/role-changes.js';
 import { InputError } from '../identity/users.js';
 import type { GrantRecord } from '../store/store.js';
 import { revokeGrant } from '../access/requests.js';
@@ -65,7 +66,7 @@ export async function grantCommand(ctx: CliContext, args: string[]): Promise<num
         // A direct grant is its grantor's one approval, held to the level's rule, window and modes.
         const level = deviceLevel(d);
         const rule = rt.config.approvalRules[level];
-        const direct = decideDirectGrant(rule, actorUser ?? 'host-operator');
+        const direct = decideDirectGrant(rule, actorUser ? { roles: actorUser.roles, roleChangePending: (await pendingRoleChangeOf(rt, actorUser.name)) !== null } : 'host-operator');
         if (!direct.allow) {
           await rt.audit.record('grant.refused', { actor: ctx.actor, outcome: 'denied', code: direct.code, data: { user, device, protocol, level, detail: direct.detail } });
           throw new InputError(direct.code, direct.detail);

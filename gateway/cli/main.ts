@@ -25,6 +25,9 @@ Usage: portcullis <command> [options]        (every command takes --config FILE 
   user add NAME --role ROLE [--role ROLE] [--org ORG] [--expires T] [--nda-signed T --nda-expires T [--nda-ref REF]] --password-stdin
   user nda NAME --nda-signed T --nda-expires T [--nda-ref REF]        record a vendor's confidentiality agreement (R-5.3a)
   user set NAME [--role R]… [--org ORG] [--expires T|never]         change roles, organisation, account expiry
+                                             (a privileged role waits for a second admin; nobody changes their own)
+  user role-changes [--status pending|confirmed|rejected|expired] [--user NAME]   privileged role changes (S-1.3)
+  user confirm-role-change ID | user reject-role-change ID [--reason TEXT]     a second admin decides one
   user reset-totp NAME                       forget a lost authenticator: they enrol again at next sign-in
   user sso-link NAME --subject SUB [--issuer URL]   link a staff account to its IdP account (single sign-on)
   user sso-unlink NAME                       end that link (the account keeps its roles)

@@ -25,6 +25,7 @@ const lines = (v: RequestView): string[] => [
   `${v.id}  ${v.status.toUpperCase()}  level ${v.level ?? '?'}  ${v.requester} → ${v.devices.join(', ')} (${v.protocols.join(', ')})`,
   `  ${v.effective.from} – ${v.effective.until}  profile ${v.effective.profile}${v.effective.fileTransfer ? '  file transfer' : ''}`,
   `  work order ${JSON.stringify(v.workOrder)}: ${JSON.stringify(v.purpose)}`,
+  ...v.changes.map((c) => `  changed by ${c.by} at ${c.at}: profile ${c.from} → ${c.to}, not a narrowing (${c.reason})${c.lapsed.length ? `; the approvals of ${c.lapsed.map((a) => a.by).join(', ')} lapsed` : ''}`),
   ...v.approvals.map((a) => `  approved by ${a.by} (${a.roles.join(', ')}) at ${a.at}${a.narrowing ? ` narrowing ${JSON.stringify(a.narrowing)}` : ''}`),
   ...(v.status === 'pending' && v.stillNeeded.length ? [`  still needed: ${v.stillNeeded.map((s) => s.join(' or ')).join('; and ')}`] : []),
   ...(v.reason ? [`  reason: ${v.reason}`] : []),
@@ -101,6 +102,7 @@ export async function requestCommand(ctx: CliContext, args: string[]): Promise<n
         const r = await approveRequest(rt, me, id, Object.keys(narrowing).length ? narrowing : null, values.comment ?? null);
         const v = await requestView(rt, (await rt.store.getRequest(id)) as RequestRecord);
         ctx.out.result({ ...v, grants: r.grants.map((g) => g.id) }, [
+          ...(r.change ? [`Profile ${r.change.from} → ${r.change.to} is a change, not a narrowing (${r.change.reason}): ${r.change.lapsed.length ? `the approvals of ${r.change.lapsed.map((a) => a.by).join(', ')} lapsed` : 'no earlier approval lapsed'}; the requester is told.`] : []),
           r.approved ? `Approved ${id}: grants ${r.grants.map((g) => g.id).join(', ')}.` : `Recorded your approval of ${id}; still needed: ${v.stillNeeded.map((s) => s.join(' or ')).join('; and ')}.`,
         ]);
         return 0;

@@ -2,9 +2,10 @@ import { readFileSync } from 'node:fs';
 import { ROLES, type Role } from '../../policy/types.js';
 import { parseTimeSpec } from '../config/duration.js';
 import { checkPasswordStrength, hashPassword } from '../identity/password.js';
-import { addPublicKey, createOrg, createUser, InputError, ndaView, resetTotp, setDisabled, setNda, unlockUser, updateUserProfile } from '../identity/users.js';
+import { confirmRoleChange, isHostOperator, rejectRoleChange, roleChangeView, type RoleChangeView } from '../identity/role-changes.js';
+import { addPublicKey, addUser, createOrg, InputError, ndaView, resetTotp, setDisabled, setNda, unlockUser, updateUserProfile } from '../identity/users.js';
 import { setSsoLink } from '../identity/sso-link.js';
-import type { NdaRecord } from '../store/store.js';
+import type { NdaRecord, RoleChangeRecord, RoleChangeStatus } from '../store/store.js';
 import { checkActor } from './actor.js';
 import { parse, readStdinSecret, required, UsageError } from './cli-io.js';
 import type { CliContext } from './main.js';
@@ -25,12 +26,14 @@ export async function userCommand(ctx: CliContext, args: string[]): Promise<numb
       if (!values['password-stdin']) throw new UsageError('--password-stdin is required: the password is read from standard input');
       const password = readStdinSecret('password');
       return ctx.withRuntime(async (rt) => {
+        await checkActor(rt, ctx.actor, 'user.manage');
         const expiresAt = values.expires ? time(values.expires, rt.clock(), 'expires') : null;
         const nda = ndaFrom(values, rt.clock());
-        const { user, otpauthUri } = await createUser(rt, { name, roles: roles as Role[], org: values.org ?? null, password, expiresAt, nda }, ctx.actor);
+        const { user, otpauthUri, pendingChange } = await addUser(rt, { name, roles: roles as Role[], org: values.org ?? null, password, expiresAt, nda }, ctx.actor);
+        const pending = pendingChange ? roleChangeView(pendingChange, rt.clock()) : null;
         ctx.out.result(
-          { name: user.name, roles: user.roles, org: user.org, expiresAt: user.expiresAt ? new Date(user.expiresAt).toISOString() : null, nda: ndaView(user.nda), otpauthUri },
-          [`Created user ${user.name} (${user.roles.join(', ')}).`, 'TOTP enrolment (shown once):', `  ${otpauthUri}`],
+          { name: user.name, roles: user.roles, org: user.org, expiresAt: user.expiresAt ? new Date(user.expiresAt).toISOString() : null, nda: ndaView(user.nda), otpauthUri, pendingChange: pending },
+          [`Created user ${user.name} (${user.roles.length ? user.roles.join(', ') : 'no role yet'}).`, ...pendingLines(pending), 'TOTP enrolment (shown once):', `  ${otpauthUri}`],
         );
         return 0;
       });
@@ -123,7 +126,42 @@ export async function userCommand(ctx: CliContext, args: string[]): Promise<numb
           ...(roles ? { roles: roles as Role[] } : {}), ...(values.org !== undefined ? { org: values.org === '' ? null : values.org } : {}),
           ...(expiresAt !== undefined ? { expiresAt } : {}),
         }, ctx.actor);
-        ctx.out.result({ name, roles: u.roles, org: u.org, expiresAt: u.expiresAt ? new Date(u.expiresAt).toISOString() : null }, [`Updated ${name}: ${u.roles.join(', ')}${u.org ? `, ${u.org}` : ''}.`]);
+        const pending = u.pendingChange ? roleChangeView(u.pendingChange, rt.clock()) : null;
+        ctx.out.result(
+          { name, roles: u.roles, org: u.org, expiresAt: u.expiresAt ? new Date(u.expiresAt).toISOString() : null, pendingChange: pending },
+          [`Updated ${name}: ${u.roles.length ? u.roles.join(', ') : 'no role yet'}${u.org ? `, ${u.org}` : ''}.`, ...pendingLines(pending)],
+        );
+        return 0;
+      });
+    }
+    case 'role-changes': {
+      const { values } = parse(rest, { status: { type: 'string' }, user: { type: 'string' } });
+      const status = values.status as RoleChangeStatus | undefined;
+      if (status !== undefined && !['pending', 'confirmed', 'rejected', 'expired'].includes(status)) throw new UsageError('--status: one of pending, confirmed, rejected, expired');
+      return ctx.withRuntime(async (rt) => {
+        await checkActor(rt, ctx.actor, 'user.read');
+        const now = rt.clock();
+        const views = (await rt.store.listRoleChanges({ ...(values.user ? { user: values.user } : {}), limit: 1000 })).map((c: RoleChangeRecord) => roleChangeView(c, now))
+          .filter((v) => status === undefined || v.status === status);
+        ctx.out.result(views, views.length ? views.map((v) => `${v.id}  ${v.status.padEnd(9)} ${v.user}: +${v.added.join(',+')}  asked by ${v.requestedBy} at ${v.requestedAt}${v.status === 'pending' ? `, expires ${v.expiresAt}` : `, ${v.status} by ${v.decidedBy ?? ''}`}`) : ['No role changes.']);
+        return 0;
+      });
+    }
+    case 'confirm-role-change':
+    case 'reject-role-change': {
+      const { values, positionals } = parse(rest, sub === 'reject-role-change' ? { reason: { type: 'string' } } : {}, 1);
+      const id = required(positionals[0], 'ID (positional)');
+      return ctx.withRuntime(async (rt) => {
+        // A named person must be an admin; the host operator's word is weighed by policy (it confirms only a single-admin install's second admin).
+        if (!isHostOperator(ctx.actor)) await checkActor(rt, ctx.actor, 'user.manage');
+        if (sub === 'confirm-role-change') {
+          const { change, user } = await confirmRoleChange(rt, id, ctx.actor);
+          const v = roleChangeView(change, rt.clock());
+          ctx.out.result({ ...v, roles: user.roles }, [`Confirmed ${id}: ${user.name} now holds ${user.roles.join(', ')}.`]);
+        } else {
+          const v = roleChangeView(await rejectRoleChange(rt, id, ctx.actor, (values as { reason?: string }).reason ?? null), rt.clock());
+          ctx.out.result(v, [`Rejected ${id}: ${v.user} does not get ${v.added.join(', ')}.`]);
+        }
         return 0;
       });
     }
@@ -157,8 +195,17 @@ export async function userCommand(ctx: CliContext, args: string[]): Promise<numb
       });
     }
     default:
-      throw new UsageError('user: expected add, key, password, list, nda, set, reset-totp, disable, enable, sso-link, sso-unlink or unlock');
+      throw new UsageError('user: expected add, key, password, list, nda, set, reset-totp, disable, enable, unlock, sso-link, sso-unlink, role-changes, confirm-role-change or reject-role-change');
   }
+}
+
+/** What a privileged role given by this command waits for (S-1.3). */
+function pendingLines(v: RoleChangeView | null): string[] {
+  if (!v) return [];
+  return [
+    `The role ${v.added.join(', ')} waits for a second admin's confirmation until ${v.expiresAt} (S-1.3): role change ${v.id}.`,
+    `  Another admin confirms with: portcullis user confirm-role-change ${v.id} --actor NAME   (or rejects: user reject-role-change ${v.id})`,
+  ];
 }
 
 function time(text: string, now: number, flag: string): number {

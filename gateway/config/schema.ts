@@ -159,6 +159,10 @@ export const configSchema = z.strictObject({
       lockout_duration: duration.default(parseDurationText('15m')),
       totp_issuer: z.string().min(1).max(64).default('Portcullis'),
       totp_window_steps: z.number().int().min(0).max(2).default(1),
+      /** A privileged role given by one admin expires unless a second admin confirms it within this (S-1.3). */
+      role_change_expiry: duration
+        .default(parseDurationText('24h'))
+        .refine((ms) => ms >= 10 * 60_000 && ms <= 7 * 86_400_000, { message: 'must be between 10m and 7d' }),
     })
     .prefault({}),
   store: z

@@ -4,8 +4,9 @@ import type { ErrorCode } from '../../policy/error-codes.js';
 import type { Role } from '../../policy/types.js';
 import { fingerprint } from '../connectors/host-key.js';
 import type { Runtime } from '../runtime.js';
-import type { NdaRecord, UserRecord } from '../store/store.js';
+import type { NdaRecord, RoleChangeRecord, UserRecord } from '../store/store.js';
 import { checkPasswordStrength, hashPassword } from './password.js';
+import { fileRoleChange, planRoles } from './role-changes.js';
 import { newTotpSecret, totpUri } from './totp.js';
 
 // ssh2 is CommonJS: its named exports are reached through the default export.
@@ -59,13 +60,17 @@ async function checkOrg(rt: Runtime, roles: readonly Role[], org: string | null)
 }
 
 /**
- * Creates a user. Enrolled in TOTP at once (the enrolment URI is returned, shown once and never
- * stored in clear), or, with `enrolOnFirstSignIn`, left for the person to enrol themselves at
- * their first sign-in in the console (the secret then never passes through an administrator).
+ * Creates a user with exactly these roles, which the caller has decided it may give: `init`'s
+ * first admin (the host operator's authority at installation), and addUser below once separation
+ * of duties has had its say. The API and the CLI call addUser, never this. Enrolled in TOTP at
+ * once (the enrolment URI is returned, shown once and never stored in clear), or, with
+ * `enrolOnFirstSignIn`, left for the person to enrol themselves at their first sign-in in the
+ * console (the secret then never passes through an administrator).
  */
-export async function createUser(rt: Runtime, u: NewUser & { enrolOnFirstSignIn?: boolean }, actor: string): Promise<{ user: UserRecord; otpauthUri: string | null }> {
+export async function createUser(rt: Runtime, u: NewUser & { enrolOnFirstSignIn?: boolean; rolesAwaiting?: Role[] }, actor: string): Promise<{ user: UserRecord; otpauthUri: string | null }> {
   if (!USER_NAME.test(u.name)) throw new InputError('INVALID_INPUT', `user name ${JSON.stringify(u.name)} must be 1-64 letters, digits, '.', '_' or '-'`);
-  if (u.roles.length === 0) throw new InputError('INVALID_INPUT', 'a user needs at least one role');
+  // An account may start with no role while its privileged ones wait for a second admin.
+  if (u.roles.length === 0 && !u.rolesAwaiting?.length) throw new InputError('INVALID_INPUT', 'a user needs at least one role');
   const weak = checkPasswordStrength(u.password);
   if (weak) throw new InputError('INVALID_INPUT', weak);
   if (await rt.store.getUser(u.name)) throw new InputError('ALREADY_EXISTS', `user ${u.name} already exists`);
@@ -80,9 +85,26 @@ export async function createUser(rt: Runtime, u: NewUser & { enrolOnFirstSignIn?
   await rt.store.createUser(user);
   await rt.audit.record('user.created', {
     actor, outcome: 'ok',
-    data: { user: u.name, roles: u.roles, org: u.org, expiresAt: u.expiresAt, nda: ndaView(u.nda ?? null), totp: secret === null ? 'at first sign-in' : 'enrolled' },
+    data: {
+      user: u.name, roles: u.roles, org: u.org, expiresAt: u.expiresAt, nda: ndaView(u.nda ?? null), totp: secret === null ? 'at first sign-in' : 'enrolled',
+      ...(u.rolesAwaiting?.length ? { rolesAwaiting: u.rolesAwaiting } : {}),
+    },
   });
   return { user, otpauthUri: secret === null ? null : totpUri(secret, rt.config.auth.totp_issuer, u.name) };
+}
+
+/**
+ * A new account as an admin (API, console, CLI) asks for it (S-1.3): the non-privileged roles at
+ * once; privileged ones (admin, security, device_manager, approver) wait for a second admin's
+ * confirmation as a role change. The host operator may create only non-privileged accounts.
+ */
+export async function addUser(rt: Runtime, u: NewUser & { enrolOnFirstSignIn?: boolean }, actor: string): Promise<{ user: UserRecord; otpauthUri: string | null; pendingChange: RoleChangeRecord | null }> {
+  if (u.roles.length === 0) throw new InputError('INVALID_INPUT', 'a user needs at least one role');
+  if (await rt.store.getUser(u.name)) throw new InputError('ALREADY_EXISTS', `user ${u.name} already exists`);
+  const plan = await planRoles(rt, actor, u.name, [], u.roles);
+  const created = await createUser(rt, { ...u, roles: plan.immediate, rolesAwaiting: plan.pendingAdd }, actor);
+  const pendingChange = plan.pendingAdd.length > 0 ? await fileRoleChange(rt, actor, u.name, plan.immediate, plan.pendingAdd) : null;
+  return { ...created, pendingChange };
 }
 
 export async function addPublicKey(rt: Runtime, name: string, keyText: string, actor: string): Promise<string> {
@@ -177,18 +199,27 @@ export async function resetTotp(rt: Runtime, name: string, actor: string): Promi
   await rt.bus.publish({ type: 'access.changed', from: rt.node, user: name });
 }
 
-/** An admin changes who someone is: roles, organisation, account expiry. Their live sessions are re-decided at once. */
-export async function updateUserProfile(rt: Runtime, name: string, patch: { roles?: Role[]; org?: string | null; expiresAt?: number | null }, actor: string): Promise<UserRecord> {
+/**
+ * An admin changes who someone is: roles, organisation, account expiry. Their live sessions are
+ * re-decided at once. Roles follow separation of duties (S-1.3, policy/role-changes.ts): nobody
+ * changes their own; removals and non-privileged additions apply at once; privileged additions
+ * wait for a second admin as `pendingChange`.
+ */
+export async function updateUserProfile(rt: Runtime, name: string, patch: { roles?: Role[]; org?: string | null; expiresAt?: number | null }, actor: string): Promise<UserRecord & { pendingChange: RoleChangeRecord | null }> {
   const u = await existing(rt, name);
-  const roles = patch.roles ?? u.roles;
-  if (roles.length === 0) throw new InputError('INVALID_INPUT', 'a user needs at least one role');
+  const plan = patch.roles ? await planRoles(rt, actor, name, u.roles, patch.roles) : null;
+  const roles = plan ? plan.immediate : u.roles;
   const org = patch.org !== undefined ? patch.org : u.org;
-  await checkOrg(rt, roles, org);
-  const changes = { ...(patch.roles ? { roles } : {}), ...(patch.org !== undefined ? { org } : {}), ...(patch.expiresAt !== undefined ? { expiresAt: patch.expiresAt } : {}) };
-  await rt.store.updateUser(name, changes);
-  // The roles added are named on their own: a privileged one raises an alert (policy/alert-rules.ts).
-  const rolesAdded = patch.roles ? roles.filter((r) => !u.roles.includes(r)) : [];
-  await rt.audit.record('user.updated', { actor, outcome: 'ok', data: { user: name, ...changes, ...(rolesAdded.length ? { rolesAdded } : {}) } });
-  await rt.bus.publish({ type: 'access.changed', from: rt.node, user: name });
-  return { ...u, ...changes };
+  await checkOrg(rt, plan ? [...roles, ...plan.pendingAdd] : roles, org);
+  const rolesChanged = plan !== null && (plan.added.length > plan.pendingAdd.length || plan.removed.length > 0);
+  const changes = { ...(rolesChanged ? { roles } : {}), ...(patch.org !== undefined ? { org } : {}), ...(patch.expiresAt !== undefined ? { expiresAt: patch.expiresAt } : {}) };
+  if (Object.keys(changes).length > 0) {
+    await rt.store.updateUser(name, changes);
+    // The roles added are named on their own: a privileged one raises an alert (policy/alert-rules.ts).
+    const rolesAdded = rolesChanged ? roles.filter((r) => !u.roles.includes(r)) : [];
+    await rt.audit.record('user.updated', { actor, outcome: 'ok', data: { user: name, ...changes, ...(rolesAdded.length ? { rolesAdded } : {}) } });
+    await rt.bus.publish({ type: 'access.changed', from: rt.node, user: name });
+  }
+  const pendingChange = plan && plan.pendingAdd.length > 0 ? await fileRoleChange(rt, actor, name, roles, plan.pendingAdd) : null;
+  return { ...u, ...changes, pendingChange };
 }

@@ -1,5 +1,5 @@
 import type {
-  AlertRecord, ApiTokenRecord, CommandRecord, DeviceRecord, GrantRecord, NodeRecord, OrgRecord, RecordingRecord, RequestRecord, SessionRecord, UserRecord,
+  AlertRecord, ApiTokenRecord, CommandRecord, DeviceRecord, GrantRecord, NodeRecord, OrgRecord, RecordingRecord, RequestRecord, RoleChangeRecord, SessionRecord, UserRecord,
   WebSessionRecord,
 } from './store.js';
 
@@ -32,7 +32,12 @@ export const GRANT_FIELDS: Fields<GrantRecord> = {
 export const REQUEST_FIELDS: Fields<RequestRecord> = {
   id: 'str', requester: 'str', devices: 'json', protocols: 'json', purpose: 'str', workOrder: 'str', notBefore: 'num', notAfter: 'num',
   profile: 'str', fileTransfer: 'bool', status: 'str', approvals: 'json', decidedAt: 'num?', decidedBy: 'str?', reason: 'str?',
-  grantIds: 'json', createdAt: 'num', version: 'num',
+  grantIds: 'json', changes: 'json?', createdAt: 'num', version: 'num',
+};
+
+export const ROLE_CHANGE_FIELDS: Fields<RoleChangeRecord> = {
+  id: 'str', user: 'str', requestedBy: 'str', requestedAt: 'num', expiresAt: 'num', rolesBefore: 'json', added: 'json', status: 'str',
+  decidedBy: 'str?', decidedAt: 'num?', reason: 'str?',
 };
 
 export const SESSION_FIELDS: Fields<SessionRecord> = {

@@ -3,13 +3,14 @@ import { createClient, ErrorReply, SocketClosedUnexpectedlyError, type RedisClie
 import { chainHash, GENESIS_HASH, hashedBody } from '../audit/audit-chain.js';
 import type { Logger } from '../log/logger.js';
 import {
-  ALERT_FIELDS, API_TOKEN_FIELDS, COMMAND_FIELDS, DEVICE_FIELDS, GRANT_FIELDS, NODE_FIELDS, ORG_FIELDS, RECORDING_FIELDS, REQUEST_FIELDS, SESSION_FIELDS, USER_FIELDS,
-  WEB_SESSION_FIELDS, type Fields,
+  ALERT_FIELDS, API_TOKEN_FIELDS, COMMAND_FIELDS, DEVICE_FIELDS, GRANT_FIELDS, NODE_FIELDS, ORG_FIELDS, RECORDING_FIELDS, REQUEST_FIELDS, SESSION_FIELDS,
+  USER_FIELDS, WEB_SESSION_FIELDS, type Fields, ROLE_CHANGE_FIELDS,
 } from './record-fields.js';
 import {
-  AlreadyExistsError, auditMatches, type AlertAcknowledgement, type AlertQuery, type AlertRecord, type ApiTokenRecord, StoreUnavailableError, type IntegrityMark, type AuditDraft, type AuditEntry, type AuditQuery, type CommandQuery, type CommandRecord,
-  type CredentialRecord, type DeviceRecord, type ExportCursor, type GrantRecord, type NodeRecord, type OrgRecord, type RecordingRecord, type RequestQuery,
-  type RequestRecord, type SessionEndPatch, type SessionQuery, type SessionRecord, type Store, type UserRecord, type WebSessionRecord,
+  AlreadyExistsError, auditMatches, type AlertAcknowledgement, type AlertQuery, type AlertRecord, type ApiTokenRecord, StoreUnavailableError,
+  type IntegrityMark, type AuditDraft, type AuditEntry, type AuditQuery, type CommandQuery, type CommandRecord, type CredentialRecord, type DeviceRecord,
+  type ExportCursor, type GrantRecord, type NodeRecord, type OrgRecord, type RecordingRecord, type RequestQuery, type RequestRecord, type SessionEndPatch,
+  type SessionQuery, type SessionRecord, type Store, type UserRecord, type WebSessionRecord, type RoleChangeQuery, type RoleChangeRecord,
 } from './store.js';
 
 /**
@@ -203,6 +204,9 @@ const collections = {
   requests: new Collection('requests', REQUEST_FIELDS, (r) => r.id, (r) => r.createdAt, [
     { name: 'requester', values: (r) => [r.requester] },
     { name: 'device', values: (r) => r.devices },
+  ]),
+  roleChanges: new Collection('role_changes', ROLE_CHANGE_FIELDS, (c) => c.id, (c) => c.requestedAt, [
+    { name: 'user', values: (c) => [c.user] },
   ]),
   sessions: new Collection('sessions', SESSION_FIELDS, (s) => s.id, (s) => s.startedAt, [
     { name: 'user', values: (s) => [s.user] },
@@ -568,6 +572,29 @@ export class RedisStore implements Store {
 
   async updateRequestIf(id: string, expectedVersion: number, patch: Partial<RequestRecord>): Promise<boolean> {
     return this.patch(collections.requests, id, { ...patch, version: expectedVersion + 1 }, { field: 'version', op: 'eq', value: String(expectedVersion) });
+  }
+
+  // ── privileged role changes ──
+
+  async createRoleChange(rc: RoleChangeRecord): Promise<void> {
+    await this.insert(collections.roleChanges, rc, `role change ${rc.id}`);
+  }
+
+  async getRoleChange(id: string): Promise<RoleChangeRecord | null> {
+    return this.fetch(collections.roleChanges, id);
+  }
+
+  async listRoleChanges(q: RoleChangeQuery): Promise<RoleChangeRecord[]> {
+    const c = collections.roleChanges;
+    return this.scan(c, q.user !== undefined ? this.indexKey(c, 'user', q.user) : this.ids(c), {
+      rev: true, limit: q.limit ?? 1000,
+      keep: (r) => (q.status === undefined || r.status === q.status) && (q.user === undefined || r.user === q.user),
+    });
+  }
+
+  async settleRoleChange(id: string, patch: Pick<RoleChangeRecord, 'status' | 'decidedBy' | 'decidedAt' | 'reason'>): Promise<boolean> {
+    // Fields are stored as JSON, so the pending state reads '"pending"'.
+    return this.patch(collections.roleChanges, id, patch, { field: 'status', op: 'eq', value: JSON.stringify('pending') });
   }
 
   // ── sessions, recordings, commands ──

@@ -264,4 +264,24 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     at INTEGER NOT NULL
   );
   `,
+  // 10: separation of duties (issue 13): privileged role changes wait for a second admin's
+  // confirmation; a request keeps the profile swaps that made its earlier approvals lapse.
+  `
+  CREATE TABLE role_changes (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    requested_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    roles_before TEXT NOT NULL,
+    added TEXT NOT NULL,
+    status TEXT NOT NULL,
+    decided_by TEXT,
+    decided_at INTEGER,
+    reason TEXT
+  );
+  CREATE INDEX role_changes_status ON role_changes(status, requested_at);
+  CREATE INDEX role_changes_user ON role_changes(user, requested_at);
+  ALTER TABLE requests ADD COLUMN changes TEXT;
+  `,
 ];

@@ -3,15 +3,15 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chainHash, GENESIS_HASH, hashedBody } from '../audit/audit-chain.js';
 import {
-  ALERT_FIELDS, API_TOKEN_FIELDS, columnName, COMMAND_FIELDS, DEVICE_FIELDS, GRANT_FIELDS, NODE_FIELDS, ORG_FIELDS, RECORDING_FIELDS, REQUEST_FIELDS, SESSION_FIELDS,
-  USER_FIELDS, WEB_SESSION_FIELDS, type Fields,
+  ALERT_FIELDS, API_TOKEN_FIELDS, columnName, COMMAND_FIELDS, DEVICE_FIELDS, GRANT_FIELDS, NODE_FIELDS, ORG_FIELDS, RECORDING_FIELDS, REQUEST_FIELDS,
+  SESSION_FIELDS, USER_FIELDS, WEB_SESSION_FIELDS, type Fields, ROLE_CHANGE_FIELDS,
 } from './record-fields.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
 import {
   AlreadyExistsError, type AlertAcknowledgement, type AlertQuery, type AlertRecord, type ApiTokenRecord, type AuditDraft, type AuditEntry, type AuditQuery, type CommandQuery,
   type CommandRecord, type CredentialRecord, type ExportCursor, type IntegrityMark,
   type DeviceRecord, type GrantRecord, type NodeRecord, type OrgRecord, type RecordingRecord, type RequestQuery, type RequestRecord,
-  type SessionEndPatch, type SessionQuery, type SessionRecord, type Store, type UserRecord, type WebSessionRecord,
+  type RoleChangeQuery, type RoleChangeRecord, type SessionEndPatch, type SessionQuery, type SessionRecord, type Store, type UserRecord, type WebSessionRecord,
 } from './store.js';
 
 type Row = Record<string, unknown>;
@@ -105,6 +105,7 @@ export class SqliteStore implements Store {
   private readonly devices: Table<DeviceRecord>;
   private readonly grants: Table<GrantRecord>;
   private readonly requests: Table<RequestRecord>;
+  private readonly roleChanges: Table<RoleChangeRecord>;
   private readonly sessions: Table<SessionRecord>;
   private readonly recordings: Table<RecordingRecord>;
   private readonly commands: Table<CommandRecord>;
@@ -127,6 +128,7 @@ export class SqliteStore implements Store {
     this.devices = new Table(this.db, 'devices', DEVICE_FIELDS, 'name');
     this.grants = new Table(this.db, 'grants', GRANT_FIELDS, 'id');
     this.requests = new Table(this.db, 'requests', REQUEST_FIELDS, 'id');
+    this.roleChanges = new Table(this.db, 'role_changes', ROLE_CHANGE_FIELDS, 'id');
     this.sessions = new Table(this.db, 'sessions', SESSION_FIELDS, 'id');
     this.recordings = new Table(this.db, 'recordings', RECORDING_FIELDS, 'id');
     this.commands = new Table(this.db, 'commands', COMMAND_FIELDS, 'id');
@@ -278,6 +280,23 @@ export class SqliteStore implements Store {
 
   async updateRequestIf(id: string, expectedVersion: number, patch: Partial<RequestRecord>): Promise<boolean> {
     return this.requests.patch(id, { ...patch, version: expectedVersion + 1 }, 'AND version = ?', expectedVersion) === 1;
+  }
+
+  async createRoleChange(c: RoleChangeRecord): Promise<void> {
+    this.roleChanges.insert(c, `role change ${c.id}`);
+  }
+
+  async getRoleChange(id: string): Promise<RoleChangeRecord | null> {
+    return this.roleChanges.get(id);
+  }
+
+  async listRoleChanges(q: RoleChangeQuery): Promise<RoleChangeRecord[]> {
+    const w = where([[q.status !== undefined, 'status = ?', q.status], [q.user !== undefined, 'user = ?', q.user]]);
+    return this.roleChanges.select(`${w.sql} ORDER BY requested_at DESC, rowid DESC LIMIT ?`, ...w.args, q.limit ?? 1000);
+  }
+
+  async settleRoleChange(id: string, patch: Pick<RoleChangeRecord, 'status' | 'decidedBy' | 'decidedAt' | 'reason'>): Promise<boolean> {
+    return this.roleChanges.patch(id, patch, "AND status = 'pending'") === 1;
   }
 
   async createSession(s: SessionRecord): Promise<void> {

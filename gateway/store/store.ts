@@ -161,6 +161,23 @@ export interface ApprovalEntry {
   comment: string | null;
 }
 
+/**
+ * An approver swapped the request's profile for one that is not provably narrower (S-1.3): the
+ * approvals given until then lapsed, kept here with the terms the request stood for before.
+ */
+export interface RequestChange {
+  at: number;
+  by: string;
+  kind: 'profile';
+  from: string;
+  to: string;
+  /** Why the new profile is not provably narrower. */
+  reason: string;
+  /** The request's own terms before the change (for the first change: what the vendor asked for). */
+  before: { notBefore: number; notAfter: number; profile: string; fileTransfer: boolean };
+  lapsed: ApprovalEntry[];
+}
+
 /** A vendor's application for access (R-5.3c): what, why, when, and who decided. */
 export interface RequestRecord {
   id: string;
@@ -181,6 +198,8 @@ export interface RequestRecord {
   /** Why it was denied, cancelled or revoked. */
   reason: string | null;
   grantIds: string[];
+  /** Profile swaps that made earlier approvals lapse, oldest first; null on requests stored before there were any. */
+  changes: RequestChange[] | null;
   createdAt: number;
   /** Bumped by every update: approvals on two nodes at once cannot both win. */
   version: number;
@@ -190,6 +209,33 @@ export interface RequestQuery {
   requester?: string;
   status?: RequestStatus;
   device?: string;
+  limit?: number;
+}
+
+export type RoleChangeStatus = 'pending' | 'confirmed' | 'rejected' | 'expired';
+
+/** A privileged role given to someone, waiting for a second admin's confirmation (S-1.3). */
+export interface RoleChangeRecord {
+  id: string;
+  /** The person whose roles change. */
+  user: string;
+  requestedBy: string;
+  requestedAt: number;
+  /** Unconfirmed by then, it expires. */
+  expiresAt: number;
+  /** The person's roles when it was asked. */
+  rolesBefore: Role[];
+  /** The privileged roles it gives. */
+  added: Role[];
+  status: RoleChangeStatus;
+  decidedBy: string | null;
+  decidedAt: number | null;
+  reason: string | null;
+}
+
+export interface RoleChangeQuery {
+  status?: RoleChangeStatus;
+  user?: string;
   limit?: number;
 }
 
@@ -494,6 +540,16 @@ export interface Store {
    * false when someone else updated the request first.
    */
   updateRequestIf(id: string, expectedVersion: number, patch: Patch<RequestRecord, 'id' | 'createdAt' | 'version'>): Promise<boolean>;
+
+  createRoleChange(change: RoleChangeRecord): Promise<void>;
+  getRoleChange(id: string): Promise<RoleChangeRecord | null>;
+  /** Newest first. */
+  listRoleChanges(query: RoleChangeQuery): Promise<RoleChangeRecord[]>;
+  /**
+   * Confirms, rejects or expires a change only while it is still pending: two admins (or an admin
+   * and the expiry sweep, on different nodes) can race, and exactly one of them wins.
+   */
+  settleRoleChange(id: string, patch: Pick<RoleChangeRecord, 'status' | 'decidedBy' | 'decidedAt' | 'reason'>): Promise<boolean>;
 
   createSession(session: SessionRecord): Promise<void>;
   updateSession(id: string, patch: Partial<Pick<SessionRecord, 'endedAt' | 'endReason' | 'exitStatus' | 'bytesIn' | 'bytesOut' | 'killRequest'>>): Promise<void>;

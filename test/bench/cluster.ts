@@ -62,11 +62,23 @@ async function main(): Promise<void> {
     await cli(['device', 'trust', 'dev']);
     [a, b] = await Promise.all([spawnGateway(configA), spawnGateway(configB)]);
     const users: Array<{ name: string; password: string; secret: string; grant: string }> = [];
+    // A privileged role is asked by init's admin and confirmed by a second admin (S-1.3), made once
+    // as the README's quick start makes it (the host operator confirms a single-admin install's second admin).
+    let secondAdmin = false;
     const addUser = async (name: string, role: string, profile?: string) => {
       const password = `pw-${name}-correct-horse`;
       const vendor = role === 'vendor' ? ['--org', 'bench', '--nda-signed=-1d', '--nda-expires=+365d'] : [];
-      const out = await cli(['user', 'add', name, '--role', role, ...vendor, '--password-stdin', '--json'], password);
-      const secret = new URL((JSON.parse(out) as { otpauthUri: string }).otpauthUri).searchParams.get('secret') as string;
+      const out = await cli(['user', 'add', name, '--role', role, ...vendor, '--actor', 'admin', '--password-stdin', '--json'], password);
+      const { otpauthUri, pendingChange } = JSON.parse(out) as { otpauthUri: string; pendingChange: { id: string } | null };
+      if (pendingChange) {
+        if (!secondAdmin) {
+          const second = JSON.parse(await cli(['user', 'add', 'admin2', '--role', 'admin', '--actor', 'admin', '--password-stdin', '--json'], 'second-admin-password')) as { pendingChange: { id: string } };
+          await cli(['user', 'confirm-role-change', second.pendingChange.id]);
+          secondAdmin = true;
+        }
+        await cli(['user', 'confirm-role-change', pendingChange.id, '--actor', 'admin2']);
+      }
+      const secret = new URL(otpauthUri).searchParams.get('secret') as string;
       const grant = role === 'vendor'
         ? (JSON.parse(await cli(['grant', 'add', '--user', name, '--device', 'dev', '--protocol', 'ssh', '--from', 'now', '--until', '+2h', ...(profile ? ['--profile', profile] : []), '--json'])) as { id: string }).id
         : '';

@@ -306,7 +306,7 @@ describe('the access workflow, through the API and the CLI', () => {
     }
     const nowS = Math.floor(Date.now() / 1000);
     for (const d of deliveries) expect(verifyWebhookSignature(SECRET, d, d.body, nowS)).toBe(true);
-    // Alerts go to the same webhook (staff accounts made above raised some): take the request's own event.
+    // Other events share the webhook (alerts, role_change.* for the people added above): take the request's own.
     const first = deliveries.find((d) => d.event === 'request.created') as Delivery;
     expect(verifyWebhookSignature(SECRET, first, first.body.replace('WO-4711', 'WO-0000'), nowS)).toBe(false);
     expect(verifyWebhookSignature('another-secret-entirely', first, first.body, nowS)).toBe(false);

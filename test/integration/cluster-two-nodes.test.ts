@@ -50,11 +50,25 @@ describe('two gateway nodes on one Redis', () => {
     if (r.code !== 0) throw new Error(`portcullis ${args.join(' ')}: ${r.stderr}`);
     return r;
   };
+  /**
+   * A privileged role is asked by init's admin and confirmed by a second admin (S-1.3); that second
+   * admin is made once as the README's quick start makes it (the host operator confirms it).
+   */
+  let secondAdmin: Promise<void> | null = null;
+  const confirmByASecondAdmin = async (change: string | null): Promise<void> => {
+    secondAdmin ??= (async () => {
+      const r = await cli(['user', 'add', 'admin2', '--role', 'admin', '--actor', 'admin', '--password-stdin', '--json'], 'second-admin-password');
+      await cli(['user', 'confirm-role-change', (JSON.parse(r.stdout) as { pendingChange: { id: string } }).pendingChange.id]);
+    })();
+    await secondAdmin;
+    if (change) await cli(['user', 'confirm-role-change', change, '--actor', 'admin2']);
+  };
   const addUser = async (name: string, role = 'vendor'): Promise<User> => {
     const password = `pw-${name}-correct-horse`;
     const vendor = role === 'vendor' ? ['--org', 'test-vendor', '--nda-signed=-1d', '--nda-expires=+365d'] : [];
-    const r = await cli(['user', 'add', name, '--role', role, ...vendor, '--password-stdin', '--json'], password);
-    const uri = (JSON.parse(r.stdout) as { otpauthUri: string }).otpauthUri;
+    const r = await cli(['user', 'add', name, '--role', role, ...vendor, '--actor', 'admin', '--password-stdin', '--json'], password);
+    const { otpauthUri: uri, pendingChange } = JSON.parse(r.stdout) as { otpauthUri: string; pendingChange: { id: string } | null };
+    if (pendingChange) await confirmByASecondAdmin(pendingChange.id);
     return { name, password, secret: new URL(uri).searchParams.get('secret') as string };
   };
   const grant = (user: string) => cli(['grant', 'add', '--user', user, '--device', 'ct-01', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', '--json']);
@@ -76,6 +90,7 @@ describe('two gateway nodes on one Redis', () => {
     mkdirSync(path.join(dir, 'shared'), { recursive: true });
     await cli(['init', '--password-stdin'], 'initial-admin-password');
     await cli(['org', 'add', 'test-vendor', '--display-name', 'Test Vendor GmbH']);
+    await confirmByASecondAdmin(null);
     device = await startDeviceSshd();
     await cli(['device', 'add', 'ct-01', '--host', '127.0.0.1', '--port', String(device.port), '--protocol', 'ssh', '--udi', 'UDI-ct-01', ...CLASS_OF_LEVEL[2]]);
     await cli(['device', 'credential', 'ct-01', '--username', 'root', '--key-file', device.clientKeyFile]);

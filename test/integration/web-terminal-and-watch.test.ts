@@ -1,5 +1,6 @@
 import { request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { confirmRoleChange } from '../../gateway/identity/role-changes.js';
 import { ApiClient, oathtoolCode, TotpSource } from '../support/api-client.js';
 import type { DeviceSshd } from '../support/device-sshd.js';
 import { startGatewayWithDevice, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
@@ -37,11 +38,13 @@ describe('the web console\'s terminal, watch, events and replay', () => {
     const admin = await fx.addUser('ada', ['admin']);
     const adminApi = new ApiClient(fx.gw.web.port);
     await adminApi.login(admin.name, admin.password, { code: await totp.code(admin.totpSecret) });
-    const created = await adminApi.post<{ otpauthUri: string | null; user: { totpEnrolled: boolean } }>('/api/users', {
+    const created = await adminApi.post<{ otpauthUri: string | null; user: { totpEnrolled: boolean }; pendingChange: { id: string } }>('/api/users', {
       name: 'newbie', roles: ['security'], password: 'a long first password', enrolOnFirstSignIn: true,
     });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ otpauthUri: null, user: { totpEnrolled: false } });
+    expect(created.body).toMatchObject({ otpauthUri: null, user: { totpEnrolled: false, roles: [] }, pendingChange: { added: ['security'] } });
+    // The security role waits for a second admin (S-1.3): init's admin confirms it.
+    await confirmRoleChange(fx.gw.runtime, created.body.pendingChange.id, 'admin');
 
     const c = new ApiClient(fx.gw.web.port);
     expect((await c.post<{ error: { code: string } }>('/api/auth/login', { username: 'newbie', password: 'wrong password here' })).body.error.code).toBe('AUTH_FAILED');

@@ -272,6 +272,27 @@ default_profile = "diag"
 });
 
 /** A data directory made by `portcullis init` and served by `portcullis serve`, as an operator runs it. */
+/**
+ * People with privileged roles, as the README's quick start adds them (S-1.3): init's admin asks,
+ * a second admin confirms. The second admin (`erin`) is asked by the first and confirmed by the
+ * host operator, which only a single-admin install allows.
+ */
+async function addStaff(cli: (args: string[], stdin?: string) => Promise<CliResult>, people: Array<[string, string]>): Promise<void> {
+  const ask = async (name: string, role: string): Promise<string> => {
+    const r = await cli(['user', 'add', name, '--role', role, '--actor', 'admin', '--password-stdin', '--json'], `${name} long passphrase\n`);
+    expect(r.code, `user add ${name}: ${r.stderr}`).toBe(0);
+    const change = (JSON.parse(r.stdout) as { pendingChange: { id: string } | null }).pendingChange;
+    expect(change, `user add ${name} --role ${role} waits for a second admin`).not.toBeNull();
+    return (change as { id: string }).id;
+  };
+  const erin = await cli(['user', 'confirm-role-change', await ask('erin', 'admin')]);
+  expect(erin.code, `host operator confirms the second admin: ${erin.stderr}`).toBe(0);
+  for (const [name, role] of people) {
+    const confirmed = await cli(['user', 'confirm-role-change', await ask(name, role), '--actor', 'erin']);
+    expect(confirmed.code, `erin confirms ${name}: ${confirmed.stderr}`).toBe(0);
+  }
+}
+
 async function servedGateway(configText: string): Promise<{ dir: string; configFile: string; cli: (args: string[], stdin?: string) => Promise<CliResult>; gw: GatewayProcess; init: CliResult }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pc-edges-'));
   const configFile = path.join(dir, 'gateway.config.toml');
@@ -327,12 +348,11 @@ default_profile = "diag"
   it('then enforces the looser rule: one device manager grants a level-3 request', async () => {
     const { cli } = served;
     // Staff may ask too (no organisation or NDA needed): a security officer asks, a device manager decides.
-    const setup = await Promise.all([
-      cli(['user', 'add', 'sue', '--role', 'security', '--password-stdin'], 'sue long passphrase\n'),
-      cli(['user', 'add', 'dmo', '--role', 'device_manager', '--password-stdin'], 'dmo long passphrase\n'),
+    const [device] = await Promise.all([
       cli(['device', 'add', 'ct-9', '--host', '127.0.0.1', '--protocol', 'ssh', '--udi', 'UDI-ct-9', ...CLASS_OF_LEVEL[3]]),
+      addStaff(cli, [['sue', 'security'], ['dmo', 'device_manager']]),
     ]);
-    for (const r of setup) ok(r, 'setup');
+    ok(device as CliResult, 'device add');
     const r = json<RequestBody>(ok(await cli(['request', 'create', '--actor', 'sue', '--device', 'ct-9', '--protocol', 'ssh', '--purpose', 'p', '--work-order', 'WO-9', '--from', 'now', '--duration', '90m', '--json']), 'request create'));
     expect(r).toMatchObject({ level: 3, stillNeeded: [['device_manager']] });
     const a = json<{ status: string; grants: string[] }>(ok(await cli(['request', 'approve', r.id, '--actor', 'dmo', '--json']), 'request approve'));
@@ -365,7 +385,7 @@ describe('the README quick-start, "From nothing to a recorded session", command 
     expect(served.init.stdout).toMatch(/otpauth:\/\/totp\//);
   });
 
-  it('2. people: an organisation, a vendor under an NDA, a device manager and a security officer', async () => {
+  it('2. people: a second admin, an organisation, a vendor under an NDA, a device manager and a security officer', async () => {
     const { cli } = served;
     ok(await cli(['org', 'add', 'siemens', '--display-name', 'Siemens Healthineers', '--contact', '+49 9131 84-0']), 'org add');
     // The README's dates (2026-01-15 … 2027-12-31) lapse one day; the same shape, relative to today.
@@ -373,13 +393,10 @@ describe('the README quick-start, "From nothing to a recorded session", command 
       '--nda-signed', day(-30), '--nda-expires', day(300), '--nda-ref', 'NDA-2026-031', '--expires', day(300), '--password-stdin', '--json'], 'their long passphrase\n'), 'user add alice'));
     expect(a).toMatchObject({ name: 'alice', org: 'siemens', nda: { reference: 'NDA-2026-031' } });
     alice = { password: 'their long passphrase', totpSecret: new URL(a.otpauthUri).searchParams.get('secret') as string };
-    // README: echo '…' | … — a placeholder; a real password has at least 12 characters.
-    const [dora, sam] = await Promise.all([
-      cli(['user', 'add', 'dora', '--role', 'device_manager', '--password-stdin'], 'dora long passphrase\n'),
-      cli(['user', 'add', 'sam', '--role', 'security', '--password-stdin'], 'sam long passphrase\n'),
-    ]);
-    ok(dora as CliResult, 'user add dora');
-    ok(sam as CliResult, 'user add sam');
+    // README: a second admin (erin), then dora and sam, each asked by admin and confirmed by erin (S-1.3).
+    await addStaff(cli, [['dora', 'device_manager'], ['sam', 'security']]);
+    const staff = json<Array<{ name: string; roles: string[] }>>(ok(await cli(['user', 'list', '--json']), 'user list'));
+    expect(staff.filter((u) => u.name !== 'alice').map((u) => [u.name, u.roles])).toEqual([['admin', ['admin']], ['dora', ['device_manager']], ['erin', ['admin']], ['sam', ['security']]]);
   });
 
   it('3. the device: registered with its classification (level 3), credential vaulted, host key pinned', async () => {

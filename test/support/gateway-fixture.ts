@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, type GatewayConfig } from '../../gateway/config/load.js';
-import { createUser } from '../../gateway/identity/users.js';
+import { confirmRoleChange } from '../../gateway/identity/role-changes.js';
+import { addUser } from '../../gateway/identity/users.js';
 import { initialize } from '../../gateway/init.js';
 import { createLogger } from '../../gateway/log/logger.js';
 import { startGateway, type RunningGateway } from '../../gateway/server.js';
@@ -108,6 +109,18 @@ export async function startGatewayFixture(extraToml = ''): Promise<GatewayFixtur
   const gw = await startGateway(config, { log });
   await gw.runtime.store.createOrg({ name: 'test-vendor', displayName: 'Test Vendor GmbH', contact: null, createdAt: Date.now() });
   const cli = (args: string[], stdin?: string): Promise<CliResult> => runCli(args, { config: configFile, ...(stdin !== undefined ? { stdin } : {}) });
+  /**
+   * People are added the way a hospital adds them (S-1.3): `init`'s admin asks; a privileged role
+   * waits for a second admin, who confirms it. That second admin (`admin2`) is made once, the way
+   * the README's quick start makes it: asked by the first admin, confirmed by the host operator,
+   * which only a single-admin install allows.
+   */
+  let secondAdmin: Promise<string> | null = null;
+  const confirmer = (): Promise<string> => (secondAdmin ??= (async () => {
+    const { pendingChange } = await addUser(gw.runtime, { name: 'admin2', roles: ['admin'], org: null, password: 'second-admin-password', expiresAt: null }, 'admin');
+    await confirmRoleChange(gw.runtime, (pendingChange as { id: string }).id, 'local:fixture');
+    return 'admin2';
+  })());
   return {
     dir, configFile, config, gw, sshPort: gw.ssh.port, logs, cli,
     async addUser(name, roles = ['vendor']) {
@@ -115,7 +128,8 @@ export async function startGatewayFixture(extraToml = ''): Promise<GatewayFixtur
       // Vendors work for an organisation under a confidentiality agreement (R-5.3a); staff do not.
       const vendor = roles.includes('vendor');
       const nda = vendor ? { signedAt: Date.now() - 86_400_000, expiresAt: Date.now() + 365 * 86_400_000, reference: 'NDA-TEST' } : null;
-      const { otpauthUri } = await createUser(gw.runtime, { name, roles, org: vendor ? 'test-vendor' : null, password, expiresAt: null, nda }, 'test');
+      const { otpauthUri, pendingChange } = await addUser(gw.runtime, { name, roles, org: vendor ? 'test-vendor' : null, password, expiresAt: null, nda }, 'admin');
+      if (pendingChange) await confirmRoleChange(gw.runtime, pendingChange.id, await confirmer());
       const totpSecret = new URL(otpauthUri as string).searchParams.get('secret') as string;
       return { name, password, totpSecret };
     },

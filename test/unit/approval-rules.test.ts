@@ -21,6 +21,7 @@ import {
   type RequestedDevice,
   type RulesByLevel,
 } from '../../policy/approval-rules.js';
+import type { CommandProfile } from '../../policy/command-policy.js';
 import type { DeviceLevel } from '../../policy/device-classification.js';
 import type { Decision, GrantFacts, Role } from '../../policy/types.js';
 
@@ -266,10 +267,22 @@ describe('R-5.3c, S-1.3: approving a request at each level', () => {
   });
 });
 
+/** Profiles with their rules, as the gateway hands them to policy: what proves one narrower than another. */
+const PROFILES: Record<string, CommandProfile> = {
+  'pump-shell': { name: 'pump-shell', mode: 'inspected', rules: [{ program: 'ls', action: 'allow' }, { program: 'cat', args: ['/var/log/pump/*'], action: 'allow' }, { program: 'reboot', action: 'review' }] },
+  'pump-readonly': { name: 'pump-readonly', mode: 'restricted', rules: [{ program: 'ls', action: 'allow' }] },
+  'pump-logs': { name: 'pump-logs', mode: 'inspected', rules: [{ program: 'ls', action: 'allow' }, { program: 'tail', args: ['-n', '/[0-9]+/', '/var/log/pump/*'], action: 'allow' }] },
+  'pump-root': { name: 'pump-root', mode: 'full', rules: [] },
+};
+const profile = (name: string) => {
+  const p = PROFILES[name] as CommandProfile;
+  return { name, mode: p.mode, definition: p };
+};
+
 describe('R-5.3c, R-6.3c: an approval may narrow the window and profile, never widen them', () => {
   // Level 2, inspected profile, file transfer asked for, window NOW+1h .. NOW+4h.
   const base = (over: Partial<AccessRequest> = {}): AccessRequest =>
-    request(2, { notBefore: NOW + H, notAfter: NOW + 4 * H, profile: { name: 'pump-shell', mode: 'inspected' }, fileTransfer: true, ...over });
+    request(2, { notBefore: NOW + H, notAfter: NOW + 4 * H, profile: profile('pump-shell'), fileTransfer: true, ...over });
   const rule = DEFAULT_APPROVAL_RULES[2];
   const approveWith = (narrowing: Narrowing, req = base(), now = NOW) =>
     decideApproval(req, { approver: 'dora', roles: ['device_manager'], narrowing }, rule, now);
@@ -278,8 +291,8 @@ describe('R-5.3c, R-6.3c: an approval may narrow the window and profile, never w
     ['a later start', { notBefore: NOW + 2 * H }, { notBefore: NOW + 2 * H, notAfter: NOW + 4 * H }],
     ['an earlier end', { notAfter: NOW + 3 * H }, { notBefore: NOW + H, notAfter: NOW + 3 * H }],
     ['both ends', { notBefore: NOW + 2 * H, notAfter: NOW + 3 * H }, { notBefore: NOW + 2 * H, notAfter: NOW + 3 * H }],
-    ['a restricted profile', { profile: { name: 'pump-readonly', mode: 'restricted' } }, { profile: { name: 'pump-readonly', mode: 'restricted' } }],
-    ['another profile of the same mode', { profile: { name: 'pump-logs', mode: 'inspected' } }, { profile: { name: 'pump-logs', mode: 'inspected' } }],
+    ['a restricted profile whose every rule the requested one has', { profile: profile('pump-readonly') }, { profile: profile('pump-readonly') }],
+    ['the same profile', { profile: profile('pump-shell') }, { profile: profile('pump-shell') }],
     ['R-6.3e: no file transfer', { fileTransfer: false }, { fileTransfer: false }],
     ['nothing at all', {}, { notBefore: NOW + H, notAfter: NOW + 4 * H, fileTransfer: true }],
   ];
@@ -288,12 +301,13 @@ describe('R-5.3c, R-6.3c: an approval may narrow the window and profile, never w
     expect(outcome(d)).toBe('allow');
     expect(d.allow && d.value.terms).toMatchObject(expected);
     expect(d.allow && d.value.approvals[0]?.narrowing).toEqual(narrowing);
+    expect(d.allow && d.value.profileChange).toBeNull();
   });
 
   const widenings: Array<[string, Narrowing, string, string]> = [
     ['an earlier start', { notBefore: NOW + 30 * MIN }, 'APPROVAL_WIDENS_WINDOW', 'start'],
     ['a later end', { notAfter: NOW + 5 * H }, 'APPROVAL_WIDENS_WINDOW', 'end'],
-    ['a more permissive profile', { profile: { name: 'pump-root', mode: 'full' } }, 'APPROVAL_WIDENS_PROFILE', 'full'],
+    ['a more permissive profile', { profile: profile('pump-root') }, 'APPROVAL_WIDENS_PROFILE', 'full'],
     ['R-6.3e: file transfer not asked for', { fileTransfer: true }, 'APPROVAL_WIDENS_FILE_TRANSFER', 'file transfer'],
     ['an empty window', { notBefore: NOW + 3 * H, notAfter: NOW + 3 * H }, 'NARROWED_WINDOW_EMPTY', 'empty'],
     ['a window that ends before it starts', { notBefore: NOW + 3 * H, notAfter: NOW + 2 * H }, 'NARROWED_WINDOW_EMPTY', 'empty'],
@@ -327,14 +341,57 @@ describe('R-5.3c, R-6.3c: an approval may narrow the window and profile, never w
 
   it('profile narrowings accumulate across approvers too', () => {
     const twoManagers: ApprovalRule = { ...rule, approvals: [['device_manager'], ['device_manager']] };
-    const req = base({ profile: { name: 'pump-root', mode: 'full' } });
-    const first = decideApproval(req, { approver: 'dora', roles: ['device_manager'], narrowing: { profile: { name: 'pump-shell', mode: 'inspected' } } }, twoManagers, NOW);
+    const req = base({ profile: profile('pump-root') });
+    const first = decideApproval(req, { approver: 'dora', roles: ['device_manager'], narrowing: { profile: profile('pump-shell') } }, twoManagers, NOW);
     if (!first.allow) throw new Error(first.detail);
+    expect(first.value.profileChange).toBeNull();
     const next = { ...req, approvals: first.value.approvals };
     expect(effectiveTerms(next).profile.mode).toBe('inspected');
-    expect(outcome(decideApproval(next, { approver: 'dmitri', roles: ['device_manager'], narrowing: { profile: { name: 'pump-root', mode: 'full' } } }, twoManagers, NOW))).toBe('APPROVAL_WIDENS_PROFILE');
-    const last = decideApproval(next, { approver: 'dmitri', roles: ['device_manager'], narrowing: { profile: { name: 'pump-readonly', mode: 'restricted' } } }, twoManagers, NOW);
-    expect(last.allow && last.value.terms.profile).toEqual({ name: 'pump-readonly', mode: 'restricted' });
+    expect(outcome(decideApproval(next, { approver: 'dmitri', roles: ['device_manager'], narrowing: { profile: profile('pump-root') } }, twoManagers, NOW))).toBe('APPROVAL_WIDENS_PROFILE');
+    const last = decideApproval(next, { approver: 'dmitri', roles: ['device_manager'], narrowing: { profile: profile('pump-readonly') } }, twoManagers, NOW);
+    expect(last.allow && last.value.terms.profile).toEqual(profile('pump-readonly'));
+    expect(last.allow && last.value.status).toBe('approved');
+  });
+
+  it('S-1.3: a profile of the same mode that allows other commands is a change: the approvals before it lapse, and it needs them again', () => {
+    const twoManagers: ApprovalRule = { ...rule, approvals: [['device_manager'], ['device_manager']] };
+    const first = decideApproval(base(), { approver: 'dora', roles: ['device_manager'], narrowing: { notAfter: NOW + 3 * H } }, twoManagers, NOW);
+    if (!first.allow) throw new Error(first.detail);
+    const afterDora = { ...base(), approvals: first.value.approvals };
+    const swap = decideApproval(afterDora, { approver: 'dmitri', roles: ['device_manager'], narrowing: { profile: profile('pump-logs'), notBefore: NOW + 2 * H } }, twoManagers, NOW);
+    if (!swap.allow) throw new Error(swap.detail);
+    // Two approvals given, yet not approved: dora's was for another profile.
+    expect(swap.value.status).toBe('pending');
+    expect(swap.value.profileChange).toMatchObject({ from: { name: 'pump-shell' }, to: { name: 'pump-logs' }, lapsed: [{ approver: 'dora' }] });
+    expect(swap.value.profileChange?.reason).toContain('tail');
+    // Dora's narrowed end stays; the new profile is the request's own, and dmitri's later start applies.
+    expect(swap.value.profileChange?.base).toMatchObject({ notBefore: NOW + H, notAfter: NOW + 3 * H, profile: { name: 'pump-logs' } });
+    expect(swap.value.terms).toMatchObject({ notBefore: NOW + 2 * H, notAfter: NOW + 3 * H, profile: { name: 'pump-logs' } });
+    expect(swap.value.approvals).toEqual([{ approver: 'dmitri', roles: ['device_manager'], at: NOW, narrowing: { notBefore: NOW + 2 * H } }]);
+    expect(swap.value.slots.map((s) => s.filledBy)).toEqual(['dmitri', null]);
+    // As the gateway stores it: the new terms, only dmitri's approval; dora approves again and it is approved.
+    const changed = { ...afterDora, ...swap.value.profileChange?.base, approvals: swap.value.approvals };
+    const again = decideApproval(changed, { approver: 'dora', roles: ['device_manager'] }, twoManagers, NOW);
+    expect(again.allow && again.value).toMatchObject({ status: 'approved', profileChange: null, terms: { profile: { name: 'pump-logs' }, notBefore: NOW + 2 * H, notAfter: NOW + 3 * H } });
+  });
+
+  it('S-1.3: a profile that is not configured proves nothing, so it is a change; the first approver\'s swap lapses nothing', () => {
+    const d = approveWith({ profile: { name: 'pump-gone', mode: 'restricted' } });
+    expect(d.allow && d.value.profileChange).toMatchObject({ lapsed: [], to: { name: 'pump-gone' } });
+    expect(d.allow && d.value.profileChange?.reason).toContain('not configured');
+    expect(d.allow && d.value.status).toBe('approved');
+  });
+
+  it('S-1.3: a profile swap that leaves the swapping approver no approval to fill is refused like any approval of an unneeded role', () => {
+    const level3 = DEFAULT_APPROVAL_RULES[3];
+    const req = request(3, { profile: { name: 'ct-service', mode: 'restricted', definition: { name: 'ct-service', mode: 'restricted', rules: [{ program: 'ls', action: 'allow' }] } } });
+    const dora = decideApproval(req, { approver: 'dora', roles: ['device_manager'] }, level3, NOW);
+    if (!dora.allow) throw new Error(dora.detail);
+    const other = { name: 'ct-other', mode: 'restricted' as const, definition: { name: 'ct-other', mode: 'restricted' as const, rules: [{ program: 'df', action: 'allow' as const }] } };
+    // sam swaps: dora's approval lapses, sam's fills security; device management is needed again.
+    const sam = decideApproval({ ...req, approvals: dora.value.approvals }, { approver: 'sam', roles: ['security'], narrowing: { profile: other } }, level3, NOW);
+    expect(sam.allow && sam.value.slots.map((s) => s.filledBy)).toEqual([null, 'sam']);
+    expect(sam.allow && sam.value.profileChange?.lapsed.map((a) => a.approver)).toEqual(['dora']);
   });
 
   it('5.2d, R-6.3c: a rule tightened after filing must be met by narrowing before approval', () => {
@@ -343,7 +400,7 @@ describe('R-5.3c, R-6.3c: an approval may narrow the window and profile, never w
     expect(outcome(decideApproval(base(), { approver: 'dora', roles: ['device_manager'] }, tighter, NOW))).toBe('WINDOW_TOO_LONG');
     const shorter = { notAfter: NOW + 3 * H };
     expect(outcome(decideApproval(base(), { approver: 'dora', roles: ['device_manager'], narrowing: shorter }, tighter, NOW))).toBe('PROFILE_MODE_NOT_ALLOWED');
-    const both = { ...shorter, profile: { name: 'pump-readonly', mode: 'restricted' as const } };
+    const both = { ...shorter, profile: profile('pump-readonly') };
     expect(outcome(decideApproval(base(), { approver: 'dora', roles: ['device_manager'], narrowing: both }, tighter, NOW))).toBe('allow');
   });
 });
@@ -521,5 +578,26 @@ describe('R-5.3c, S-1.3: approval rules that cannot work are refused', () => {
     const d = checkApprovalRules(rules);
     expect(outcome(d)).toBe('CONFIG_INVALID');
     expect(detailOf(d)).toContain(mention);
+  });
+});
+
+describe('S-1.3: nobody decides a request while a privileged role change of their own waits', () => {
+  it.each([
+    ['approve', (): Decision<unknown> => decideApproval(request(1), { approver: 'anna', roles: ['approver'], roleChangePending: true }, DEFAULT_APPROVAL_RULES[1], NOW)],
+    ['deny', (): Decision<unknown> => decideDenial(request(1), { denier: 'anna', roles: ['approver'], reason: 'no', roleChangePending: true }, DEFAULT_APPROVAL_RULES[1], NOW)],
+  ])('refuses to %s, and says why', (_verb, decide) => {
+    const d = decide();
+    expect(outcome(d)).toBe('DECIDER_ROLE_CHANGE_PENDING');
+    expect(detailOf(d)).toContain('anna');
+  });
+
+  it('refuses a direct grant from someone whose change waits, too', () => {
+    const d = decideDirectGrant(DEFAULT_APPROVAL_RULES[2], { roles: ['device_manager'], roleChangePending: true });
+    expect(outcome(d)).toBe('DECIDER_ROLE_CHANGE_PENDING');
+    expect(outcome(decideDirectGrant(DEFAULT_APPROVAL_RULES[2], { roles: ['device_manager'], roleChangePending: false }))).toBe('allow');
+  });
+
+  it('decides as usual once nothing waits', () => {
+    expect(outcome(decideApproval(request(1), { approver: 'anna', roles: ['approver'], roleChangePending: false }, DEFAULT_APPROVAL_RULES[1], NOW))).toBe('allow');
   });
 });

@@ -5,7 +5,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { ChainVerifier, GENESIS_HASH } from '../../gateway/audit/audit-chain.js';
 import { SqliteStore } from '../../gateway/store/sqlite-store.js';
 import type {
-  AlertRecord, ApiTokenRecord, CommandRecord, DeviceRecord, GrantRecord, RequestRecord, SessionRecord, Store, UserRecord,
+  AlertRecord, ApiTokenRecord, CommandRecord, DeviceRecord, GrantRecord, RequestRecord, SessionRecord, Store, UserRecord, RoleChangeRecord,
 } from '../../gateway/store/store.js';
 import { openTestRedisStore, uniquePrefix } from '../support/redis.js';
 
@@ -81,7 +81,11 @@ const session = (id: string, u: string, d: string, startedAt: number): SessionRe
 const request = (id: string, requester: string, devices: string[], createdAt: number): RequestRecord => ({
   id, requester, devices, protocols: ['ssh'], purpose: 'firmware check', workOrder: 'WO-1', notBefore: T, notAfter: T + 3_600_000,
   profile: 'ct-diag', fileTransfer: false, status: 'pending', approvals: [], decidedAt: null, decidedBy: null, reason: null, grantIds: [],
-  createdAt, version: 0,
+  changes: [], createdAt, version: 0,
+});
+const roleChange = (id: string, u: string, requestedAt: number): RoleChangeRecord => ({
+  id, user: u, requestedBy: 'adm-a', requestedAt, expiresAt: requestedAt + 86_400_000, rolesBefore: ['vendor'], added: ['approver', 'security'],
+  status: 'pending', decidedBy: null, decidedAt: null, reason: null,
 });
 const apiToken = (id: string, owner: string, createdAt: number): ApiTokenRecord => ({
   id, owner, name: `automation ${id}`, scope: ['device.read', 'audit.read'], secretHash: 'ab'.repeat(32), createdAt, createdBy: owner,
@@ -253,6 +257,45 @@ describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
     expect(await store.getRequest('r1')).toMatchObject({ status: 'approved', version: 2, grantIds: ['g1'] });
     expect((await store.listRequests({ status: 'pending' })).map((r) => r.id)).toEqual(['r3', 'r2']);
     expect(await store.updateRequestIf('nope', 0, { status: 'denied' })).toBe(false);
+  });
+
+  it('keeps the profile changes of a request, and reads a request stored without any', async () => {
+    await store.createRequest({ ...request('r9', 'erin', ['mri-1'], T), changes: null });
+    expect((await store.getRequest('r9'))?.changes).toBeNull();
+    const change = {
+      at: T + 5, by: 'sam', kind: 'profile' as const, from: 'diagnostics', to: 'ct-service', reason: 'rule 2 lets through more',
+      before: { notBefore: T, notAfter: T + 3_600_000, profile: 'diagnostics', fileTransfer: true },
+      lapsed: [{ by: 'dora', roles: ['device_manager' as const], at: T + 1, narrowing: { notAfter: T + 60_000 }, comment: 'ok' }],
+    };
+    expect(await store.updateRequestIf('r9', 0, { profile: 'ct-service', changes: [change], approvals: [] })).toBe(true);
+    expect(await store.getRequest('r9')).toMatchObject({ profile: 'ct-service', changes: [change], approvals: [], version: 1 });
+  });
+
+  it('keeps privileged role changes, lists them newest first by status and person, and settles each once (S-1.3)', async () => {
+    await store.createRoleChange(roleChange('rc1', 'dora', T));
+    await store.createRoleChange(roleChange('rc2', 'sam', T + 1));
+    await store.createRoleChange({ ...roleChange('rc3', 'dora', T + 2), added: ['admin'] });
+    await expect(store.createRoleChange(roleChange('rc1', 'x', T))).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+    expect(await store.getRoleChange('rc2')).toEqual(roleChange('rc2', 'sam', T + 1));
+    expect(await store.getRoleChange('nope')).toBeNull();
+    expect((await store.listRoleChanges({})).map((c) => c.id)).toEqual(['rc3', 'rc2', 'rc1']);
+    expect((await store.listRoleChanges({ user: 'dora' })).map((c) => c.id)).toEqual(['rc3', 'rc1']);
+    expect((await store.listRoleChanges({ limit: 1 })).map((c) => c.id)).toEqual(['rc3']);
+
+    // A confirmation on one node and the expiry sweep on another: exactly one wins.
+    const peer = await opened.peer();
+    const answers = await Promise.all([
+      store.settleRoleChange('rc1', { status: 'confirmed', decidedBy: 'adm-b', decidedAt: T + 10, reason: null }),
+      peer.settleRoleChange('rc1', { status: 'expired', decidedBy: 'portcullis', decidedAt: T + 10, reason: 'not confirmed in time' }),
+    ]);
+    expect(answers.filter(Boolean)).toHaveLength(1);
+    expect((await store.getRoleChange('rc1'))?.status).toBe(answers[0] ? 'confirmed' : 'expired');
+    expect(await store.settleRoleChange('rc1', { status: 'rejected', decidedBy: 'adm-c', decidedAt: T + 11, reason: null })).toBe(false);
+    expect(await store.settleRoleChange('nope', { status: 'rejected', decidedBy: 'adm-c', decidedAt: T + 11, reason: null })).toBe(false);
+    expect(await store.settleRoleChange('rc2', { status: 'rejected', decidedBy: 'adm-c', decidedAt: T + 12, reason: 'wrong person' })).toBe(true);
+    expect(await store.getRoleChange('rc2')).toMatchObject({ status: 'rejected', decidedBy: 'adm-c', decidedAt: T + 12, reason: 'wrong person' });
+    expect((await store.listRoleChanges({ status: 'pending' })).map((c) => c.id)).toEqual(['rc3']);
+    expect((await store.listRoleChanges({ status: 'pending', user: 'sam' }))).toEqual([]);
   });
 
   it('records sessions, finds them by user, device, time and openness, and ends each once', async () => {

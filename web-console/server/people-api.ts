@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { ROLES } from '../../policy/types.js';
-import { createOrg, createUser, InputError, lockUser, ndaView, resetTotp, setDisabled, setNda, unlockUser, updateUserProfile } from '../../gateway/identity/users.js';
+import { confirmRoleChange, rejectRoleChange, roleChangeView } from '../../gateway/identity/role-changes.js';
+import { addUser, createOrg, InputError, lockUser, ndaView, resetTotp, setDisabled, setNda, unlockUser, updateUserProfile } from '../../gateway/identity/users.js';
 import type { Runtime } from '../../gateway/runtime.js';
 import type { UserRecord } from '../../gateway/store/store.js';
 import { isoTime, nameParam, route } from './api-route.js';
@@ -24,6 +25,12 @@ export function userView(u: UserRecord, now: number): z.input<typeof userSchema>
   };
 }
 
+export const roleChangeSchema = z.object({
+  id: z.string(), user: z.string(), requestedBy: z.string(), requestedAt: z.string(), expiresAt: z.string(),
+  rolesBefore: z.array(z.string()), added: z.array(z.string()), status: z.enum(['pending', 'confirmed', 'rejected', 'expired']),
+  decidedBy: z.string().nullable(), decidedAt: z.string().nullable(), reason: z.string().nullable(),
+}).meta({ id: 'RoleChange' });
+
 const orgSchema = z.object({ name: z.string(), displayName: z.string(), contact: z.string().nullable() }).meta({ id: 'Organisation' });
 const ndaBody = z.object({ signedAt: isoTime, expiresAt: isoTime, reference: z.string().max(100).nullable().optional() });
 
@@ -42,28 +49,56 @@ export function registerPeople(app: FastifyInstance, rt: Runtime): void {
       name: nameParam, roles: z.array(z.enum(ROLES)).min(1), org: nameParam.nullable().optional(), password: z.string().min(12).max(1024),
       expiresAt: isoTime.nullable().optional(), nda: ndaBody.nullable().optional(), enrolOnFirstSignIn: z.boolean().default(false),
     }),
-    response: z.object({ user: userSchema, otpauthUri: z.string().nullable() }),
+    response: z.object({ user: userSchema, otpauthUri: z.string().nullable(), pendingChange: roleChangeSchema.nullable() }),
   }, async ({ body, principal }) => {
-    const { user, otpauthUri } = await createUser(rt, {
+    const { user, otpauthUri, pendingChange } = await addUser(rt, {
       name: body.name, roles: body.roles, org: body.org ?? null, password: body.password, expiresAt: body.expiresAt ?? null,
       nda: body.nda ? { signedAt: body.nda.signedAt, expiresAt: body.nda.expiresAt, reference: body.nda.reference ?? null } : null,
       enrolOnFirstSignIn: body.enrolOnFirstSignIn,
     }, principal.user.name);
-    return { user: userView(user, rt.clock()), otpauthUri };
+    return { user: userView(user, rt.clock()), otpauthUri, pendingChange: pendingChange ? roleChangeView(pendingChange, rt.clock()) : null };
   });
 
   route(app, {
-    method: 'PATCH', url: '/api/users/:name', access: 'user.manage', tags: ['people'], summary: 'Change roles, organisation or account expiry',
+    method: 'PATCH', url: '/api/users/:name', access: 'user.manage', tags: ['people'],
+    summary: 'Change roles, organisation or account expiry; nobody changes their own roles (SELF_ROLE_CHANGE), and a privileged role added waits for a second admin (pendingChange)',
     params: z.object({ name: nameParam }),
     body: z.object({ roles: z.array(z.enum(ROLES)).min(1).optional(), org: nameParam.nullable().optional(), expiresAt: isoTime.nullable().optional() }),
-    response: userSchema,
+    response: userSchema.extend({ pendingChange: roleChangeSchema.nullable() }),
   }, async ({ params, body, principal }) => {
-    if (params.name === principal.user.name && body.roles && !body.roles.includes('admin')) throw new InputError('INVALID_INPUT', 'you cannot take the admin role from yourself');
     const u = await updateUserProfile(rt, params.name, {
       ...(body.roles ? { roles: body.roles } : {}), ...(body.org !== undefined ? { org: body.org } : {}), ...(body.expiresAt !== undefined ? { expiresAt: body.expiresAt } : {}),
     }, principal.user.name);
-    return userView(u, rt.clock());
+    return { ...userView(u, rt.clock()), pendingChange: u.pendingChange ? roleChangeView(u.pendingChange, rt.clock()) : null };
   });
+
+  route(app, {
+    method: 'GET', url: '/api/role-changes', access: 'user.read', tags: ['people'],
+    summary: 'Privileged role changes (S-1.3): status=pending lists those waiting for a second admin, with who asked, when, and when they expire',
+    query: z.object({ status: z.enum(['pending', 'confirmed', 'rejected', 'expired']).optional(), user: nameParam.optional(), limit: z.coerce.number().int().min(1).max(1000).default(200) }),
+    response: z.object({ changes: z.array(roleChangeSchema) }),
+  }, async ({ query }) => {
+    const now = rt.clock();
+    // Status is computed (a pending change past its expiry reads as expired), so filter after the view.
+    const views = (await store.listRoleChanges({ ...(query.user ? { user: query.user } : {}), limit: query.limit })).map((c) => roleChangeView(c, now));
+    return { changes: views.filter((v) => !query.status || v.status === query.status) };
+  });
+
+  route(app, {
+    method: 'POST', url: '/api/role-changes/:id/confirm', access: 'user.manage', tags: ['people'],
+    summary: 'Confirm a privileged role change as a second admin: neither the admin who asked nor the person it concerns (ROLE_CHANGE_SELF_CONFIRM)',
+    params: z.object({ id: z.string().min(1).max(64) }), response: z.object({ change: roleChangeSchema, user: userSchema }),
+  }, async ({ params, principal }) => {
+    const { change, user } = await confirmRoleChange(rt, params.id, principal.user.name);
+    return { change: roleChangeView(change, rt.clock()), user: userView(user, rt.clock()) };
+  });
+
+  route(app, {
+    method: 'POST', url: '/api/role-changes/:id/reject', access: 'user.manage', tags: ['people'],
+    summary: 'Reject a privileged role change (any admin; the one who asked withdraws it this way)',
+    params: z.object({ id: z.string().min(1).max(64) }), body: z.object({ reason: z.string().max(500).nullable().optional() }),
+    response: roleChangeSchema,
+  }, async ({ params, body, principal }) => roleChangeView(await rejectRoleChange(rt, params.id, principal.user.name, body.reason ?? null), rt.clock()));
 
   route(app, {
     method: 'POST', url: '/api/users/:name/reset-totp', access: 'user.manage', tags: ['people'],

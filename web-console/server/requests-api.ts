@@ -23,6 +23,12 @@ const requestSchema = z.object({
     narrowing: z.object({ from: z.string().optional(), until: z.string().optional(), profile: z.string().optional(), fileTransfer: z.boolean().optional() }).nullable(),
   })),
   stillNeeded: z.array(z.array(z.string())),
+  /** Profile swaps by an approver that were not provably narrower: the approvals before each lapsed (S-1.3). */
+  changes: z.array(z.object({
+    at: z.string(), by: z.string(), kind: z.literal('profile'), from: z.string(), to: z.string(), reason: z.string(),
+    before: z.object({ from: z.string(), until: z.string(), profile: z.string(), fileTransfer: z.boolean() }),
+    lapsed: z.array(z.object({ by: z.string(), at: z.string() })),
+  })),
   decidedAt: z.string().nullable(), decidedBy: z.string().nullable(), reason: z.string().nullable(), grantIds: z.array(z.string()), createdAt: z.string(),
 }).meta({ id: 'AccessRequest' });
 
@@ -100,7 +106,7 @@ export function registerRequests(app: FastifyInstance, rt: Runtime): void {
 
   route(app, {
     method: 'POST', url: '/api/requests/:id/approve', access: 'request.decide', tags: ['requests'],
-    summary: 'Approve, optionally narrowing the window, the profile or file transfer (never widening); the last approval needed creates the grants',
+    summary: 'Approve, optionally narrowing the window, the profile or file transfer (never widening); a profile that is not provably narrower changes the request: the approvals before lapse and the requester is told (request.changed); the last approval needed creates the grants',
     params: idParams,
     body: z.object({
       narrowing: z.object({ from: isoTime.optional(), until: isoTime.optional(), profile: z.string().max(64).optional(), fileTransfer: z.literal(false).optional() }).optional(),

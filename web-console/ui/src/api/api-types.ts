@@ -43,6 +43,32 @@ export interface Approval {
   narrowing: { from?: string; until?: string; profile?: string; fileTransfer?: boolean } | null;
 }
 
+export interface RequestChange {
+  at: string;
+  by: string;
+  kind: 'profile';
+  from: string;
+  to: string;
+  reason: string;
+  before: AccessWindow;
+  lapsed: Array<{ by: string; at: string }>;
+}
+
+/** A privileged role waiting for a second admin's confirmation (S-1.3). */
+export interface RoleChange {
+  id: string;
+  user: string;
+  requestedBy: string;
+  requestedAt: string;
+  expiresAt: string;
+  rolesBefore: Role[];
+  added: Role[];
+  status: 'pending' | 'confirmed' | 'rejected' | 'expired';
+  decidedBy: string | null;
+  decidedAt: string | null;
+  reason: string | null;
+}
+
 export interface AccessRequest {
   id: string;
   requester: string;
@@ -59,6 +85,8 @@ export interface AccessRequest {
   approvals: Approval[];
   /** Each inner list is one approval still missing: any one of these roles fills it. */
   stillNeeded: Role[][];
+  /** Profile swaps by an approver that were not provably narrower: the approvals before each lapsed (S-1.3). */
+  changes: RequestChange[];
   decidedAt: string | null;
   decidedBy: string | null;
   reason: string | null;

@@ -1,7 +1,7 @@
 import { useId, useState } from 'preact/hooks';
 import { ROLES, type Role } from '../../../../../policy/types.js';
 import { api } from '../../api/api-client.js';
-import type { Organisation, User } from '../../api/api-types.js';
+import type { Organisation, RoleChange, User } from '../../api/api-types.js';
 import { authStore } from '../../auth/auth-state.js';
 import { ActionButton } from '../../components/action-dialog.js';
 import { Field } from '../../components/form-field.js';
@@ -60,7 +60,71 @@ function RolePicker({ value, onChange, legend }: { value: Role[]; onChange: (rol
   );
 }
 
-function CreateUserDialog({ orgs, onClose }: { orgs: Organisation[]; onClose: (created: { user: User; otpauthUri: string | null } | null) => void }) {
+/**
+ * Privileged roles waiting for a second admin (S-1.3): who asked, for whom, when, until when.
+ * The admin who asked and the person concerned see why they cannot confirm; the server refuses them anyway.
+ */
+function PendingRoleChanges({ me, manage, onDone }: { me: string | null; manage: boolean; onDone: (message: string) => void }) {
+  const i18n = useI18n();
+  const { t, name } = i18n;
+  const changes = useResource<{ changes: RoleChange[] }>('/api/role-changes?status=pending');
+  const roles = (list: string[]): string => list.map((r) => name('role', r)).join(t('common.listSeparator'));
+  return (
+    <section class="subsection" data-section="role-changes">
+      <h2>{t('roleChanges.title')}</h2>
+      <p class="hint">{t('roleChanges.intro')}</p>
+      <ResourceView {...changes}>
+        {({ changes: list }) => list.length === 0 ? <Empty><p>{t('roleChanges.empty')}</p></Empty> : (
+          <div class="table-wrap">
+            <table class="table">
+              <caption class="sr-only">{t('roleChanges.title')}</caption>
+              <thead>
+                <tr>
+                  <th scope="col">{t('users.account')}</th>
+                  <th scope="col">{t('roleChanges.adds')}</th>
+                  <th scope="col">{t('roleChanges.askedBy')}</th>
+                  <th scope="col">{t('roleChanges.expires')}</th>
+                  <th scope="col"><span class="sr-only">{t('common.actions')}</span></th>
+                </tr>
+              </thead>
+              <tbody>
+                {list.map((c) => {
+                  const mine = c.requestedBy === me;
+                  const concernsMe = c.user === me;
+                  return (
+                    <tr key={c.id} data-role-change={c.id} data-user={c.user}>
+                      <td><strong>{c.user}</strong><div class="muted small">{t('roleChanges.now', { roles: c.rolesBefore.length ? roles(c.rolesBefore) : t('common.none') })}</div></td>
+                      <td>{roles(c.added)}</td>
+                      <td>{c.requestedBy}<div class="muted small">{i18n.time(c.requestedAt)}</div></td>
+                      <td>{i18n.time(c.expiresAt)}</td>
+                      <td class="cell-actions cell-actions-wide">
+                        {manage && (mine || concernsMe) && <span class="muted small">{t(mine ? 'roleChanges.yoursToAsk' : 'roleChanges.yoursToGet')}</span>}
+                        {manage && !mine && !concernsMe && (
+                          <ActionButton label={t('roleChanges.confirm')} title={t('roleChanges.confirmTitle', { user: c.user, roles: roles(c.added) })}
+                            body={t('roleChanges.confirmBody', { asker: c.requestedBy })} confirmLabel={t('roleChanges.confirm')}
+                            onConfirm={() => api.post(`/api/role-changes/${encodeURIComponent(c.id)}/confirm`)}
+                            onDone={() => { changes.reload(); onDone(t('roleChanges.confirmed', { user: c.user, roles: roles(c.added) })); }} />
+                        )}
+                        {manage && (
+                          <ActionButton label={mine ? t('roleChanges.withdraw') : t('roleChanges.reject')} danger title={t('roleChanges.rejectTitle', { user: c.user, roles: roles(c.added) })}
+                            confirmLabel={mine ? t('roleChanges.withdraw') : t('roleChanges.reject')} reason={{ label: t('common.reason'), required: false, maxLength: 500 }}
+                            onConfirm={(reason) => api.post(`/api/role-changes/${encodeURIComponent(c.id)}/reject`, { reason: reason.trim() || null })}
+                            onDone={() => { changes.reload(); onDone(t('roleChanges.rejected', { user: c.user })); }} />
+                        )}
+                      </td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </ResourceView>
+    </section>
+  );
+}
+
+function CreateUserDialog({ orgs, onClose }: { orgs: Organisation[]; onClose: (created: { user: User; otpauthUri: string | null; pendingChange?: RoleChange | null } | null) => void }) {
   const { t } = useI18n();
   const ids = { name: useId(), password: useId(), org: useId(), expires: useId(), ndaSigned: useId(), ndaExpires: useId(), ndaRef: useId() };
   const [name, setName] = useState('');
@@ -90,7 +154,7 @@ function CreateUserDialog({ orgs, onClose }: { orgs: Organisation[]; onClose: (c
     setBusy(true);
     setError(null);
     try {
-      const r = await api.post<{ user: User; otpauthUri: string | null }>('/api/users', {
+      const r = await api.post<{ user: User; otpauthUri: string | null; pendingChange: RoleChange | null }>('/api/users', {
         name, password, roles, org: vendor || org ? org || null : null, expiresAt: dayEnd(expires),
         nda: ndaSigned && ndaExpires ? { signedAt: dayStart(ndaSigned), expiresAt: dayEnd(ndaExpires), reference: ndaRef.trim() || null } : null,
         ...(enrolLater ? { enrolOnFirstSignIn: true } : {}),
@@ -152,7 +216,7 @@ function CreateUserDialog({ orgs, onClose }: { orgs: Organisation[]; onClose: (c
   );
 }
 
-function EditUserDialog({ user, orgs, onClose }: { user: User; orgs: Organisation[]; onClose: (saved: boolean) => void }) {
+function EditUserDialog({ user, orgs, onClose }: { user: User; orgs: Organisation[]; onClose: (saved: boolean, pending?: RoleChange | null) => void }) {
   const { t } = useI18n();
   const ids = { org: useId(), expires: useId(), ndaSigned: useId(), ndaExpires: useId(), ndaRef: useId() };
   const [roles, setRoles] = useState<Role[]>(user.roles);
@@ -169,12 +233,12 @@ function EditUserDialog({ user, orgs, onClose }: { user: User; orgs: Organisatio
     setBusy(true);
     setError(null);
     try {
-      await api.patch(`/api/users/${encodeURIComponent(user.name)}`, { roles, org: org || null, expiresAt: dayEnd(expires) });
+      const saved = await api.patch<{ pendingChange: RoleChange | null }>(`/api/users/${encodeURIComponent(user.name)}`, { roles, org: org || null, expiresAt: dayEnd(expires) });
       const ndaChanged = ndaSigned !== day(user.nda?.signedAt) || ndaExpires !== day(user.nda?.expiresAt) || ndaRef !== (user.nda?.reference ?? '');
       if (ndaChanged && ndaSigned && ndaExpires) {
         await api.put(`/api/users/${encodeURIComponent(user.name)}/nda`, { signedAt: dayStart(ndaSigned), expiresAt: dayEnd(ndaExpires), reference: ndaRef.trim() || null });
       }
-      onClose(true);
+      onClose(true, saved.pendingChange);
     } catch (err) {
       setError(err);
       setBusy(false);
@@ -227,6 +291,8 @@ export default function UsersPage() {
   const [editing, setEditing] = useState<User | null>(null);
   const [enrolment, setEnrolment] = useState<{ user: string; uri: string } | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
+  const [changesKey, setChangesKey] = useState(0);
+  const waiting = (c: RoleChange | null | undefined): string => (c ? ` ${t('roleChanges.waiting', { roles: c.added.map((r) => i18n.name('role', r)).join(t('common.listSeparator')), time: i18n.time(c.expiresAt) })}` : '');
   const orgName = (id: string | null): string => orgs.data?.orgs.find((o) => o.name === id)?.displayName ?? id ?? t('common.none');
 
   return (
@@ -303,16 +369,25 @@ export default function UsersPage() {
           </div>
         )}
       </ResourceView>
+      <PendingRoleChanges key={changesKey} me={me?.user.name ?? null} manage={manage} onDone={(message) => { users.reload(); setNotice(message); }} />
       {creating && (
         <CreateUserDialog orgs={orgs.data?.orgs ?? []} onClose={(created) => {
           setCreating(false);
           if (!created) return;
           users.reload();
-          setNotice(created.otpauthUri ? t('users.created', { user: created.user.name }) : t('users.createdEnrolLater', { user: created.user.name }));
+          setChangesKey((k) => k + 1);
+          setNotice((created.otpauthUri ? t('users.created', { user: created.user.name }) : t('users.createdEnrolLater', { user: created.user.name })) + waiting(created.pendingChange));
           if (created.otpauthUri) setEnrolment({ user: created.user.name, uri: created.otpauthUri });
         }} />
       )}
-      {editing && <EditUserDialog user={editing} orgs={orgs.data?.orgs ?? []} onClose={(saved) => { setEditing(null); if (saved) { users.reload(); setNotice(t('users.saved', { user: editing.name })); } }} />}
+      {editing && <EditUserDialog user={editing} orgs={orgs.data?.orgs ?? []} onClose={(saved, pending) => {
+        setEditing(null);
+        if (saved) {
+          users.reload();
+          setChangesKey((k) => k + 1);
+          setNotice(t('users.saved', { user: editing.name }) + waiting(pending));
+        }
+      }} />}
       {enrolment && <EnrolmentShown user={enrolment.user} uri={enrolment.uri} onClose={() => setEnrolment(null)} />}
     </section>
   );

@@ -4,7 +4,7 @@ import { api } from '../../api/api-client.js';
 import type { AccessRequest, MaintenanceRecord, Policy, Profile } from '../../api/api-types.js';
 import { authStore } from '../../auth/auth-state.js';
 import { ActionButton } from '../../components/action-dialog.js';
-import { ApprovalList, StillNeeded } from '../../components/approval-needs.js';
+import { ApprovalList, RequestChanges, StillNeeded } from '../../components/approval-needs.js';
 import { LevelBadge, StatusBadge } from '../../components/badges.js';
 import { Field } from '../../components/form-field.js';
 import { ModalDialog } from '../../components/modal-dialog.js';
@@ -128,7 +128,7 @@ function PendingCard({ r, profiles, onDone }: { r: AccessRequest; profiles: Prof
         <div><dt>{t('request.window')}</dt><dd><TimeRange from={r.requested.from} until={r.requested.until} /></dd></div>
         <div><dt>{t('request.profile')}</dt><dd>{r.requested.profile} · {r.protocols.map((p) => p.toUpperCase()).join(', ')}
           {r.requested.fileTransfer ? ` · ${t('request.fileTransfer')}` : ` · ${t('request.noFileTransfer')}`}</dd></div>
-        <div><dt>{t('request.approvals')}</dt><dd><ApprovalList approvals={r.approvals} /></dd></div>
+        <div><dt>{t('request.approvals')}</dt><dd><ApprovalList approvals={r.approvals} /><RequestChanges changes={r.changes} /></dd></div>
         <div><dt>{t('request.stillNeeded')}</dt><dd><StillNeeded slots={r.stillNeeded} /></dd></div>
         <div><dt>{t('request.id')}</dt><dd><code>{r.id}</code> · {i18n.time(r.createdAt)}</dd></div>
       </dl>

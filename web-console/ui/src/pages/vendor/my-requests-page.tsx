@@ -1,7 +1,7 @@
 import { api } from '../../api/api-client.js';
 import type { AccessRequest } from '../../api/api-types.js';
 import { ActionButton } from '../../components/action-dialog.js';
-import { ApprovalList, StillNeeded } from '../../components/approval-needs.js';
+import { ApprovalList, RequestChanges, StillNeeded } from '../../components/approval-needs.js';
 import { LevelBadge, StatusBadge } from '../../components/badges.js';
 import { PageHeader } from '../../components/page-header.js';
 import { Empty, Notice, ResourceView } from '../../components/status-views.js';
@@ -71,6 +71,7 @@ export default function MyRequestsPage({ query }: PageProps) {
                     </td>
                     <td>
                       <ApprovalList approvals={r.approvals} />
+                      <RequestChanges changes={r.changes} />
                       {r.status === 'pending' && (
                         <div class="small"><span class="label-text">{t('request.stillNeeded')}</span> <StillNeeded slots={r.stillNeeded} /></div>
                       )}
