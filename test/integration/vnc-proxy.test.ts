@@ -257,7 +257,7 @@ describe('the VNC path through the gateway, with a real TigerVNC device', () => 
   });
 
   it('refuses clipboard text both ways unless the grant allows it, and audits every transfer', async () => {
-    const off = await openSession(x, { clipboard: false });
+    const off = await openSession(x, { clipboard: { toDevice: false, fromDevice: false } });
     await until(() => off.browser.updates > 0, 'the first update');
     off.browser.send(cutTextMsg(6, 'secret-from-vendor'));
     await until(() => off.clipboard.length > 0, 'the clipboard callback');
@@ -273,7 +273,7 @@ describe('the VNC path through the gateway, with a real TigerVNC device', () => 
     expect(off.browser.messages.filter((m) => m.type === 'cutText')).toEqual([]);
     await off.close();
 
-    const on = await openSession(x, { clipboard: true });
+    const on = await openSession(x, { clipboard: { toDevice: true, fromDevice: true } });
     await until(() => on.browser.updates > 0, 'the first update');
     on.browser.send(cutTextMsg(6, 'allowed-text'));
     await until(() => on.clipboard.length > 0, 'the clipboard callback');
@@ -295,7 +295,7 @@ describe('the VNC path through the gateway, with a real TigerVNC device', () => 
 
     // A browser repeating a refused paste cannot flood the audit chain or the recording: the first
     // twenty are reported one by one, then one in a hundred with the running count.
-    const flood = await openSession(x, { clipboard: false });
+    const flood = await openSession(x, { clipboard: { toDevice: false, fromDevice: false } });
     await until(() => flood.browser.updates > 0, 'the first update');
     for (let i = 0; i < 1000; i++) flood.browser.send(cutTextMsg(6, `paste ${i}`));
     flood.browser.send(keyEventMsg(true, 0x79));
@@ -364,7 +364,7 @@ describe('the VNC path through the gateway, with a real TigerVNC device', () => 
     let endWith: (why: DesktopEnd) => void = () => undefined;
     const ended = new Promise<DesktopEnd>((r) => { endWith = r; });
     const proxy = new Promise<RfbProxy>((resolve) => front.once('connection', (sock: Socket) => {
-      const p = new RfbProxy(sock, device, recorder, endWith, { clipboard: false });
+      const p = new RfbProxy(sock, device, recorder, endWith, { clipboard: { toDevice: false, fromDevice: false } });
       p.start();
       resolve(p);
     }));
@@ -387,7 +387,7 @@ describe('the VNC path through the gateway, with a real TigerVNC device', () => 
     await s.browser.closed;
     await s.recorder.close();
 
-    const big = await openSession(x, { clipboard: true, maxCutTextBytes: 1000 });
+    const big = await openSession(x, { clipboard: { toDevice: true, fromDevice: true }, maxCutTextBytes: 1000 });
     await until(() => big.browser.updates > 0, 'the first update');
     big.browser.send(cutTextMsg(6, 'x'.repeat(1001)));
     expect(await big.ended).toBe('protocol_error');
