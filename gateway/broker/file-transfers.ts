@@ -66,10 +66,10 @@ const SERVER_PROGRAMS: Readonly<Record<'sftp' | 'scp', readonly string[]>> = {
 /**
  * Whether the grant allows the direction a transfer runs in, decided before the device is
  * contacted: an scp server runs one way (`-t` receives: upload; `-f` sends: download). SFTP
- * carries both, so its watcher decides request by request (sftp-watch.ts). Null: allowed.
+ * carries both, so its watcher decides request by request (sftp-watch.ts). Null: allowed. (A
+ * grant with neither direction is refused before this, as FILE_TRANSFER_NOT_GRANTED.)
  */
 export function refusedDirection(kind: TransferKind, allowed: TransferDirections): { code: TransferRefusalCode; detail: string } | null {
-  if (!allowed.upload && !allowed.download) return null; // no transfer at all: the caller has refused already
   if (kind.protocol === 'sftp') return null;
   const { op } = parseScpCommand(kind.argv);
   if (op === 'upload' && !allowed.upload) return { code: 'FILE_UPLOAD_NOT_GRANTED', detail: 'scp -t (upload to the device) on a grant that allows download only (R-6.3e)' };
