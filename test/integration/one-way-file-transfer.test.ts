@@ -216,6 +216,25 @@ describe('upload-only and download-only grants, with the real OpenSSH sftp and s
     expect(deviceSftpLines(secret)).toEqual([]);
   });
 
+  it('the CLI asks for and strikes each direction (--upload, --download, --no-download), and --file-transfer still means both', async () => {
+    const dm = await fx.addUser(`dmc${++seq}`, ['device_manager']);
+    const vic = await fx.addUser(`vicc${++seq}`);
+    const json = <T>(r: { code: number; stdout: string; stderr: string }): T => {
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as T;
+    };
+    const base = ['request', 'create', '--actor', vic.name, '--device', 'pump-7', '--protocol', 'ssh', '--purpose', 'Swap the log card', '--work-order', 'WO-DIR-3', '--from', 'now', '--duration', '30m', '--json'];
+    const both = json<{ id: string; requested: { upload: boolean; download: boolean } }>(await fx.cli([...base, '--upload', '--download']));
+    expect(both.requested).toMatchObject({ upload: true, download: true });
+    const approved = json<{ effective: { upload: boolean; download: boolean }; grants: string[] }>(await fx.cli(['request', 'approve', both.id, '--actor', dm.name, '--no-download', '--json']));
+    expect(approved.effective).toMatchObject({ upload: true, download: false });
+    expect(await fx.gw.runtime.store.getGrant(approved.grants[0] as string)).toMatchObject({ allowUpload: true, allowDownload: false });
+    const old = json<{ requested: { upload: boolean; download: boolean } }>(await fx.cli([...base, '--file-transfer']));
+    expect(old.requested).toMatchObject({ upload: true, download: true });
+    const none = json<{ requested: { upload: boolean; download: boolean } }>(await fx.cli(base));
+    expect(none.requested).toMatchObject({ upload: false, download: false });
+  });
+
   it('the API takes upload and download apart, and the older fileTransfer as both', async () => {
     const totp = new TotpSource();
     const vic = await fx.addUser(`vic${++seq}`);
