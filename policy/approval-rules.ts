@@ -271,8 +271,10 @@ export interface Narrowing {
   notBefore?: number;
   notAfter?: number;
   profile?: ProfileChoice;
-  /** Only `false` narrows: an approver may refuse the file transfer asked for (R-6.3e). */
-  fileTransfer?: boolean;
+  /** Only `false` narrows: an approver may strike the upload asked for (R-6.3e). */
+  upload?: boolean;
+  /** Only `false` narrows: an approver may strike the download asked for (data export, R-6.3e). */
+  download?: boolean;
 }
 
 export interface ApprovalRecord {
@@ -292,7 +294,10 @@ export interface NewAccessRequest {
   notBefore: number;
   notAfter: number;
   profile: ProfileChoice;
-  fileTransfer: boolean;
+  /** Files to the device (SFTP/SCP uploads, changes to its files; clipboard to the device). */
+  upload: boolean;
+  /** Files from the device (SFTP/SCP downloads; clipboard from the device): data export, R-6.3e. */
+  download: boolean;
 }
 
 export interface AccessRequest extends NewAccessRequest {
@@ -301,33 +306,36 @@ export interface AccessRequest extends NewAccessRequest {
   approvals: readonly ApprovalRecord[];
 }
 
-/** The window, profile and file-transfer permission a request stands for after its approvals' narrowings. */
+/** The window, profile and upload/download permissions a request stands for after its approvals' narrowings. */
 export interface RequestTerms {
   notBefore: number;
   notAfter: number;
   profile: ProfileChoice;
-  fileTransfer: boolean;
+  upload: boolean;
+  download: boolean;
 }
 
 // Written as max/min/rank so that even an unchecked stored narrowing can only narrow.
 function applyNarrowing(terms: RequestTerms, narrowing: Narrowing | null | undefined): RequestTerms {
   if (narrowing === null || narrowing === undefined) return terms;
-  const { notBefore, notAfter, profile, fileTransfer } = narrowing;
+  const { notBefore, notAfter, profile, upload, download } = narrowing;
   return {
     notBefore: typeof notBefore === 'number' ? Math.max(terms.notBefore, notBefore) : terms.notBefore,
     notAfter: typeof notAfter === 'number' ? Math.min(terms.notAfter, notAfter) : terms.notAfter,
     profile: profile !== undefined && profile !== null && modeRank(profile.mode) <= modeRank(terms.profile.mode) ? profile : terms.profile,
-    fileTransfer: terms.fileTransfer && fileTransfer !== false,
+    upload: terms.upload && upload !== false,
+    download: terms.download && download !== false,
   };
 }
 
 /** Narrowings accumulate in approval order; each can only take away, so the narrowest wins. */
-export function effectiveTerms(request: Pick<AccessRequest, 'notBefore' | 'notAfter' | 'profile' | 'fileTransfer' | 'approvals'>): RequestTerms {
+export function effectiveTerms(request: Pick<AccessRequest, 'notBefore' | 'notAfter' | 'profile' | 'upload' | 'download' | 'approvals'>): RequestTerms {
   const asked: RequestTerms = {
     notBefore: request.notBefore,
     notAfter: request.notAfter,
     profile: request.profile,
-    fileTransfer: request.fileTransfer,
+    upload: request.upload,
+    download: request.download,
   };
   return request.approvals.reduce((terms, a) => applyNarrowing(terms, a.narrowing), asked);
 }
@@ -616,7 +624,7 @@ export function decideApproval(request: AccessRequest, approval: ApprovalAttempt
 
 /** A narrowing may only take away from the terms as they stand (requested, then narrowed so far). */
 function wideningIn(current: RequestTerms, narrowing: Narrowing): Decision<null> {
-  const { notBefore, notAfter, profile, fileTransfer } = narrowing;
+  const { notBefore, notAfter, profile, upload, download } = narrowing;
   if ((notBefore !== undefined && !Number.isFinite(notBefore)) || (notAfter !== undefined && !Number.isFinite(notAfter))) {
     return deny('WINDOW_INVALID', 'the narrowed window has an invalid start or end time');
   }
@@ -632,8 +640,12 @@ function wideningIn(current: RequestTerms, narrowing: Narrowing): Decision<null>
       `profile ${profile.name} runs in ${profile.mode} mode, more permissive than the ${current.profile.mode} mode of the current profile ${current.profile.name}`,
     );
   }
-  if (fileTransfer === true && !current.fileTransfer) {
-    return deny('APPROVAL_WIDENS_FILE_TRANSFER', 'the request does not include file transfer, so an approval cannot add it');
+  // Each direction on its own: striking one never touches the other (R-6.3e).
+  if (upload === true && !current.upload) {
+    return deny('APPROVAL_WIDENS_FILE_TRANSFER', 'the request (as narrowed so far) does not include upload, so an approval cannot add it');
+  }
+  if (download === true && !current.download) {
+    return deny('APPROVAL_WIDENS_FILE_TRANSFER', 'the request (as narrowed so far) does not include download, so an approval cannot add it');
   }
   return { allow: true, value: null };
 }

@@ -25,14 +25,20 @@ export interface RequestInput {
   notAfter: number;
   /** Null: the default profile of the request's level. */
   profile: string | null;
-  fileTransfer: boolean;
+  /** Files to the device (and changes to its files). */
+  upload: boolean;
+  /** Files from the device: data export (R-6.3e). */
+  download: boolean;
 }
 
 export interface NarrowingInput {
   notBefore?: number;
   notAfter?: number;
   profile?: string;
-  fileTransfer?: boolean;
+  /** Only false narrows: strikes the upload asked for. */
+  upload?: boolean;
+  /** Only false narrows: strikes the download asked for. */
+  download?: boolean;
 }
 
 type Rt = Runtime;
@@ -75,7 +81,8 @@ function toNarrowing(rt: Runtime, n: StoredNarrowing | null): Narrowing | null {
     ...(n.notBefore !== undefined ? { notBefore: n.notBefore } : {}),
     ...(n.notAfter !== undefined ? { notAfter: n.notAfter } : {}),
     ...(n.profile !== undefined ? { profile: profileChoice(rt, n.profile) } : {}),
-    ...(n.fileTransfer !== undefined ? { fileTransfer: n.fileTransfer } : {}),
+    ...(n.upload !== undefined ? { upload: n.upload } : {}),
+    ...(n.download !== undefined ? { download: n.download } : {}),
   };
 }
 
@@ -88,7 +95,7 @@ async function facts(rt: Runtime, r: RequestRecord): Promise<{ request: AccessRe
     id: r.id, status: r.status,
     requester: { name: r.requester, roles: requester?.roles ?? [], nda: requester?.nda ?? null, expiresAt: requester?.expiresAt ?? null },
     devices: devices.map(requestedDevice), protocols: r.protocols, purpose: r.purpose, workOrder: r.workOrder, notBefore: r.notBefore,
-    notAfter: r.notAfter, profile: profileChoice(rt, r.profile), fileTransfer: r.fileTransfer, approvals: r.approvals.map((a) => toApprovalRecord(rt, a)),
+    notAfter: r.notAfter, profile: profileChoice(rt, r.profile), upload: r.upload, download: r.download, approvals: r.approvals.map((a) => toApprovalRecord(rt, a)),
   };
   const rule = governingRule(request.devices, rt.config.approvalRules);
   if (!rule.allow) refuse(rule);
@@ -106,14 +113,14 @@ export async function requestView(rt: Runtime, r: RequestRecord) {
   const now = rt.clock();
   let progress: { slots: Array<{ roles: readonly string[]; filledBy: string | null }>; complete: boolean } | null = null;
   let level: number | null = null;
-  let terms = { notBefore: r.notBefore, notAfter: r.notAfter, profile: r.profile, fileTransfer: r.fileTransfer };
+  let terms = { notBefore: r.notBefore, notAfter: r.notAfter, profile: r.profile, upload: r.upload, download: r.download };
   let status = r.status;
   try {
     const f = await facts(rt, r);
     level = f.rule.level;
     progress = approvalProgress(f.request.approvals, f.rule);
     const t = effectiveTerms(f.request);
-    terms = { notBefore: t.notBefore, notAfter: t.notAfter, profile: t.profile.name, fileTransfer: t.fileTransfer };
+    terms = { notBefore: t.notBefore, notAfter: t.notAfter, profile: t.profile.name, upload: t.upload, download: t.download };
     status = requestStatusAt(f.request, now);
   } catch {
     // A device deleted from under an old request: show what is stored.
@@ -123,8 +130,8 @@ export async function requestView(rt: Runtime, r: RequestRecord) {
   return {
     id: r.id, requester: r.requester, organisation: org?.displayName ?? requester?.org ?? null,
     devices: r.devices, protocols: r.protocols, purpose: r.purpose, workOrder: r.workOrder,
-    requested: { from: iso(r.notBefore) as string, until: iso(r.notAfter) as string, profile: r.profile, fileTransfer: r.fileTransfer },
-    effective: { from: iso(terms.notBefore) as string, until: iso(terms.notAfter) as string, profile: terms.profile, fileTransfer: terms.fileTransfer },
+    requested: { from: iso(r.notBefore) as string, until: iso(r.notAfter) as string, profile: r.profile, upload: r.upload, download: r.download },
+    effective: { from: iso(terms.notBefore) as string, until: iso(terms.notAfter) as string, profile: terms.profile, upload: terms.upload, download: terms.download },
     level, status,
     approvals: r.approvals.map((a) => ({
       by: a.by, roles: a.roles, at: iso(a.at) as string, comment: a.comment,
@@ -132,14 +139,15 @@ export async function requestView(rt: Runtime, r: RequestRecord) {
         ...(a.narrowing.notBefore !== undefined ? { from: iso(a.narrowing.notBefore) as string } : {}),
         ...(a.narrowing.notAfter !== undefined ? { until: iso(a.narrowing.notAfter) as string } : {}),
         ...(a.narrowing.profile !== undefined ? { profile: a.narrowing.profile } : {}),
-        ...(a.narrowing.fileTransfer !== undefined ? { fileTransfer: a.narrowing.fileTransfer } : {}),
+        ...(a.narrowing.upload !== undefined ? { upload: a.narrowing.upload } : {}),
+        ...(a.narrowing.download !== undefined ? { download: a.narrowing.download } : {}),
       } : null,
     })),
     stillNeeded: progress ? progress.slots.filter((s) => s.filledBy === null).map((s) => [...s.roles]) : [],
     // S-1.3: each profile swap that made earlier approvals lapse, so the requester and the next approvers see it.
     changes: (r.changes ?? []).map((c) => ({
       at: iso(c.at) as string, by: c.by, kind: c.kind, from: c.from, to: c.to, reason: c.reason,
-      before: { from: iso(c.before.notBefore) as string, until: iso(c.before.notAfter) as string, profile: c.before.profile, fileTransfer: c.before.fileTransfer },
+      before: { from: iso(c.before.notBefore) as string, until: iso(c.before.notAfter) as string, profile: c.before.profile, upload: c.before.upload, download: c.before.download },
       lapsed: c.lapsed.map((a) => ({ by: a.by, at: iso(a.at) as string })),
     })),
     decidedAt: iso(r.decidedAt), decidedBy: r.decidedBy, reason: r.reason, grantIds: r.grantIds, createdAt: iso(r.createdAt) as string,
@@ -163,7 +171,7 @@ export async function createRequest(rt: Rt, requester: UserRecord, input: Reques
   const decision = validateNewRequest({
     requester: { name: requester.name, roles: requester.roles, nda: requester.nda, expiresAt: requester.expiresAt },
     devices: requested, protocols: [...new Set(input.protocols)] as Protocol[], purpose: input.purpose, workOrder: input.workOrder,
-    notBefore: input.notBefore, notAfter: input.notAfter, profile, fileTransfer: input.fileTransfer,
+    notBefore: input.notBefore, notAfter: input.notAfter, profile, upload: input.upload, download: input.download,
   }, rt.config.approvalRules, now);
   if (!decision.allow) {
     await rt.audit.record('request.refused', {
@@ -175,12 +183,12 @@ export async function createRequest(rt: Rt, requester: UserRecord, input: Reques
   const record: RequestRecord = {
     id: `r-${randomUUID().slice(0, 8)}`, requester: requester.name, devices: requested.map((d) => d.name), protocols: [...new Set(input.protocols)] as Protocol[],
     purpose: input.purpose.trim(), workOrder: input.workOrder.trim(), notBefore: input.notBefore, notAfter: input.notAfter, profile: profile.name,
-    fileTransfer: input.fileTransfer, status: 'pending', approvals: [], decidedAt: null, decidedBy: null, reason: null, grantIds: [], changes: [], createdAt: now, version: 0,
+    upload: input.upload, download: input.download, status: 'pending', approvals: [], decidedAt: null, decidedBy: null, reason: null, grantIds: [], changes: [], createdAt: now, version: 0,
   };
   await rt.store.createRequest(record);
   const summary = {
     request: record.id, requester: record.requester, org: requester.org, devices: record.devices, level: decision.value.level, protocols: record.protocols,
-    purpose: record.purpose, workOrder: record.workOrder, from: iso(record.notBefore), until: iso(record.notAfter), profile: record.profile, fileTransfer: record.fileTransfer,
+    purpose: record.purpose, workOrder: record.workOrder, from: iso(record.notBefore), until: iso(record.notAfter), profile: record.profile, upload: record.upload, download: record.download,
   };
   await rt.audit.record('request.created', { actor: requester.name, outcome: 'info', data: summary });
   rt.notifier.notify('request.created', summary);
@@ -229,13 +237,13 @@ export async function approveRequest(rt: Rt, approver: UserRecord, id: string, n
     const entry: ApprovalEntry = { by: approver.name, roles: [...approver.roles], at: now, narrowing: Object.keys(stored).length ? stored : null, comment };
     const change: RequestChange | null = pc ? {
       at: now, by: approver.name, kind: 'profile', from: pc.from.name, to: pc.to.name, reason: pc.reason,
-      before: { notBefore: r.notBefore, notAfter: r.notAfter, profile: r.profile, fileTransfer: r.fileTransfer }, lapsed: r.approvals,
+      before: { notBefore: r.notBefore, notAfter: r.notAfter, profile: r.profile, upload: r.upload, download: r.download }, lapsed: r.approvals,
     } : null;
     const grants: GrantRecord[] = d.value.fullyApproved
       ? r.devices.flatMap((device) => r.protocols.map((protocol): GrantRecord => ({
         id: `g-${randomUUID().slice(0, 8)}`, user: r.requester, device, protocol, notBefore: d.value.terms.notBefore, notAfter: d.value.terms.notAfter,
         createdBy: approver.name, createdAt: now, revokedAt: null, revokedBy: null, requestId: r.id, profile: d.value.terms.profile.name,
-        allowFileTransfer: d.value.terms.fileTransfer,
+        allowUpload: d.value.terms.upload, allowDownload: d.value.terms.download,
       })))
       : [];
     return {
@@ -243,7 +251,7 @@ export async function approveRequest(rt: Rt, approver: UserRecord, id: string, n
         approvals: pc ? [entry] : [...r.approvals, entry], status: d.value.status,
         // The request now stands for the new profile, with the window and file transfer as narrowed before.
         ...(pc && change ? {
-          profile: pc.to.name, notBefore: pc.base.notBefore, notAfter: pc.base.notAfter, fileTransfer: pc.base.fileTransfer, changes: [...(r.changes ?? []), change],
+          profile: pc.to.name, notBefore: pc.base.notBefore, notAfter: pc.base.notAfter, upload: pc.base.upload, download: pc.base.download, changes: [...(r.changes ?? []), change],
         } : {}),
         ...(d.value.fullyApproved ? { decidedAt: now, decidedBy: approver.name, grantIds: grants.map((g) => g.id) } : {}),
       },
@@ -273,11 +281,11 @@ export async function approveRequest(rt: Rt, approver: UserRecord, id: string, n
       await rt.store.createGrant(g);
       await rt.audit.record('grant.created', {
         actor: approver.name, outcome: 'ok',
-        data: { grant: g.id, request: id, user: g.user, device: g.device, protocol: g.protocol, from: iso(g.notBefore), until: iso(g.notAfter), profile: g.profile, allowFileTransfer: g.allowFileTransfer },
+        data: { grant: g.id, request: id, user: g.user, device: g.device, protocol: g.protocol, from: iso(g.notBefore), until: iso(g.notAfter), profile: g.profile, allowUpload: g.allowUpload, allowDownload: g.allowDownload },
       });
     }
     const t = outcome.outcome.terms;
-    const approved = { request: id, requester: r.requester, devices: r.devices, approvers: outcome.outcome.approvals.map((a) => a.approver), from: iso(t.notBefore), until: iso(t.notAfter), profile: t.profile.name, grants: grants.map((g) => g.id) };
+    const approved = { request: id, requester: r.requester, devices: r.devices, approvers: outcome.outcome.approvals.map((a) => a.approver), from: iso(t.notBefore), until: iso(t.notAfter), profile: t.profile.name, upload: t.upload, download: t.download, grants: grants.map((g) => g.id) };
     await rt.audit.record('request.approved', { actor: approver.name, outcome: 'ok', data: approved });
     rt.notifier.notify('request.approved', approved);
   } else {

@@ -20,7 +20,7 @@
  */
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Logger } from '../log/logger.js';
-import type { FileEvent, FileEventSink, TransferWatch } from '../transfer/file-events.js';
+import type { FileEvent, FileEventSink, TransferDirections, TransferRefusalCode, TransferWatch } from '../transfer/file-events.js';
 import { parseScpCommand, ScpWatch } from '../transfer/scp-watch.js';
 import { SftpWatch } from '../transfer/sftp-watch.js';
 import type { ParsedLine, ShellWord, SimpleCommand } from '../../policy/command-policy.js';
@@ -63,6 +63,20 @@ const SERVER_PROGRAMS: Readonly<Record<'sftp' | 'scp', readonly string[]>> = {
   scp: ['scp', '/usr/bin/scp', '/bin/scp'],
 };
 
+/**
+ * Whether the grant allows the direction a transfer runs in, decided before the device is
+ * contacted: an scp server runs one way (`-t` receives: upload; `-f` sends: download). SFTP
+ * carries both, so its watcher decides request by request (sftp-watch.ts). Null: allowed. (A
+ * grant with neither direction is refused before this, as FILE_TRANSFER_NOT_GRANTED.)
+ */
+export function refusedDirection(kind: TransferKind, allowed: TransferDirections): { code: TransferRefusalCode; detail: string } | null {
+  if (kind.protocol === 'sftp') return null;
+  const { op } = parseScpCommand(kind.argv);
+  if (op === 'upload' && !allowed.upload) return { code: 'FILE_UPLOAD_NOT_GRANTED', detail: 'scp -t (upload to the device) on a grant that allows download only (R-6.3e)' };
+  if (op === 'download' && !allowed.download) return { code: 'FILE_DOWNLOAD_NOT_GRANTED', detail: 'scp -f (download from the device) on a grant that allows upload only (R-6.3e)' };
+  return null;
+}
+
 /** Decides what an exec request's command line is, as a transfer. */
 export function transferOfExec(parsed: ParsedLine): TransferVerdict {
   const servers = parsed.commands.map(serverIn);
@@ -92,6 +106,8 @@ export interface TransferContext {
   user: string;
   device: string;
   grant: string;
+  /** What the grant allows; SFTP on a grant with one direction refuses the other request by request. */
+  allowed: TransferDirections;
   audit: AuditLog;
   log: Logger;
   /** Puts the event into the session's recording. */
@@ -110,7 +126,8 @@ export function watchTransfer(kind: TransferKind, ctx: TransferContext): Transfe
       // What happened on the device has happened: the entry waits in the spool if the store is down.
       const entry = ctx.audit.recordEventually('file.transferred', {
         actor: ctx.user,
-        outcome: e.outcome === 'ok' ? 'ok' : 'info',
+        outcome: e.outcome === 'ok' ? 'ok' : e.outcome === 'denied' ? 'denied' : 'info',
+        ...(e.code ? { code: e.code } : {}),
         data: { session: ctx.session, device: ctx.device, grant: ctx.grant, ...e },
       });
       // Not even the spool took it (a full disk): a transfer off the record must not go on.
@@ -124,5 +141,5 @@ export function watchTransfer(kind: TransferKind, ctx: TransferContext): Transfe
       ctx.unreadable(`${reason}. A transfer the gateway cannot audit must not go on, so the session was ended (R-6.3e).`);
     },
   };
-  return kind.protocol === 'sftp' ? new SftpWatch(sink) : new ScpWatch(kind.argv, sink);
+  return kind.protocol === 'sftp' ? new SftpWatch(sink, ctx.allowed) : new ScpWatch(kind.argv, sink);
 }

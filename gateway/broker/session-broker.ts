@@ -32,7 +32,7 @@ import { RefusedExec } from './refused-exec.js';
 import { RestrictedSession } from './restricted-session.js';
 import type { ExitInfo, RelayEnd, SessionIo } from './session-io.js';
 import { SshRelay, type InputGate } from './ssh-relay.js';
-import { transferOfExec, watchTransfer, type TransferKind, type TransferVerdict } from './file-transfers.js';
+import { refusedDirection, transferOfExec, watchTransfer, type TransferKind, type TransferVerdict } from './file-transfers.js';
 import { commandLogGate, inspectedGate } from '../mediation/inspected-gate.js';
 import { CommandMediator, type MediatorDeps } from '../mediation/command-mediator.js';
 import { execLineFor } from '../mediation/exec-line.js';
@@ -354,7 +354,8 @@ export class SessionBroker {
     if (!decision.allow) return this.refuse(req, decision.code, decision.detail);
     if (!device) return this.refuse(req, 'DEVICE_UNKNOWN', `no device named ${req.deviceName}`);
     const grant = grants.find((g) => g.id === decision.value.id) as GrantRecord;
-    if (req.fileTransfer && !grant.allowFileTransfer) {
+    const allowed = { upload: grant.allowUpload, download: grant.allowDownload };
+    if (req.fileTransfer && !allowed.upload && !allowed.download) {
       return this.refuse(req, 'FILE_TRANSFER_NOT_GRANTED', `grant ${grant.id} does not allow file transfer (R-6.3e)`);
     }
     if (!device.hostKeyAlgo || !device.hostKeyBlob) return this.refuse(req, 'HOST_KEY_NOT_PINNED', `device ${device.name} has no pinned host key`);
@@ -385,9 +386,12 @@ export class SessionBroker {
       const verdict = transferOfExec(parsed);
       // The front door's look at the raw line misses a name the shell puts together (`s'c'p -t`):
       // the parsed line is what decides, as it is what the device's shell runs.
-      if (!('transfer' in verdict && verdict.transfer === null) && !grant.allowFileTransfer) {
+      if (!('transfer' in verdict && verdict.transfer === null) && !allowed.upload && !allowed.download) {
         return this.refuse(req, 'FILE_TRANSFER_NOT_GRANTED', `grant ${grant.id} does not allow file transfer (R-6.3e)`);
       }
+      // scp runs one way: the direction the grant lacks is refused before the device is contacted.
+      const wrongWay = 'transfer' in verdict && verdict.transfer !== null ? refusedDirection(verdict.transfer, allowed) : null;
+      if (wrongWay) return this.refuse(req, wrongWay.code, `grant ${grant.id}: ${wrongWay.detail}`);
       const gate = await this.mediateExec(mediator, parsed, verdict, client);
       if (gate.ok) {
         upstreamReq = { ...req, command: gate.command };
@@ -477,7 +481,7 @@ export class SessionBroker {
         : commandLogGate(mediator, size, log);
     }
     const transfers = transfer === null ? null : watchTransfer(transfer, {
-      session: id, user: req.user.name, device: device.name, grant: grant.id, audit: this.deps.audit, log,
+      session: id, user: req.user.name, device: device.name, grant: grant.id, allowed, audit: this.deps.audit, log,
       record: (event) => recorder.event(event),
       unreadable: (notice) => this.background(live?.close('protocol_error', notice)),
       background: (work) => this.background(work),
@@ -575,7 +579,7 @@ export class SessionBroker {
         const [domain, user] = username.includes('\\') ? username.split('\\', 2) as [string, string] : [undefined, username];
         display = await startRdpDisplay({
           host: device.host, port: portOf(device, 'rdp'), username: user, password, ...(domain ? { domain } : {}),
-          certFingerprint: device.rdpCertSha256 as string, width, height, clipboard: grant.allowFileTransfer,
+          certFingerprint: device.rdpCertSha256 as string, width, height, clipboard: { toDevice: grant.allowUpload, fromDevice: grant.allowDownload },
           timeoutMs: Math.max(config.ssh.upstream_timeout, 15_000), log,
         });
         await display.ready;
@@ -623,11 +627,14 @@ export class SessionBroker {
     const proxy = new RfbProxy(browser, conn, recorder, (why) => {
       this.background(live?.close(why, why === 'recording_failed' ? 'The recording failed, so the session was ended (fail closed).' : null));
     }, {
-      // R-6.3e, R-6.3f: the clipboard is a data-export channel, open only on a grant that allows file transfer.
-      clipboard: grant.allowFileTransfer,
+      // R-6.3e, R-6.3f: the clipboard is a file-transfer channel, open each way only as the grant allows:
+      // to the device is an upload, from the device a download (data export).
+      clipboard: { toDevice: grant.allowUpload, fromDevice: grant.allowDownload },
       onClipboard: (t) => {
+        const code = !grant.allowUpload && !grant.allowDownload ? 'FILE_TRANSFER_NOT_GRANTED' as const
+          : t.direction === 'to-device' ? 'FILE_UPLOAD_NOT_GRANTED' as const : 'FILE_DOWNLOAD_NOT_GRANTED' as const;
         this.background(audit.recordEventually('desktop.clipboard', {
-          actor: req.user.name, outcome: t.allowed ? 'ok' : 'denied', ...(t.allowed ? {} : { code: 'FILE_TRANSFER_NOT_GRANTED' as const }),
+          actor: req.user.name, outcome: t.allowed ? 'ok' : 'denied', ...(t.allowed ? {} : { code }),
           data: { session: id, device: device.name, direction: t.direction, bytes: t.bytes, sha256: t.sha256, count: t.count },
         }));
       },
@@ -881,7 +888,7 @@ export class SessionBroker {
 
   /** Whether a successor grant carries the terms a session was set up with (file transfer, profile). */
   private sameTerms(was: GrantRecord | null, now: GrantRecord): boolean {
-    return was !== null && was.allowFileTransfer === now.allowFileTransfer && was.profile === now.profile;
+    return was !== null && was.allowUpload === now.allowUpload && was.allowDownload === now.allowDownload && was.profile === now.profile;
   }
 
   private async enforceOne(s: LiveSession, now: number): Promise<void> {

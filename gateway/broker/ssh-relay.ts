@@ -27,7 +27,10 @@ export interface RelayOptions {
   gate?: InputGate | null;
   /** With a PTY the gate's notices go where the shell's own messages go: the terminal's one stream. */
   pty?: boolean;
-  /** SFTP and SCP: reads copies of both directions and reports each file (R-6.3e). */
+  /**
+   * SFTP and SCP: reads copies of both directions and reports each file (R-6.3e). One that
+   * gates (a grant with one direction) carries every byte instead, and passes what may go.
+   */
   transfers?: TransferWatch | null;
 }
 
@@ -88,11 +91,14 @@ export class SshRelay implements SessionIo {
     const { client, upstream, recorder } = this;
 
     const { gate, transfers } = this;
+    const gating = transfers?.gates === true;
     client.on('data', (chunk: Buffer) => {
       this.bytesIn += chunk.length;
       this.lastInputAt = Date.now();
       if (!recorder.input(chunk)) this.block(this.upBlockers, 'recorder');
       transfers?.fromClient(chunk);
+      // A gating watcher has passed on what may reach the device (toDevice below).
+      if (gating) return;
       if (gate) {
         const step = this.gateQueue.then(() => gate.fromUser(chunk));
         this.gateQueue = step.catch(() => undefined);
@@ -111,10 +117,14 @@ export class SshRelay implements SessionIo {
       if (!recorder.output(chunk)) this.block(this.downBlockers, 'recorder');
       this.toClient(stream, chunk);
     };
+    if (transfers && gating) {
+      // The device's packets reach the client whole, through the watcher, with the gateway's own answers between them.
+      transfers.attach({ toDevice: (bytes) => this.toDevice(bytes), toClient: (bytes) => down(bytes, 'stdout'), notice: (text) => this.notice(text) });
+    }
     upstream.on('data', (chunk: Buffer) => {
       // stderr is the transfer server's own log, not protocol.
       transfers?.fromDevice(chunk);
-      down(chunk, 'stdout');
+      if (!gating) down(chunk, 'stdout');
     });
     upstream.stderr.on('data', (chunk: Buffer) => down(chunk, 'stderr'));
     upstream.on('exit', (code: number | null, signal?: string) => {

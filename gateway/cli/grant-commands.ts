@@ -16,7 +16,7 @@ import type { CliContext } from './main.js';
 
 const view = (g: GrantRecord): Record<string, unknown> => ({
   id: g.id, user: g.user, device: g.device, protocol: g.protocol, from: new Date(g.notBefore).toISOString(), until: new Date(g.notAfter).toISOString(),
-  createdBy: g.createdBy, revokedAt: g.revokedAt ? new Date(g.revokedAt).toISOString() : null, allowFileTransfer: g.allowFileTransfer,
+  createdBy: g.createdBy, revokedAt: g.revokedAt ? new Date(g.revokedAt).toISOString() : null, allowUpload: g.allowUpload, allowDownload: g.allowDownload,
   profile: g.profile, request: g.requestId,
 });
 
@@ -26,7 +26,8 @@ export async function grantCommand(ctx: CliContext, args: string[]): Promise<num
     case 'add': {
       const { values } = parse(rest, {
         user: { type: 'string' }, device: { type: 'string' }, protocol: { type: 'string' }, from: { type: 'string' }, until: { type: 'string' },
-        profile: { type: 'string' }, 'file-transfer': { type: 'boolean', default: false },
+        profile: { type: 'string' },
+        upload: { type: 'boolean', default: false }, download: { type: 'boolean', default: false }, 'file-transfer': { type: 'boolean', default: false },
       });
       const user = required(values.user, 'user');
       const device = required(values.device, 'device');
@@ -82,7 +83,9 @@ export async function grantCommand(ctx: CliContext, args: string[]): Promise<num
         }
         const g: GrantRecord = {
           id: `g-${randomUUID().slice(0, 8)}`, user, device, protocol: protocol as Protocol, notBefore, notAfter, createdBy: ctx.actor, createdAt: now,
-          revokedAt: null, revokedBy: null, requestId: null, profile: profileName, allowFileTransfer: values['file-transfer'],
+          revokedAt: null, revokedBy: null, requestId: null, profile: profileName,
+          // --file-transfer, the option before the split, allows both directions.
+          allowUpload: values.upload || values['file-transfer'], allowDownload: values.download || values['file-transfer'],
         };
         await rt.store.createGrant(g);
         await rt.audit.record('grant.created', { actor: ctx.actor, outcome: 'ok', data: view(g) });

@@ -46,11 +46,11 @@ ${TOKEN_USAGE}
   device check NAME (--passed | --failed) --notes TEXT        record the security check (security role)
   device decommission NAME --method TEXT --data-wiping completed|not-required|pending [--at T] [--notes TEXT]   (R-6.5, admin)
   request create --device D [--device D]… --protocol P --purpose TEXT --work-order WO --from T (--until T | --duration 2h)
-                 [--profile NAME] [--file-transfer]               (as --actor NAME, a vendor)
+                 [--profile NAME] [--upload] [--download]         (as --actor NAME, a vendor; --file-transfer = both)
   request list [--status S] [--mine] | request show ID
-  request approve ID [--from T] [--until T] [--profile P] [--no-file-transfer] [--comment C]   (narrow, never widen)
+  request approve ID [--from T] [--until T] [--profile P] [--no-upload] [--no-download] [--comment C]   (narrow, never widen; --no-file-transfer = both)
   request deny ID --reason TEXT | request cancel ID | request revoke ID --reason TEXT
-  grant add --user U --device D --protocol ssh --from T --until T [--profile NAME] [--file-transfer]   (T: ISO 8601, now, +2h)
+  grant add --user U --device D --protocol ssh --from T --until T [--profile NAME] [--upload] [--download]   (T: ISO 8601, now, +2h; --file-transfer = both)
   grant list [--user U] | grant revoke ID [--reason TEXT]
   records [--device D] [--vendor U] [--org O] [--from T] [--to T] [--format text|csv|json] [-o FILE]   maintenance records (R-6.4c)
   sessions [--limit N]                       recent sessions with their recording ids

@@ -23,7 +23,7 @@ function time(text: string | undefined, now: number, flag: string): number | und
 
 const lines = (v: RequestView): string[] => [
   `${v.id}  ${v.status.toUpperCase()}  level ${v.level ?? '?'}  ${v.requester} → ${v.devices.join(', ')} (${v.protocols.join(', ')})`,
-  `  ${v.effective.from} – ${v.effective.until}  profile ${v.effective.profile}${v.effective.fileTransfer ? '  file transfer' : ''}`,
+  `  ${v.effective.from} – ${v.effective.until}  profile ${v.effective.profile}${v.effective.upload ? '  upload' : ''}${v.effective.download ? '  download' : ''}`,
   `  work order ${JSON.stringify(v.workOrder)}: ${JSON.stringify(v.purpose)}`,
   ...v.changes.map((c) => `  changed by ${c.by} at ${c.at}: profile ${c.from} → ${c.to}, not a narrowing (${c.reason})${c.lapsed.length ? `; the approvals of ${c.lapsed.map((a) => a.by).join(', ')} lapsed` : ''}`),
   ...v.approvals.map((a) => `  approved by ${a.by} (${a.roles.join(', ')}) at ${a.at}${a.narrowing ? ` narrowing ${JSON.stringify(a.narrowing)}` : ''}`),
@@ -38,7 +38,8 @@ export async function requestCommand(ctx: CliContext, args: string[]): Promise<n
     case 'create': {
       const { values } = parse(rest, {
         device: { type: 'string', multiple: true }, protocol: { type: 'string', multiple: true }, purpose: { type: 'string' }, 'work-order': { type: 'string' },
-        from: { type: 'string' }, until: { type: 'string' }, duration: { type: 'string' }, profile: { type: 'string' }, 'file-transfer': { type: 'boolean', default: false },
+        from: { type: 'string' }, until: { type: 'string' }, duration: { type: 'string' }, profile: { type: 'string' },
+        upload: { type: 'boolean', default: false }, download: { type: 'boolean', default: false }, 'file-transfer': { type: 'boolean', default: false },
       });
       if ((values.until === undefined) === (values.duration === undefined)) throw new UsageError('give exactly one of --until or --duration');
       return ctx.withRuntime(async (rt) => {
@@ -53,7 +54,9 @@ export async function requestCommand(ctx: CliContext, args: string[]): Promise<n
         }
         const r = await createRequest(rt, me, {
           devices: (values.device ?? []) as string[], protocols: (values.protocol ?? []) as string[], purpose: values.purpose ?? '', workOrder: values['work-order'] ?? '',
-          notBefore: from, notAfter: until, profile: values.profile ?? null, fileTransfer: values['file-transfer'],
+          notBefore: from, notAfter: until, profile: values.profile ?? null,
+          // --file-transfer, the option before the split, asks for both directions.
+          upload: values.upload || values['file-transfer'], download: values.download || values['file-transfer'],
         });
         const v = await requestView(rt, r);
         ctx.out.result(v, [`Requested access ${v.id}; it waits for: ${v.stillNeeded.map((s) => s.join(' or ')).join('; and ')}.`]);
@@ -87,7 +90,8 @@ export async function requestCommand(ctx: CliContext, args: string[]): Promise<n
     }
     case 'approve': {
       const { values, positionals } = parse(rest, {
-        from: { type: 'string' }, until: { type: 'string' }, profile: { type: 'string' }, 'no-file-transfer': { type: 'boolean', default: false }, comment: { type: 'string' },
+        from: { type: 'string' }, until: { type: 'string' }, profile: { type: 'string' }, comment: { type: 'string' },
+        'no-upload': { type: 'boolean', default: false }, 'no-download': { type: 'boolean', default: false }, 'no-file-transfer': { type: 'boolean', default: false },
       }, 1);
       const id = required(positionals[0], 'ID (positional)');
       return ctx.withRuntime(async (rt) => {
@@ -97,7 +101,9 @@ export async function requestCommand(ctx: CliContext, args: string[]): Promise<n
         const until = time(values.until, now, 'until');
         const narrowing: NarrowingInput = {
           ...(from !== undefined ? { notBefore: from } : {}), ...(until !== undefined ? { notAfter: until } : {}),
-          ...(values.profile ? { profile: values.profile } : {}), ...(values['no-file-transfer'] ? { fileTransfer: false } : {}),
+          ...(values.profile ? { profile: values.profile } : {}), 
+          ...(values['no-upload'] || values['no-file-transfer'] ? { upload: false } : {}),
+          ...(values['no-download'] || values['no-file-transfer'] ? { download: false } : {}),
         };
         const r = await approveRequest(rt, me, id, Object.keys(narrowing).length ? narrowing : null, values.comment ?? null);
         const v = await requestView(rt, (await rt.store.getRequest(id)) as RequestRecord);

@@ -20,8 +20,8 @@
  *   nor a public CA can stand in for the pin;
  * - no rdpdr channel at all (`-heartbeat` and no network auto-detect, which would otherwise pull
  *   it in), so drives, printers, smartcards and serial ports cannot be redirected; the clipboard
- *   only when the grant allows file transfer, and then it crosses the RFB stream, so it is
- *   recorded.
+ *   only in the directions the grant allows (upload: to the device; download: from it), and then
+ *   it crosses the RFB stream, so it is recorded and the proxy holds back the other direction.
  *
  * No Xvnc or xfreerdp may outlive its session. Each child runs in its own process group, which
  * is killed as a whole; either child ending ends the other; a process-wide `exit` hook signals
@@ -140,8 +140,8 @@ export interface RdpDisplayOptions {
   /** The browser's size; Xvnc starts at it and xfreerdp asks the device for it. */
   width: number;
   height: number;
-  /** Clipboard redirection (only when the grant allows file transfer). */
-  clipboard: boolean;
+  /** Clipboard redirection, each way only as the grant allows: to the device (upload), from it (download). R-6.3e. */
+  clipboard: { toDevice: boolean; fromDevice: boolean };
   /** From spawn to a painted frame. */
   timeoutMs: number;
   log: Logger;
@@ -737,7 +737,9 @@ class Session implements RdpDisplay {
       '-noreset', // a resize restarts xfreerdp, the only X client: no server reset in between
       '-br', // a black root: the first non-black pixel is the device's first frame
     ];
-    if (!this.opts.clipboard) args.push('-SendCutText=0', '-AcceptCutText=0', '-SendPrimary=0', '-SetPrimary=0');
+    // Xvnc sends cut text towards the browser (from the device) and accepts it from the browser (to the device).
+    if (!this.opts.clipboard.fromDevice) args.push('-SendCutText=0', '-SendPrimary=0');
+    if (!this.opts.clipboard.toDevice) args.push('-AcceptCutText=0', '-SetPrimary=0');
     if (!t.glx) args.push('-extension', 'GLX');
     return [...args, ...t.extraXvncArgs];
   }
@@ -805,7 +807,7 @@ class Session implements RdpDisplay {
       '-toggle-fullscreen',
       '-decorations',
       ...(t.bpp === null ? [] : [`/bpp:${t.bpp}`]),
-      o.clipboard ? '+clipboard' : '-clipboard',
+      o.clipboard.toDevice || o.clipboard.fromDevice ? '+clipboard' : '-clipboard',
       '/audio-mode:2',
       '-heartbeat',
       '/tune:FreeRDP_NetworkAutoDetect:FALSE',

@@ -33,8 +33,11 @@ const REPORT_EVERY = 100;
 const NOTE_FIRST = 3;
 
 export interface RfbProxyOptions {
-  /** The grant allows clipboard transfer (off by default, R-6.3f). */
-  clipboard: boolean;
+  /**
+   * Clipboard transfer the grant allows, each way on its own (off by default, R-6.3e, R-6.3f):
+   * to the device (the browser's cut text) is an upload, from the device a download.
+   */
+  clipboard: { toDevice: boolean; fromDevice: boolean };
   /** Told of every clipboard transfer, allowed or refused, for the audit. */
   onClipboard?: (t: ClipboardTransfer) => void;
   /**
@@ -310,7 +313,7 @@ export class RfbProxy implements SessionIo {
    */
   private clipboard(direction: ClipboardTransfer['direction'], text: Buffer): boolean {
     const count = ++this.clipboardCount[direction];
-    const allowed = this.opts.clipboard;
+    const allowed = direction === 'to-device' ? this.opts.clipboard.toDevice : this.opts.clipboard.fromDevice;
     if (count <= REPORT_FIRST || count % REPORT_EVERY === 0) {
       this.opts.onClipboard?.({
         direction, allowed, text: allowed ? text.toString('latin1') : null, bytes: text.length,

@@ -26,12 +26,12 @@ export const DEVICE_FIELDS: Fields<DeviceRecord> = {
 
 export const GRANT_FIELDS: Fields<GrantRecord> = {
   id: 'str', user: 'str', device: 'str', protocol: 'str', notBefore: 'num', notAfter: 'num', createdBy: 'str', createdAt: 'num',
-  revokedAt: 'num?', revokedBy: 'str?', requestId: 'str?', profile: 'str?', allowFileTransfer: 'bool',
+  revokedAt: 'num?', revokedBy: 'str?', requestId: 'str?', profile: 'str?', allowUpload: 'bool', allowDownload: 'bool',
 };
 
 export const REQUEST_FIELDS: Fields<RequestRecord> = {
   id: 'str', requester: 'str', devices: 'json', protocols: 'json', purpose: 'str', workOrder: 'str', notBefore: 'num', notAfter: 'num',
-  profile: 'str', fileTransfer: 'bool', status: 'str', approvals: 'json', decidedAt: 'num?', decidedBy: 'str?', reason: 'str?',
+  profile: 'str', upload: 'bool', download: 'bool', status: 'str', approvals: 'json', decidedAt: 'num?', decidedBy: 'str?', reason: 'str?',
   grantIds: 'json', changes: 'json?', createdAt: 'num', version: 'num',
 };
 

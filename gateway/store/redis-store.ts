@@ -168,6 +168,8 @@ class Collection<T extends object> {
     /** Order within the collection (and its indexes); equal scores sort by id. */
     readonly scoreOf: (r: T) => number,
     readonly indexes: ReadonlyArray<Index<T>> = [],
+    /** Rewrites a hash stored by an older Portcullis into today's fields, as it is read. */
+    readonly upgrade: (h: Enc) => Enc = (h) => h,
   ) {}
 
   encode(r: Partial<T>): string[] {
@@ -180,8 +182,9 @@ class Collection<T extends object> {
     return out;
   }
 
-  decode(h: Enc): T | null {
-    if (Object.keys(h).length === 0) return null;
+  decode(stored: Enc): T | null {
+    if (Object.keys(stored).length === 0) return null;
+    const h = this.upgrade(stored);
     const out: Record<string, unknown> = {};
     for (const [k, kind] of Object.entries(this.fields as Record<string, string>)) {
       const raw = h[k];
@@ -192,6 +195,33 @@ class Collection<T extends object> {
   }
 }
 
+/**
+ * Upload and download became separate permissions (issue 13, R-6.3e): a grant or request stored
+ * before then with file transfer allows both, and an approval that struck file transfer strikes
+ * both. Done as the record is read, every time (Redis has no migrations); new fields win over the old one.
+ */
+function splitFileTransfer(h: Enc, old: string, up: string, down: string): Enc {
+  const was = h[old];
+  const approvals = h.approvals;
+  if (was === undefined && !approvals?.includes('"fileTransfer"')) return h;
+  const out: Enc = { ...h };
+  if (was !== undefined) {
+    out[up] ??= was;
+    out[down] ??= was;
+  }
+  if (approvals?.includes('"fileTransfer"')) {
+    const list = JSON.parse(approvals) as Array<{ narrowing?: Record<string, unknown> | null }>;
+    for (const a of list) {
+      const n = a.narrowing;
+      if (!n || !('fileTransfer' in n)) continue;
+      if (n.fileTransfer === false) Object.assign(n, { upload: false, download: false });
+      delete n.fileTransfer;
+    }
+    out.approvals = JSON.stringify(list);
+  }
+  return out;
+}
+
 const collections = {
   users: new Collection('users', USER_FIELDS, (u) => u.name, () => 0),
   orgs: new Collection('orgs', ORG_FIELDS, (o) => o.name, () => 0),
@@ -200,11 +230,11 @@ const collections = {
     { name: 'user', values: (g) => [g.user] },
     { name: 'device', values: (g) => [g.device] },
     { name: 'request', values: (g) => [g.requestId] },
-  ]),
+  ], (h) => splitFileTransfer(h, 'allowFileTransfer', 'allowUpload', 'allowDownload')),
   requests: new Collection('requests', REQUEST_FIELDS, (r) => r.id, (r) => r.createdAt, [
     { name: 'requester', values: (r) => [r.requester] },
     { name: 'device', values: (r) => r.devices },
-  ]),
+  ], (h) => splitFileTransfer(h, 'fileTransfer', 'upload', 'download')),
   roleChanges: new Collection('role_changes', ROLE_CHANGE_FIELDS, (c) => c.id, (c) => c.requestedAt, [
     { name: 'user', values: (c) => [c.user] },
   ]),

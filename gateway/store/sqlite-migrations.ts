@@ -284,4 +284,24 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX role_changes_user ON role_changes(user, requested_at);
   ALTER TABLE requests ADD COLUMN changes TEXT;
   `,
+  // 11: upload and download are separate permissions (issue 13, R-6.3e). A grant or request that
+  // allowed file transfer allows both directions; an approval that struck file transfer strikes both.
+  `
+  ALTER TABLE grants ADD COLUMN allow_upload INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE grants ADD COLUMN allow_download INTEGER NOT NULL DEFAULT 0;
+  UPDATE grants SET allow_upload = allow_file_transfer, allow_download = allow_file_transfer;
+  ALTER TABLE grants DROP COLUMN allow_file_transfer;
+  ALTER TABLE requests ADD COLUMN upload INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE requests ADD COLUMN download INTEGER NOT NULL DEFAULT 0;
+  UPDATE requests SET upload = file_transfer, download = file_transfer;
+  ALTER TABLE requests DROP COLUMN file_transfer;
+  UPDATE requests SET approvals = (
+    SELECT json_group_array(json(CASE
+      WHEN json_type(a.value, '$.narrowing.fileTransfer') IS NULL THEN a.value
+      WHEN json_type(a.value, '$.narrowing.fileTransfer') = 'false'
+        THEN json_set(json_remove(a.value, '$.narrowing.fileTransfer'), '$.narrowing.upload', json('false'), '$.narrowing.download', json('false'))
+      ELSE json_remove(a.value, '$.narrowing.fileTransfer') END) ORDER BY a.key)
+    FROM json_each(requests.approvals) AS a)
+  WHERE approvals LIKE '%"fileTransfer"%';
+  `,
 ];

@@ -140,17 +140,23 @@ export interface GrantRecord {
   requestId: string | null;
   /** The command profile (R-6.3c); null means the gateway's default for the device's level. */
   profile: string | null;
-  allowFileTransfer: boolean;
+  /** Files to the device: SFTP/SCP uploads and every change to its files; clipboard to the device (R-6.3e). */
+  allowUpload: boolean;
+  /** Files from the device: SFTP/SCP downloads; clipboard from the device. Data export, R-6.3e. */
+  allowDownload: boolean;
 }
 
 export type RequestStatus = 'pending' | 'approved' | 'denied' | 'cancelled' | 'expired' | 'revoked';
 
-/** What an approver narrowed: a later start, an earlier end, a stricter profile (by name), no file transfer. */
+/** What an approver narrowed: a later start, an earlier end, a stricter profile (by name), no upload, no download. */
 export interface StoredNarrowing {
   notBefore?: number;
   notAfter?: number;
   profile?: string;
-  fileTransfer?: boolean;
+  /** false: the upload asked for is struck. */
+  upload?: boolean;
+  /** false: the download asked for is struck. */
+  download?: boolean;
 }
 
 export interface ApprovalEntry {
@@ -174,7 +180,7 @@ export interface RequestChange {
   /** Why the new profile is not provably narrower. */
   reason: string;
   /** The request's own terms before the change (for the first change: what the vendor asked for). */
-  before: { notBefore: number; notAfter: number; profile: string; fileTransfer: boolean };
+  before: { notBefore: number; notAfter: number; profile: string; upload: boolean; download: boolean };
   lapsed: ApprovalEntry[];
 }
 
@@ -190,7 +196,10 @@ export interface RequestRecord {
   notAfter: number;
   /** The command profile asked for (R-6.3c). */
   profile: string;
-  fileTransfer: boolean;
+  /** Upload asked for (files to the device, changes to its files). */
+  upload: boolean;
+  /** Download asked for (files from the device: data export, R-6.3e). */
+  download: boolean;
   status: RequestStatus;
   approvals: ApprovalEntry[];
   decidedAt: number | null;

@@ -4,7 +4,21 @@
  * never changes or holds them, and reports each file operation once it is settled. A stream it
  * cannot follow is reported as unreadable, and the session is ended (fail closed): a transfer
  * the gateway cannot account for must not go on.
+ *
+ * On a grant that allows only one direction (upload or download), an SFTP watcher gates instead
+ * (`gates`): every byte goes through it, whole packets only, and a request for the other
+ * direction never reaches the device; the gateway answers it itself.
  */
+
+/** What a grant allows of file transfer, each direction on its own (R-6.3e). */
+export interface TransferDirections {
+  /** Files to the device, and every change to its files. */
+  upload: boolean;
+  /** Files from the device: data export. */
+  download: boolean;
+}
+
+export type TransferRefusalCode = 'FILE_UPLOAD_NOT_GRANTED' | 'FILE_DOWNLOAD_NOT_GRANTED';
 
 export type FileOp = 'upload' | 'download' | 'remove' | 'rename' | 'mkdir' | 'rmdir' | 'symlink' | 'hardlink' | 'copy' | 'setstat';
 
@@ -41,10 +55,16 @@ export interface FileEvent {
   mode?: string;
   /** setstat: what it changes. */
   attributes?: FileAttributes;
-  /** ok: done and confirmed by the device; failed: the device refused it; incomplete: the session ended first. */
-  outcome: 'ok' | 'failed' | 'incomplete';
-  /** failed: the device's own message. */
+  /**
+   * ok: done and confirmed by the device; failed: the device refused it; incomplete: the session
+   * ended first; denied: the grant does not allow its direction, so the gateway refused it and
+   * the device never saw it.
+   */
+  outcome: 'ok' | 'failed' | 'incomplete' | 'denied';
+  /** failed: the device's own message; denied: the gateway's. */
   detail?: string;
+  /** denied: which direction the grant lacks. */
+  code?: TransferRefusalCode;
 }
 
 export interface FileEventSink {
@@ -53,7 +73,23 @@ export interface FileEventSink {
   onUnreadable(reason: string): void;
 }
 
+/** Where a gating watcher sends what it lets through, and its own answers. */
+export interface TransferOutlet {
+  /** Whole packets from the client that may reach the device. */
+  toDevice(bytes: Buffer): void;
+  /** Whole packets for the client: the device's, and the gateway's own answers between them. */
+  toClient(bytes: Buffer): void;
+  /** A line on the client's stderr (OpenSSH's sftp shows its own words for a status, not the server's). */
+  notice(text: string): void;
+}
+
 export interface TransferWatch {
+  /**
+   * true: the watcher decides what passes (a grant with one direction). The relay then hands it
+   * every byte and sends only what it passes to the outlet given with `attach`.
+   */
+  readonly gates: boolean;
+  attach(outlet: TransferOutlet): void;
   /** Bytes from the vendor's client towards the device. */
   fromClient(chunk: Buffer): void;
   /** Bytes from the device towards the vendor (stdout only; stderr is the server's log). */

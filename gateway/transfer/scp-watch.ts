@@ -219,6 +219,8 @@ export class ScpWatch implements TransferWatch {
   private answerLine: LineReader | null = null;
   private readonly unanswered: Awaiting[] = [{ kind: 'start', at: 0 }];
   private readonly earlyAnswers: Answer[] = [];
+  /** An scp server runs one way (-t or -f), decided before the device is contacted: nothing to gate here. */
+  readonly gates = false;
 
   constructor(argv: string[], private readonly sink: FileEventSink) {
     this.command = parseScpCommand(argv);
@@ -227,6 +229,10 @@ export class ScpWatch implements TransferWatch {
     this.sourceLimit = this.op === 'upload' ? SCP_MAX_LINE : written;
     this.answerLimit = this.op === 'upload' ? written : SCP_MAX_LINE;
     this.sourceLine = new LineReader(this.sourceLimit);
+  }
+
+  attach(): void {
+    // Never gates.
   }
 
   fromClient(chunk: Buffer): void {

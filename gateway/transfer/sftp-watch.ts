@@ -25,6 +25,23 @@
  * outside the list below, a path longer than Linux's PATH_MAX. Changes still unanswered at the
  * end are reported as incomplete, as are files still open.
  *
+ * Gating (a grant with one direction only, R-6.3e)
+ * - Every byte goes through the watcher, one whole packet at a time; the device's answers reach
+ *   the client only whole too, so the gateway's own answers always fall between two packets.
+ * - Download is reading file content off the device: an OPEN that can read (READ, or neither
+ *   READ nor WRITE, which sftp-server opens read-only), and READ.
+ * - Upload is every change to the device's files: an OPEN that writes, appends, creates or
+ *   truncates, WRITE, REMOVE, RENAME (and posix-rename), MKDIR, RMDIR, SETSTAT, FSETSTAT (and
+ *   lsetstat), SYMLINK, hardlink and copy-data.
+ * - Neither, allowed on any grant that allows one direction: listing directories and reading
+ *   names and attributes (OPENDIR, READDIR, STAT, LSTAT, FSTAT, REALPATH, READLINK, statvfs),
+ *   CLOSE and fsync. Both clients need them to find their way; they carry no file content.
+ * - A request for the direction the grant lacks is not forwarded: the gateway answers it with
+ *   SSH_FX_PERMISSION_DENIED and a message naming the code, tells the client's stderr, and
+ *   reports it (outcome denied). The request id never reached the device, so it stays the
+ *   client's. More than MAX_REFUSALS refusals in one session end it as unreadable: a client
+ *   that keeps asking is not a real one, and must not fill the audit chain.
+ *
  * What it cannot promise
  * - Bytes are counted as sent; a WRITE the device refused (its STATUS is an error) is taken
  *   back from the count, but a hash cannot be taken back: such an upload is reported with the
@@ -32,7 +49,10 @@
  * - Another SFTP version (4–6) is reported as unreadable: OpenSSH never negotiates one.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { peerText, type FileAttributes, type FileEvent, type FileEventSink, type TransferWatch } from './file-events.js';
+import { ERROR_CATALOGUE } from '../../policy/error-codes.js';
+import {
+  peerText, type FileAttributes, type FileEvent, type FileEventSink, type TransferDirections, type TransferOutlet, type TransferRefusalCode, type TransferWatch,
+} from './file-events.js';
 
 /** OpenSSH's sftp-server refuses packets over 256 KiB; a little headroom for other servers. */
 const MAX_PACKET = 512 * 1024;
@@ -41,12 +61,17 @@ const MAX_REORDER_BYTES = 16 * 1024 * 1024;
 /** Requests without an answer yet; OpenSSH keeps at most 64 in flight per transfer. */
 const MAX_PENDING = 4096;
 const MAX_OPEN_FILES = 1024;
+/** Requests refused for their direction in one session before the session is ended. */
+const MAX_REFUSALS = 256;
+/** Refusals told on the client's stderr; the rest only in the audit. */
+const MAX_NOTICES = 20;
 
 const T = {
   INIT: 1, VERSION: 2, OPEN: 3, CLOSE: 4, READ: 5, WRITE: 6, LSTAT: 7, FSTAT: 8, SETSTAT: 9, FSETSTAT: 10, OPENDIR: 11, READDIR: 12,
   REMOVE: 13, MKDIR: 14, RMDIR: 15, REALPATH: 16, STAT: 17, RENAME: 18, READLINK: 19, SYMLINK: 20,
   STATUS: 101, HANDLE: 102, DATA: 103, EXTENDED: 200,
 } as const;
+const FXF_READ = 0x1;
 const FXF_WRITE = 0x2;
 const FXF_APPEND = 0x4;
 const FXF_CREAT = 0x8;
@@ -56,6 +81,7 @@ const ATTR = { SIZE: 0x1, UIDGID: 0x2, PERMISSIONS: 0x4, ACMODTIME: 0x8, EXTENDE
 const MAX_PATH_BYTES = 4096;
 const FX_OK = 0;
 const FX_EOF = 1;
+const FX_PERMISSION_DENIED = 3;
 const STATUS_NAMES: Readonly<Record<number, string>> = {
   2: 'no such file', 3: 'permission denied', 4: 'failure', 5: 'bad message', 8: 'operation unsupported',
 };
@@ -110,8 +136,8 @@ class Packets {
       const len = head.readUInt32BE(0);
       if (len < 1 || len > MAX_PACKET) throw new Unreadable(`a packet of ${len} bytes (at most ${MAX_PACKET})`);
       if (this.size < 4 + len) return;
-      const whole = this.take(4 + len);
-      yield whole.subarray(4);
+      // The whole packet, length included: a gating watcher passes it on as it came.
+      yield this.take(4 + len);
     }
   }
 
@@ -238,7 +264,7 @@ class OpenFile {
 type Handle = { kind: 'file'; file: OpenFile } | { kind: 'dir' };
 
 type Pending =
-  | { kind: 'open'; path: string; changes: boolean; mode: string | undefined }
+  | { kind: 'open'; path: string; changes: boolean; reads: boolean; mode: string | undefined }
   | { kind: 'opendir' }
   | { kind: 'read'; handle: string; offset: number }
   | { kind: 'write'; handle: string; bytes: number }
@@ -258,19 +284,51 @@ export class SftpWatch implements TransferWatch {
   private readonly closing = new Set<string>();
   private readonly budget: ReorderBudget = { used: 0 };
   private broken = false;
+  readonly gates: boolean;
+  private outlet: TransferOutlet | null = null;
+  private refusals = 0;
 
-  constructor(private readonly sink: FileEventSink) {}
+  constructor(private readonly sink: FileEventSink, private readonly allowed: TransferDirections = { upload: true, download: true }) {
+    this.gates = !allowed.upload || !allowed.download;
+  }
+
+  attach(outlet: TransferOutlet): void {
+    this.outlet = outlet;
+  }
 
   fromClient(chunk: Buffer): void {
     this.guard(() => {
-      for (const p of this.up.feed(chunk)) this.request(p);
+      for (const whole of this.up.feed(chunk)) {
+        const refusal = this.request(whole.subarray(4));
+        if (!this.gates) continue;
+        const outlet = this.gateOutlet();
+        if (refusal === null) outlet.toDevice(whole);
+        else this.refuse(outlet, refusal);
+      }
     });
   }
 
   fromDevice(chunk: Buffer): void {
     this.guard(() => {
-      for (const p of this.down.feed(chunk)) this.answer(p);
+      for (const whole of this.down.feed(chunk)) {
+        this.answer(whole.subarray(4));
+        if (this.gates) this.gateOutlet().toClient(whole);
+      }
     });
+  }
+
+  private gateOutlet(): TransferOutlet {
+    // A gate with nowhere to send would drop the session's bytes: fail loudly instead.
+    if (this.outlet === null) throw new Error('a gating SFTP watcher was not attached to its relay');
+    return this.outlet;
+  }
+
+  /** Answers a refused request in the client's stream (between two whole packets), and tells stderr and the audit. */
+  private refuse(outlet: TransferOutlet, r: Refusal): void {
+    const message = `${ERROR_CATALOGUE[r.code].message} [${r.code}]`;
+    outlet.toClient(statusPacket(r.id, FX_PERMISSION_DENIED, `portcullis: ${message}`));
+    if (this.refusals <= MAX_NOTICES) outlet.notice(`${r.event.op} ${JSON.stringify(r.event.path)} refused: ${message}`);
+    this.emit({ ...r.event, outcome: 'denied', code: r.code, detail: message });
   }
 
   end(): void {
@@ -319,19 +377,70 @@ export class SftpWatch implements TransferWatch {
     }
   }
 
-  private request(p: Buffer): void {
+  /** Follows one request; when gating, the refusal if its direction is not granted (then nothing of it is followed). */
+  private request(p: Buffer): Refusal | null {
     const type = p[0] as number;
     const f = new Fields(p.subarray(1));
     if (type === T.INIT) {
       const version = f.u32();
       if (version < 3) throw new Unreadable(`SFTP version ${version} asked for`);
-      return;
+      return null;
     }
     const id = f.u32();
     // Real clients never reuse an id still waiting for its answer: the answers could not be told apart.
     if (this.pending.has(id)) throw new Unreadable(`request ${id} sent again before its answer`);
     if (this.pending.size >= MAX_PENDING) throw new Unreadable(`more than ${MAX_PENDING} requests without an answer`);
+    if (this.gates) {
+      // Read from a copy of the fields: a refused request changes nothing here either.
+      const refusal = this.refusalOf(id, type, new Fields(p.subarray(5)));
+      if (refusal !== null) {
+        if (++this.refusals > MAX_REFUSALS) throw new Unreadable(`more than ${MAX_REFUSALS} requests the grant does not allow`);
+        return refusal;
+      }
+    }
     this.pending.set(id, this.pendingFor(type, f));
+    return null;
+  }
+
+  /**
+   * The direction a request needs, when the grant lacks it (see "Gating" above). READ, WRITE and
+   * CLOSE are read here without pendingFor, whose reading of them changes what is followed.
+   */
+  private refusalOf(id: number, type: number, f: Fields): Refusal | null {
+    const lacking = (direction: 'upload' | 'download'): TransferRefusalCode | null => {
+      if (direction === 'upload') return this.allowed.upload ? null : 'FILE_UPLOAD_NOT_GRANTED';
+      return this.allowed.download ? null : 'FILE_DOWNLOAD_NOT_GRANTED';
+    };
+    const onHandle = (op: 'upload' | 'download'): Refusal | null => {
+      const code = lacking(op);
+      if (code === null) return null;
+      const path = this.fileOf(this.handle(f))?.path ?? '(a directory handle)';
+      return { id, code, event: { op, path, bytes: 0, sha256: null } };
+    };
+    switch (type) {
+      case T.READ:
+        return onHandle('download');
+      case T.WRITE:
+        return onHandle('upload');
+      case T.CLOSE:
+      case T.FSTAT:
+      case T.READDIR:
+        return null;
+      default:
+        break;
+    }
+    const req = this.pendingFor(type, f);
+    if (req.kind === 'open') {
+      const code = (req.reads ? lacking('download') : null) ?? (req.changes ? lacking('upload') : null);
+      if (code === null) return null;
+      const op = code === 'FILE_UPLOAD_NOT_GRANTED' ? 'upload' : 'download';
+      return { id, code, event: { op, path: req.path, bytes: 0, sha256: null, ...(req.mode && op === 'upload' ? { mode: req.mode } : {}) } };
+    }
+    if (req.kind === 'op') {
+      const code = lacking('upload');
+      return code === null ? null : { id, code, event: req.event };
+    }
+    return null;
   }
 
   /** A handle the device gave and that is not being closed; anything else is not a real client's request. */
@@ -354,7 +463,10 @@ export class SftpWatch implements TransferWatch {
         const flags = f.u32();
         const { mode } = attributes(f);
         // sftp-server opens read-only when neither READ nor WRITE is set, and applies CREAT and TRUNC whatever the access.
-        return { kind: 'open', path, changes: (flags & (FXF_WRITE | FXF_APPEND | FXF_CREAT | FXF_TRUNC)) !== 0, mode };
+        return {
+          kind: 'open', path, changes: (flags & (FXF_WRITE | FXF_APPEND | FXF_CREAT | FXF_TRUNC)) !== 0,
+          reads: (flags & FXF_READ) !== 0 || (flags & FXF_WRITE) === 0, mode,
+        };
       }
       case T.OPENDIR:
         f.path();
@@ -548,6 +660,30 @@ export class SftpWatch implements TransferWatch {
   private emit(e: Omit<FileEvent, 'protocol'>): void {
     this.sink.onFile({ protocol: 'sftp', ...e });
   }
+}
+
+/** A request the grant's directions do not allow: answered by the gateway, never forwarded. */
+interface Refusal {
+  id: number;
+  code: TransferRefusalCode;
+  event: Omit<FileEvent, 'outcome' | 'protocol'>;
+}
+
+/** SSH_FXP_STATUS for request `id`: the code, a message, and its language tag. */
+function statusPacket(id: number, code: number, message: string): Buffer {
+  const text = Buffer.from(message, 'utf8');
+  const lang = Buffer.from('en', 'ascii');
+  const body = Buffer.alloc(1 + 4 + 4 + 4 + text.length + 4 + lang.length);
+  let at = body.writeUInt8(T.STATUS, 0);
+  at = body.writeUInt32BE(id, at);
+  at = body.writeUInt32BE(code, at);
+  at = body.writeUInt32BE(text.length, at);
+  at += text.copy(body, at);
+  at = body.writeUInt32BE(lang.length, at);
+  lang.copy(body, at);
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(body.length, 0);
+  return Buffer.concat([head, body]);
 }
 
 /** SFTP v3 attributes: what a SETSTAT or a creating OPEN asks for. */

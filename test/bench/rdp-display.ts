@@ -191,7 +191,7 @@ interface Sample {
 async function oneSession(port: number, fingerprint: string, tuning: Partial<RdpTuning>, runtimeDir: string, measureMemory: boolean): Promise<Sample> {
   const d: RdpDisplay = await startRdpDisplay({
     host: '127.0.0.1', port, username: USER, password: PASSWORD, certFingerprint: fingerprint,
-    width: WIDTH, height: HEIGHT, clipboard: false, timeoutMs: 20_000, log, runtimeDir, tuning,
+    width: WIDTH, height: HEIGHT, clipboard: { toDevice: false, fromDevice: false }, timeoutMs: 20_000, log, runtimeDir, tuning,
   });
   try {
     await d.ready;

@@ -98,6 +98,9 @@ describe('the web console in Chromium', () => {
     await vendor.getByLabel('Purpose').fill('Check the gantry controller after the firmware update');
     await vendor.getByLabel('Work order').fill('WO-4711');
     await vendor.getByLabel('Duration (minutes)').fill('45');
+    // Upload and download are asked for apart (R-6.3e).
+    await vendor.getByLabel(/upload files to the device/).check();
+    await vendor.getByLabel(/download files from the device/).check();
     expect(await vendor.getByLabel('Command profile').inputValue()).toBe('diag');
     await shot(vendor, 'new-request');
     await vendor.getByRole('button', { name: 'Send request' }).click();
@@ -121,8 +124,11 @@ describe('the web console in Chromium', () => {
     expect(text).toContain('vera');
     expect(text).toContain('WO-4711');
     expect(text).toContain('Level 3');
+    expect(text).toContain('upload and download');
     await shot(dm, 'approver-queue');
     await card.getByRole('button', { name: 'Approve' }).click();
+    // Device management strikes the download: no data leaves the device on this grant (R-6.3e).
+    await dm.getByRole('dialog').getByLabel(/Allow download/).uncheck();
     await dm.getByRole('dialog').getByRole('button', { name: 'Approve' }).click();
     await dm.getByText(`Your approval of ${requestId} was recorded`).waitFor({ timeout: WAIT });
     await expect.poll(() => card.innerText()).toMatch(/Still needed[\s\S]*one security/i);
@@ -136,6 +142,9 @@ describe('the web console in Chromium', () => {
     await sec.getByText(`Request ${requestId} is approved`).waitFor({ timeout: WAIT });
     // dora's page was not reloaded: the server-sent event took the request out of her queue.
     await card.waitFor({ state: 'detached', timeout: WAIT });
+    // The grant carries what was left after the narrowing: upload, no download.
+    const grants = await fx.gw.runtime.store.listGrants({ requestId });
+    expect(grants.map((g) => [g.allowUpload, g.allowDownload])).toEqual([[true, false]]);
   });
 
   it('the vendor connects in the browser terminal, runs a command and sees its output', async () => {

@@ -215,6 +215,21 @@ describe('desktops through the gateway', () => {
     await d.sock.closed;
   });
 
+  it('R-6.3e: on a download-only grant the clipboard to the device stays shut, audited as an upload the grant lacks', async () => {
+    await fx.cli(['device', 'add', 'us-06', '--host', '127.0.0.1', '--port', String(vnc.port), '--protocol', 'vnc', '--udi', 'UDI-us-06', ...CLASS_OF_LEVEL[1]]);
+    await fx.cli(['device', 'credential', 'us-06', '--username', 'vnc', '--password-stdin'], `${VNC_PASSWORD}\n`);
+    await fx.grant('vera', 'us-06', 'now', '+1h', { protocol: 'vnc', download: true });
+    const d = await connect(vendorApi, 'device=us-06&protocol=vnc');
+    await until(() => d.browser.updates > 0, 'the first screen', 10_000);
+    const before = (await fx.audit('desktop.clipboard')).length;
+    d.browser.send(cutTextMsg(CLIENT_MSG.clientCutText, 'new dosage table'));
+    await expect.poll(async () => (await fx.audit('desktop.clipboard')).length, { timeout: 5000 }).toBe(before + 1);
+    const entry = (await fx.audit('desktop.clipboard')).at(-1);
+    expect(entry).toMatchObject({ outcome: 'denied', code: 'FILE_UPLOAD_NOT_GRANTED', data: { direction: 'to-device', device: 'us-06' } });
+    d.browser.close();
+    await d.sock.closed;
+  });
+
   it('ends a desktop when its grant ends, with a warning first', async () => {
     await fx.cli(['device', 'add', 'us-05', '--host', '127.0.0.1', '--port', String(vnc.port), '--protocol', 'vnc', '--udi', 'UDI-us-05', ...CLASS_OF_LEVEL[1]]);
     await fx.cli(['device', 'credential', 'us-05', '--username', 'vnc', '--password-stdin'], `${VNC_PASSWORD}\n`);

@@ -197,7 +197,7 @@ describe('RDP sessions run xfreerdp inside a private Xvnc', () => {
     certFingerprint: fingerprint,
     width: 1280,
     height: 800,
-    clipboard: false,
+    clipboard: { toDevice: false, fromDevice: false },
     timeoutMs: 15_000,
     log,
     runtimeDir,
@@ -344,7 +344,7 @@ describe('RDP sessions run xfreerdp inside a private Xvnc', () => {
   });
 
   it('follows a new browser size (and redirects the clipboard, and only it, when the grant allows file transfer)', async () => {
-    const d = await start({ width: 1024, height: 768, clipboard: true });
+    const d = await start({ width: 1024, height: 768, clipboard: { toDevice: true, fromDevice: true } });
     await d.ready;
     const rdpCmd = procText(d.pids.xfreerdp, 'cmdline');
     expect(rdpCmd).toContain('+clipboard');

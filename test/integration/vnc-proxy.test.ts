@@ -71,7 +71,8 @@ class DeviceClipboard {
       '  cmd = json.loads(line)',
       '  if cmd[0] == "get":',
       '    try:', '      v = r.clipboard_get()', '    except t.TclError:', '      v = None',
-      '  else:', '    r.clipboard_clear()', '    r.clipboard_append(cmd[1])', '    r.update()', '    v = True',
+      // Let go first, so that every set is a new claim the X server (and so Xvnc) sees, even when Tk owned it already.
+      '  else:', '    r.selection_clear(selection="CLIPBOARD")', '    r.update()', '    r.clipboard_clear()', '    r.clipboard_append(cmd[1])', '    r.update()', '    v = True',
       '  print(json.dumps(v), flush=True)',
       'r.tk.createfilehandler(sys.stdin, t.READABLE, on_line)',
       'r.mainloop()',
@@ -257,7 +258,7 @@ describe('the VNC path through the gateway, with a real TigerVNC device', () => 
   });
 
   it('refuses clipboard text both ways unless the grant allows it, and audits every transfer', async () => {
-    const off = await openSession(x, { clipboard: false });
+    const off = await openSession(x, { clipboard: { toDevice: false, fromDevice: false } });
     await until(() => off.browser.updates > 0, 'the first update');
     off.browser.send(cutTextMsg(6, 'secret-from-vendor'));
     await until(() => off.clipboard.length > 0, 'the clipboard callback');
@@ -273,7 +274,7 @@ describe('the VNC path through the gateway, with a real TigerVNC device', () => 
     expect(off.browser.messages.filter((m) => m.type === 'cutText')).toEqual([]);
     await off.close();
 
-    const on = await openSession(x, { clipboard: true });
+    const on = await openSession(x, { clipboard: { toDevice: true, fromDevice: true } });
     await until(() => on.browser.updates > 0, 'the first update');
     on.browser.send(cutTextMsg(6, 'allowed-text'));
     await until(() => on.clipboard.length > 0, 'the clipboard callback');
@@ -295,7 +296,7 @@ describe('the VNC path through the gateway, with a real TigerVNC device', () => 
 
     // A browser repeating a refused paste cannot flood the audit chain or the recording: the first
     // twenty are reported one by one, then one in a hundred with the running count.
-    const flood = await openSession(x, { clipboard: false });
+    const flood = await openSession(x, { clipboard: { toDevice: false, fromDevice: false } });
     await until(() => flood.browser.updates > 0, 'the first update');
     for (let i = 0; i < 1000; i++) flood.browser.send(cutTextMsg(6, `paste ${i}`));
     flood.browser.send(keyEventMsg(true, 0x79));
@@ -308,6 +309,31 @@ describe('the VNC path through the gateway, with a real TigerVNC device', () => 
     for await (const f of fr.frames()) if (f.type === 'event' && f.event.clipboard === 'refused') refusals++;
     await fr.close();
     expect(refusals).toBe(30);
+  });
+
+  it('R-6.3e: opens the clipboard one way only, as the grant allows: to the device with upload, from it with download', async () => {
+    const up = await openSession(x, { clipboard: { toDevice: true, fromDevice: false } });
+    await until(() => up.browser.updates > 0, 'the first update');
+    up.browser.send(cutTextMsg(6, 'settings-in'));
+    await until(() => up.clipboard.length > 0, 'the clipboard callback');
+    expect(up.clipboard[0]).toMatchObject({ direction: 'to-device', allowed: true, text: 'settings-in' });
+    expect(await clip.read()).toBe('settings-in');
+    await clip.set('record-out');
+    await until(() => up.clipboard.length > 1, 'the device clipboard to be offered');
+    expect(up.clipboard[1]).toEqual({ direction: 'from-device', allowed: false, text: null, bytes: 10, sha256: sha256Hex('record-out'), count: 1 });
+    expect(up.browser.messages.filter((m) => m.type === 'cutText')).toEqual([]);
+    await up.close();
+
+    const down = await openSession(x, { clipboard: { toDevice: false, fromDevice: true } });
+    await until(() => down.browser.updates > 0, 'the first update');
+    down.browser.send(cutTextMsg(6, 'pasted-in'));
+    await until(() => down.clipboard.length > 0, 'the clipboard callback');
+    expect(down.clipboard[0]).toEqual({ direction: 'to-device', allowed: false, text: null, bytes: 9, sha256: sha256Hex('pasted-in'), count: 1 });
+    expect(await clip.read()).not.toBe('pasted-in');
+    await clip.set('log-out');
+    await until(() => down.browser.messages.some((m) => m.type === 'cutText'), 'the device clipboard to reach the browser');
+    expect((down.browser.messages.find((m) => m.type === 'cutText') as { text: Buffer }).text.toString('latin1')).toBe('log-out');
+    await down.close();
   });
 
   it("connects to the RDP path's own Xvnc: a 0600 unix socket with security type None, and refuses None where a password is needed", async () => {
@@ -364,7 +390,7 @@ describe('the VNC path through the gateway, with a real TigerVNC device', () => 
     let endWith: (why: DesktopEnd) => void = () => undefined;
     const ended = new Promise<DesktopEnd>((r) => { endWith = r; });
     const proxy = new Promise<RfbProxy>((resolve) => front.once('connection', (sock: Socket) => {
-      const p = new RfbProxy(sock, device, recorder, endWith, { clipboard: false });
+      const p = new RfbProxy(sock, device, recorder, endWith, { clipboard: { toDevice: false, fromDevice: false } });
       p.start();
       resolve(p);
     }));
@@ -387,7 +413,7 @@ describe('the VNC path through the gateway, with a real TigerVNC device', () => 
     await s.browser.closed;
     await s.recorder.close();
 
-    const big = await openSession(x, { clipboard: true, maxCutTextBytes: 1000 });
+    const big = await openSession(x, { clipboard: { toDevice: true, fromDevice: true }, maxCutTextBytes: 1000 });
     await until(() => big.browser.updates > 0, 'the first update');
     big.browser.send(cutTextMsg(6, 'x'.repeat(1001)));
     expect(await big.ended).toBe('protocol_error');

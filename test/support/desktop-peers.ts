@@ -220,7 +220,7 @@ export async function startRecordedVncGateway(x: Xvnc, recDir: string, opts: Par
   const proxy = new Promise<RfbProxy>((resolve) => server.once('connection', (sock: Socket) => {
     connected = true;
     server.close();
-    const p = new RfbProxy(sock, device, recorder, endWith, { clipboard: false, onClipboard: (t) => clipboard.push(t), ...opts });
+    const p = new RfbProxy(sock, device, recorder, endWith, { clipboard: { toDevice: false, fromDevice: false }, onClipboard: (t) => clipboard.push(t), ...opts });
     p.start();
     resolve(p);
   }));

@@ -40,6 +40,11 @@ export interface DeviceSshd {
    * exec request; `<shell>` for an interactive shell). What is not here never reached the device.
    */
   received(): string[];
+  /**
+   * With `sftpLog`: the device's own sftp-server log (INFO: every open with its flags, every
+   * change to the file tree). What is not here never reached the device's SFTP server.
+   */
+  sftpLog(): string;
   stop(): Promise<void>;
 }
 
@@ -48,6 +53,8 @@ export interface DeviceSshdOptions {
   logCommands?: boolean;
   /** With logCommands: false to only log, never run anything (for attack corpora against a device run as root). */
   execute?: boolean;
+  /** The sftp subsystem logs what it is asked to do (sftp-server -l INFO) to a file of the device's. */
+  sftpLog?: boolean;
 }
 
 /** A real OpenSSH sshd on loopback playing the medical device. */
@@ -66,6 +73,12 @@ export async function startDeviceSshd(opts: DeviceSshdOptions = {}): Promise<Dev
   const log = opts.logCommands ? `printf '%s\\0' "\${SSH_ORIGINAL_COMMAND:-<shell>}" >> '${received}'\n` : '';
   writeFileSync(wrapper, `#!/bin/sh\ncd '${home}' || exit 1\n${log}${run}\n`);
   chmodSync(wrapper, 0o755);
+  const sftpLogFile = path.join(dir, 'sftp-server.log');
+  const sftpWrapper = path.join(dir, 'sftp-server-logged.sh');
+  if (opts.sftpLog) {
+    writeFileSync(sftpWrapper, `#!/bin/sh\nexec /usr/lib/openssh/sftp-server -e -l INFO 2>>'${sftpLogFile}'\n`);
+    chmodSync(sftpWrapper, 0o755);
+  }
   mkdirSync('/run/sshd', { recursive: true });
   const hostKeyFile = path.join(dir, 'host_ed25519');
   const clientKeyFile = path.join(dir, 'client_ed25519');
@@ -79,7 +92,7 @@ export async function startDeviceSshd(opts: DeviceSshdOptions = {}): Promise<Dev
   writeFileSync(config, [
     `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${hostKeyFile}`, `AuthorizedKeysFile ${authorized}`,
     // A device's usual sftp server, as a separate program: sftp and scp use the subsystem, `sftp -s` execs it.
-    'Subsystem sftp /usr/lib/openssh/sftp-server',
+    `Subsystem sftp ${opts.sftpLog ? sftpWrapper : '/usr/lib/openssh/sftp-server'}`,
     'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no',
     `PidFile ${path.join(dir, 'sshd.pid')}`, 'AllowTcpForwarding yes', 'MaxStartups 100:30:200', 'MaxSessions 100', 'LogLevel ERROR',
     // The device user's HOME is the test's (sshd sets HOME from the password file, then SetEnv):
@@ -126,6 +139,13 @@ export async function startDeviceSshd(opts: DeviceSshdOptions = {}): Promise<Dev
         return readFileSync(received, 'utf8').split('\0').filter((c) => c !== '');
       } catch {
         return [];
+      }
+    },
+    sftpLog() {
+      try {
+        return readFileSync(sftpLogFile, 'utf8');
+      } catch {
+        return '';
       }
     },
     async stop() {

@@ -88,8 +88,11 @@ export interface GatewayFixture {
   addUser(name: string, roles?: Role[]): Promise<TestUser>;
   /** Registers the sshd as a device (level 2 unless said), stores its key credential and pins its host key, all through the CLI. */
   addDevice(name: string, device: DeviceSshd, level?: 1 | 2 | 3): Promise<void>;
-  /** A grant through the CLI (SSH unless said; file transfer, which opens the desktop clipboard, off unless said). */
-  grant(user: string, device: string, from: string, until: string, opts?: { protocol?: 'ssh' | 'vnc' | 'rdp'; fileTransfer?: boolean }): Promise<string>;
+  /**
+   * A grant through the CLI (SSH unless said). File transfer (which opens the desktop clipboard)
+   * off unless said: `upload`, `download`, or `fileTransfer` for both (R-6.3e).
+   */
+  grant(user: string, device: string, from: string, until: string, opts?: { protocol?: 'ssh' | 'vnc' | 'rdp'; fileTransfer?: boolean; upload?: boolean; download?: boolean }): Promise<string>;
   audit(type?: string): Promise<AuditEntry[]>;
   stop(): Promise<void>;
 }
@@ -145,7 +148,8 @@ export async function startGatewayFixture(extraToml = ''): Promise<GatewayFixtur
       }
     },
     async grant(user, device, from, until, opts = {}) {
-      const r = await cli(['grant', 'add', '--user', user, '--device', device, '--protocol', opts.protocol ?? 'ssh', '--from', from, '--until', until, ...(opts.fileTransfer ? ['--file-transfer'] : []), '--json']);
+      const r = await cli(['grant', 'add', '--user', user, '--device', device, '--protocol', opts.protocol ?? 'ssh', '--from', from, '--until', until, ...(opts.fileTransfer ? ['--file-transfer'] : []),
+        ...(opts.upload ? ['--upload'] : []), ...(opts.download ? ['--download'] : []), '--json']);
       if (r.code !== 0) throw new Error(`grant add failed: ${r.stderr}`);
       return (JSON.parse(r.stdout) as { id: string }).id;
     },

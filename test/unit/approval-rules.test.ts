@@ -61,7 +61,8 @@ const newRequest = (over: Partial<NewAccessRequest> = {}): NewAccessRequest => (
   notBefore: NOW + H,
   notAfter: NOW + 2 * H,
   profile: { name: 'ct-service', mode: 'restricted' },
-  fileTransfer: false,
+  upload: false,
+  download: false,
   ...over,
 });
 
@@ -280,9 +281,9 @@ const profile = (name: string) => {
 };
 
 describe('R-5.3c, R-6.3c: an approval may narrow the window and profile, never widen them', () => {
-  // Level 2, inspected profile, file transfer asked for, window NOW+1h .. NOW+4h.
+  // Level 2, inspected profile, upload and download asked for, window NOW+1h .. NOW+4h.
   const base = (over: Partial<AccessRequest> = {}): AccessRequest =>
-    request(2, { notBefore: NOW + H, notAfter: NOW + 4 * H, profile: profile('pump-shell'), fileTransfer: true, ...over });
+    request(2, { notBefore: NOW + H, notAfter: NOW + 4 * H, profile: profile('pump-shell'), upload: true, download: true, ...over });
   const rule = DEFAULT_APPROVAL_RULES[2];
   const approveWith = (narrowing: Narrowing, req = base(), now = NOW) =>
     decideApproval(req, { approver: 'dora', roles: ['device_manager'], narrowing }, rule, now);
@@ -293,8 +294,10 @@ describe('R-5.3c, R-6.3c: an approval may narrow the window and profile, never w
     ['both ends', { notBefore: NOW + 2 * H, notAfter: NOW + 3 * H }, { notBefore: NOW + 2 * H, notAfter: NOW + 3 * H }],
     ['a restricted profile whose every rule the requested one has', { profile: profile('pump-readonly') }, { profile: profile('pump-readonly') }],
     ['the same profile', { profile: profile('pump-shell') }, { profile: profile('pump-shell') }],
-    ['R-6.3e: no file transfer', { fileTransfer: false }, { fileTransfer: false }],
-    ['nothing at all', {}, { notBefore: NOW + H, notAfter: NOW + 4 * H, fileTransfer: true }],
+    ['R-6.3e: no upload (download stays)', { upload: false }, { upload: false, download: true }],
+    ['R-6.3e: no download (upload stays)', { download: false }, { upload: true, download: false }],
+    ['R-6.3e: neither upload nor download', { upload: false, download: false }, { upload: false, download: false }],
+    ['nothing at all', {}, { notBefore: NOW + H, notAfter: NOW + 4 * H, upload: true, download: true }],
   ];
   it.each(narrowings)('narrowing to %s is accepted and takes effect', (_name, narrowing, expected) => {
     const d = approveWith(narrowing);
@@ -308,13 +311,15 @@ describe('R-5.3c, R-6.3c: an approval may narrow the window and profile, never w
     ['an earlier start', { notBefore: NOW + 30 * MIN }, 'APPROVAL_WIDENS_WINDOW', 'start'],
     ['a later end', { notAfter: NOW + 5 * H }, 'APPROVAL_WIDENS_WINDOW', 'end'],
     ['a more permissive profile', { profile: profile('pump-root') }, 'APPROVAL_WIDENS_PROFILE', 'full'],
-    ['R-6.3e: file transfer not asked for', { fileTransfer: true }, 'APPROVAL_WIDENS_FILE_TRANSFER', 'file transfer'],
+    ['R-6.3e: upload not asked for', { upload: true }, 'APPROVAL_WIDENS_FILE_TRANSFER', 'upload'],
+    ['R-6.3e: download not asked for', { download: true }, 'APPROVAL_WIDENS_FILE_TRANSFER', 'download'],
     ['an empty window', { notBefore: NOW + 3 * H, notAfter: NOW + 3 * H }, 'NARROWED_WINDOW_EMPTY', 'empty'],
     ['a window that ends before it starts', { notBefore: NOW + 3 * H, notAfter: NOW + 2 * H }, 'NARROWED_WINDOW_EMPTY', 'empty'],
     ['an invalid time', { notAfter: Number.NaN }, 'WINDOW_INVALID', 'invalid'],
   ];
   it.each(widenings)('narrowing to %s is refused', (_name, narrowing, code, mention) => {
-    const req = narrowing.fileTransfer === true ? base({ fileTransfer: false }) : base();
+    // The direction the narrowing tries to add is the one not asked for; the other is.
+    const req = narrowing.upload === true ? base({ upload: false }) : narrowing.download === true ? base({ download: false }) : base();
     const d = approveWith(narrowing, req);
     expect(outcome(d)).toBe(code);
     expect(detailOf(d)).toContain(mention);
@@ -337,6 +342,18 @@ describe('R-5.3c, R-6.3c: an approval may narrow the window and profile, never w
     const more = decideApproval(afterDora, { approver: 'sam', roles: ['security'], narrowing: { notBefore: NOW + 90 * MIN } }, rule3, NOW);
     expect(more.allow && more.value.status).toBe('approved');
     expect(more.allow && more.value.terms).toMatchObject({ notBefore: NOW + 90 * MIN, notAfter: NOW + 2 * H });
+  });
+
+  it('R-6.3e: a direction struck by one approver stays struck; a later approver cannot give it back', () => {
+    const twoManagers: ApprovalRule = { ...rule, approvals: [['device_manager'], ['device_manager']] };
+    const first = decideApproval(base(), { approver: 'dora', roles: ['device_manager'], narrowing: { download: false } }, twoManagers, NOW);
+    if (!first.allow) throw new Error(first.detail);
+    const next = { ...base(), approvals: first.value.approvals };
+    expect(effectiveTerms(next)).toMatchObject({ upload: true, download: false });
+    const giveBack = decideApproval(next, { approver: 'dmitri', roles: ['device_manager'], narrowing: { download: true } }, twoManagers, NOW);
+    expect(outcome(giveBack)).toBe('APPROVAL_WIDENS_FILE_TRANSFER');
+    const last = decideApproval(next, { approver: 'dmitri', roles: ['device_manager'] }, twoManagers, NOW);
+    expect(last.allow && last.value.terms).toMatchObject({ upload: true, download: false });
   });
 
   it('profile narrowings accumulate across approvers too', () => {

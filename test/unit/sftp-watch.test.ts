@@ -780,3 +780,127 @@ describe('a stream the watcher cannot follow', () => {
     }).not.toThrow();
   });
 });
+
+describe('R-6.3e: a grant with one direction, gated request by request (hand-built streams)', () => {
+  const T = { ...SSH_FXP, LSTAT: 7, OPENDIR: 11, READDIR: 12, REMOVE: 13, MKDIR: 14, RMDIR: 15, REALPATH: 16, STAT: 17, RENAME: 18, SYMLINK: 20, EXTENDED: 200 } as const;
+  const handle = Buffer.from('fh');
+  const ok = (id: number): Buffer => packet(SSH_FXP.STATUS, id, 0, '', '');
+
+  /** A gating watcher wired to byte lists: what it let reach the device, and the client's stream as the client would read it. */
+  function gated(allowed: { upload: boolean; download: boolean }) {
+    const recorder = new Recorder();
+    const watcher = new SftpWatch(recorder, allowed);
+    const toDevice: Buffer[] = [];
+    const toClient: Buffer[] = [];
+    const notices: string[] = [];
+    watcher.attach({ toDevice: (b) => toDevice.push(Buffer.from(b)), toClient: (b) => toClient.push(Buffer.from(b)), notice: (t) => notices.push(t) });
+    watcher.fromClient(packet(SSH_FXP.INIT, 3));
+    watcher.fromDevice(packet(SSH_FXP.VERSION, 3));
+    /** The client's stream cut into packets: any reply spliced inside a device packet would break this framing. */
+    const clientPackets = (): Array<{ type: number; id: number | null; code?: number; message?: string }> => {
+      const framer = new Framer();
+      return [...framer.feed(Buffer.concat(toClient))].map((body) => {
+        const type = body[0] ?? 0;
+        if (type === SSH_FXP.VERSION) return { type, id: null };
+        const id = body.readUInt32BE(1);
+        if (type !== SSH_FXP.STATUS) return { type, id };
+        const len = body.readUInt32BE(9);
+        return { type, id, code: body.readUInt32BE(5), message: body.subarray(13, 13 + len).toString('utf8') };
+      });
+    };
+    const devicePackets = (): Array<{ type: number; id: number | null }> => {
+      const framer = new Framer();
+      return [...framer.feed(Buffer.concat(toDevice))].map((body) => ({ type: body[0] ?? 0, id: body[0] === SSH_FXP.INIT ? null : body.readUInt32BE(1) }));
+    };
+    return { recorder, watcher, toDevice, notices, clientPackets, devicePackets };
+  }
+
+  it('watches only, as before, on a grant with both directions (or gates nothing to gate)', () => {
+    expect(new SftpWatch(new Recorder()).gates).toBe(false);
+    expect(new SftpWatch(new Recorder(), { upload: true, download: true }).gates).toBe(false);
+    expect(new SftpWatch(new Recorder(), { upload: true, download: false }).gates).toBe(true);
+  });
+
+  it('upload only: a read never reaches the device; the reply goes between two device packets, never inside one, and the id stays the client\'s', () => {
+    const g = gated({ upload: true, download: false });
+    g.watcher.fromClient(packet(SSH_FXP.OPEN, 1, '/srv/fw.bin', 0x1a, 0));
+    const answer = packet(SSH_FXP.HANDLE, 1, handle);
+    // The device's answer arrives a byte at a time; the refused read is asked while it is half-way through.
+    g.watcher.fromDevice(answer.subarray(0, 3));
+    g.watcher.fromClient(packet(SSH_FXP.OPEN, 2, '/srv/patients.db', 0x1, 0));
+    for (let i = 3; i < answer.length; i++) g.watcher.fromDevice(answer.subarray(i, i + 1));
+    // Reading on the write handle is refused too; writing goes on, and id 2 may be used again.
+    g.watcher.fromClient(packet(SSH_FXP.READ, 3, handle, 0n, 4096));
+    g.watcher.fromClient(packet(SSH_FXP.WRITE, 2, handle, 0n, 'data'));
+    g.watcher.fromDevice(ok(2));
+    g.watcher.fromClient(packet(SSH_FXP.CLOSE, 4, handle));
+    g.watcher.fromDevice(ok(4));
+    g.watcher.end();
+
+    expect(g.devicePackets()).toEqual([
+      { type: SSH_FXP.INIT, id: null }, { type: SSH_FXP.OPEN, id: 1 }, { type: SSH_FXP.WRITE, id: 2 }, { type: SSH_FXP.CLOSE, id: 4 },
+    ]);
+    const client = g.clientPackets();
+    expect(client.map((p) => [p.type, p.id, p.code])).toEqual([
+      [SSH_FXP.VERSION, null, undefined], [SSH_FXP.STATUS, 2, 3], [SSH_FXP.HANDLE, 1, undefined], [SSH_FXP.STATUS, 3, 3], [SSH_FXP.STATUS, 2, 0], [SSH_FXP.STATUS, 4, 0],
+    ]);
+    expect(client[1]?.message).toMatch(/^portcullis: .*upload only.*\[FILE_DOWNLOAD_NOT_GRANTED\]$/);
+    expect(g.notices).toEqual([expect.stringContaining('download "/srv/patients.db" refused'), expect.stringContaining('download "/srv/fw.bin" refused')]);
+    expect(g.recorder.unreadable).toEqual([]);
+    expect(g.recorder.events).toEqual([
+      expect.objectContaining({ op: 'download', path: '/srv/patients.db', outcome: 'denied', code: 'FILE_DOWNLOAD_NOT_GRANTED', bytes: 0 }),
+      expect.objectContaining({ op: 'download', path: '/srv/fw.bin', outcome: 'denied', code: 'FILE_DOWNLOAD_NOT_GRANTED' }),
+      expect.objectContaining({ op: 'upload', path: '/srv/fw.bin', outcome: 'ok', bytes: 4, sha256: sha256('data') }),
+    ]);
+  });
+
+  it('upload only: an open for reading and writing, and one with neither flag (read-only for sftp-server), are downloads', () => {
+    const g = gated({ upload: true, download: false });
+    g.watcher.fromClient(Buffer.concat([packet(SSH_FXP.OPEN, 1, '/a', 0x3, 0), packet(SSH_FXP.OPEN, 2, '/b', 0x0, 0), packet(SSH_FXP.OPEN, 3, '/c', 0x4 | 0x8, 0)]));
+    expect(g.devicePackets().map((p) => p.id)).toEqual([null]);
+    expect(g.recorder.events.map((e) => [e.path, e.code])).toEqual([['/a', 'FILE_DOWNLOAD_NOT_GRANTED'], ['/b', 'FILE_DOWNLOAD_NOT_GRANTED'], ['/c', 'FILE_DOWNLOAD_NOT_GRANTED']]);
+  });
+
+  it('download only: every change to the device\'s files is refused; reading, listing and looking up pass', () => {
+    const g = gated({ upload: false, download: true });
+    const changes = [
+      packet(SSH_FXP.OPEN, 10, '/srv/new.cfg', 0x1a, 0),
+      packet(SSH_FXP.OPEN, 11, '/srv/log', 0x1 | 0x10, 0),
+      packet(T.REMOVE, 12, '/srv/a'),
+      packet(T.RENAME, 13, '/srv/a', '/srv/b'),
+      packet(T.MKDIR, 14, '/srv/d', 0),
+      packet(T.RMDIR, 15, '/srv/d'),
+      packet(SSH_FXP.SETSTAT, 16, '/srv/a', 0x4, 0o777),
+      packet(T.SYMLINK, 17, '/etc/shadow', '/srv/l'),
+      packet(T.EXTENDED, 18, 'posix-rename@openssh.com', '/srv/a', '/srv/c'),
+      packet(T.EXTENDED, 19, 'hardlink@openssh.com', '/srv/a', '/srv/h'),
+      packet(T.EXTENDED, 20, 'lsetstat@openssh.com', '/srv/a', 0x4, 0o600),
+    ];
+    const reads = [
+      packet(T.REALPATH, 30, '.'), packet(T.STAT, 31, '/srv/a'), packet(T.LSTAT, 32, '/srv/a'), packet(T.OPENDIR, 33, '/srv'),
+      packet(SSH_FXP.OPEN, 34, '/srv/a', 0x1, 0), packet(T.EXTENDED, 35, 'statvfs@openssh.com', '/srv'),
+    ];
+    g.watcher.fromClient(Buffer.concat([...changes, ...reads]));
+    expect(g.devicePackets().map((p) => p.id)).toEqual([null, 30, 31, 32, 33, 34, 35]);
+    expect(g.clientPackets().filter((p) => p.type === SSH_FXP.STATUS).map((p) => [p.id, p.code])).toEqual(changes.map((_, i) => [10 + i, 3]));
+    expect(g.recorder.events.map((e) => [e.op, e.outcome, e.code])).toEqual([
+      'upload', 'upload', 'remove', 'rename', 'mkdir', 'rmdir', 'setstat', 'symlink', 'rename', 'hardlink', 'setstat',
+    ].map((op) => [op, 'denied', 'FILE_UPLOAD_NOT_GRANTED']));
+    // A WRITE on a handle opened for reading does not reach the device either.
+    g.watcher.fromDevice(packet(SSH_FXP.HANDLE, 34, handle));
+    g.watcher.fromClient(packet(SSH_FXP.WRITE, 36, handle, 0n, 'x'));
+    g.watcher.fromClient(packet(SSH_FXP.READ, 37, handle, 0n, 10));
+    expect(g.devicePackets().map((p) => p.id).slice(-1)).toEqual([37]);
+    expect(g.recorder.unreadable).toEqual([]);
+  });
+
+  it('ends a session that keeps asking for what the grant refuses, and tells the client only the first few times', () => {
+    const g = gated({ upload: false, download: true });
+    for (let i = 0; i < 256; i++) g.watcher.fromClient(packet(T.REMOVE, i, `/srv/${i}`));
+    expect(g.recorder.unreadable).toEqual([]);
+    expect(g.notices).toHaveLength(20);
+    g.watcher.fromClient(packet(T.REMOVE, 999, '/srv/one-more'));
+    expect(g.recorder.unreadable).toEqual([expect.stringContaining('more than 256 requests the grant does not allow')]);
+    expect(g.devicePackets().map((p) => p.id)).toEqual([null]);
+  });
+});

@@ -7,7 +7,7 @@ import { SqliteStore } from '../../gateway/store/sqlite-store.js';
 import type {
   AlertRecord, ApiTokenRecord, CommandRecord, DeviceRecord, GrantRecord, RequestRecord, SessionRecord, Store, UserRecord, RoleChangeRecord,
 } from '../../gateway/store/store.js';
-import { openTestRedisStore, uniquePrefix } from '../support/redis.js';
+import { openTestRedisStore, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
 
 /**
  * The one contract every Store backend passes. A backend is a factory of fresh, empty stores,
@@ -72,7 +72,7 @@ const device = (name: string, udi: string | null = null): DeviceRecord => ({
 });
 const grant = (id: string, u: string, d: string, createdAt = T): GrantRecord => ({
   id, user: u, device: d, protocol: 'ssh', notBefore: T, notAfter: T + 3_600_000, createdBy: 'admin', createdAt, revokedAt: null,
-  revokedBy: null, requestId: null, profile: null, allowFileTransfer: false,
+  revokedBy: null, requestId: null, profile: null, allowUpload: false, allowDownload: false,
 });
 const session = (id: string, u: string, d: string, startedAt: number): SessionRecord => ({
   id, user: u, device: d, protocol: 'ssh', grantId: 'g1', via: 'ssh', kind: 'exec', command: 'ls', clientAddress: '127.0.0.1:1',
@@ -80,7 +80,7 @@ const session = (id: string, u: string, d: string, startedAt: number): SessionRe
 });
 const request = (id: string, requester: string, devices: string[], createdAt: number): RequestRecord => ({
   id, requester, devices, protocols: ['ssh'], purpose: 'firmware check', workOrder: 'WO-1', notBefore: T, notAfter: T + 3_600_000,
-  profile: 'ct-diag', fileTransfer: false, status: 'pending', approvals: [], decidedAt: null, decidedBy: null, reason: null, grantIds: [],
+  profile: 'ct-diag', upload: false, download: false, status: 'pending', approvals: [], decidedAt: null, decidedBy: null, reason: null, grantIds: [],
   changes: [], createdAt, version: 0,
 });
 const roleChange = (id: string, u: string, requestedAt: number): RoleChangeRecord => ({
@@ -223,12 +223,15 @@ describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
     await store.createDevice(device('mri-2'));
     await store.createGrant(grant('g1', 'erin', 'mri-1', T));
     await store.createGrant(grant('g2', 'erin', 'mri-2', T + 1));
-    await store.createGrant({ ...grant('g3', 'finn', 'mri-1', T + 2), requestId: 'r-9', profile: 'p', allowFileTransfer: true });
+    await store.createGrant({ ...grant('g3', 'finn', 'mri-1', T + 2), requestId: 'r-9', profile: 'p', allowUpload: true, allowDownload: false });
+    await store.createGrant({ ...grant('g4', 'finn', 'mri-2', T + 3), allowUpload: false, allowDownload: true });
     expect((await store.listGrants({ user: 'erin' })).map((g) => g.id)).toEqual(['g1', 'g2']);
     expect((await store.listGrants({ user: 'erin', device: 'mri-1' })).map((g) => g.id)).toEqual(['g1']);
     expect((await store.listGrants({ device: 'mri-1' })).map((g) => g.id)).toEqual(['g1', 'g3']);
-    expect(await store.listGrants({ requestId: 'r-9' })).toMatchObject([{ id: 'g3', profile: 'p', allowFileTransfer: true }]);
-    expect((await store.listGrants({})).map((g) => g.id)).toEqual(['g1', 'g2', 'g3']);
+    // Upload and download are kept apart (R-6.3e): each one alone survives the round trip.
+    expect(await store.listGrants({ requestId: 'r-9' })).toMatchObject([{ id: 'g3', profile: 'p', allowUpload: true, allowDownload: false }]);
+    expect(await store.getGrant('g4')).toMatchObject({ allowUpload: false, allowDownload: true });
+    expect((await store.listGrants({})).map((g) => g.id)).toEqual(['g1', 'g2', 'g3', 'g4']);
     await store.revokeGrant('g1', T + 10, 'sec');
     await store.revokeGrant('g1', T + 20, 'later');
     expect(await store.getGrant('g1')).toMatchObject({ revokedAt: T + 10, revokedBy: 'sec' });
@@ -238,7 +241,8 @@ describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
   it('keeps access requests, filters them, and lets only one of two concurrent updates win', async () => {
     await store.createRequest(request('r1', 'erin', ['mri-1'], T));
     await store.createRequest(request('r2', 'erin', ['mri-1', 'mri-2'], T + 1));
-    await store.createRequest(request('r3', 'finn', ['mri-2'], T + 2));
+    await store.createRequest({ ...request('r3', 'finn', ['mri-2'], T + 2), upload: false, download: true });
+    expect(await store.getRequest('r3')).toMatchObject({ upload: false, download: true });
     await expect(store.createRequest(request('r1', 'x', [], T))).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
     expect((await store.listRequests({})).map((r) => r.id)).toEqual(['r3', 'r2', 'r1']);
     expect((await store.listRequests({ requester: 'erin' })).map((r) => r.id)).toEqual(['r2', 'r1']);
@@ -246,13 +250,13 @@ describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
     expect((await store.listRequests({ limit: 1 })).map((r) => r.id)).toEqual(['r3']);
 
     const peer = await opened.peer();
-    const approval = (by: string) => ({ approvals: [{ by, roles: ['device_manager' as const], at: T + 5, narrowing: { notAfter: T + 60_000, profile: 'ct-read' }, comment: null }] });
+    const approval = (by: string) => ({ approvals: [{ by, roles: ['device_manager' as const], at: T + 5, narrowing: { notAfter: T + 60_000, profile: 'ct-read', upload: false }, comment: null }] });
     const results = await Promise.all([store.updateRequestIf('r1', 0, approval('mgr-a')), peer.updateRequestIf('r1', 0, approval('mgr-b'))]);
     expect(results.filter(Boolean)).toHaveLength(1);
     const r1 = await store.getRequest('r1');
     expect(r1?.version).toBe(1);
     expect(r1?.approvals).toHaveLength(1);
-    expect(r1?.approvals[0]?.narrowing).toEqual({ notAfter: T + 60_000, profile: 'ct-read' });
+    expect(r1?.approvals[0]?.narrowing).toEqual({ notAfter: T + 60_000, profile: 'ct-read', upload: false });
     expect(await store.updateRequestIf('r1', 1, { status: 'approved', decidedAt: T + 6, decidedBy: 'mgr-a', grantIds: ['g1'] })).toBe(true);
     expect(await store.getRequest('r1')).toMatchObject({ status: 'approved', version: 2, grantIds: ['g1'] });
     expect((await store.listRequests({ status: 'pending' })).map((r) => r.id)).toEqual(['r3', 'r2']);
@@ -264,7 +268,7 @@ describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
     expect((await store.getRequest('r9'))?.changes).toBeNull();
     const change = {
       at: T + 5, by: 'sam', kind: 'profile' as const, from: 'diagnostics', to: 'ct-service', reason: 'rule 2 lets through more',
-      before: { notBefore: T, notAfter: T + 3_600_000, profile: 'diagnostics', fileTransfer: true },
+      before: { notBefore: T, notAfter: T + 3_600_000, profile: 'diagnostics', upload: true, download: true },
       lapsed: [{ by: 'dora', roles: ['device_manager' as const], at: T + 1, narrowing: { notAfter: T + 60_000 }, comment: 'ok' }],
     };
     expect(await store.updateRequestIf('r9', 0, { profile: 'ct-service', changes: [change], approvals: [] })).toBe(true);
@@ -572,5 +576,75 @@ describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
 
   it('answers a readiness ping', async () => {
     await expect(store.ping()).resolves.toBeUndefined();
+  });
+});
+
+/**
+ * Grants and requests stored before upload and download were split (one file-transfer flag) read
+ * as both directions, and an approval that struck file transfer strikes both (issue 13, R-6.3e).
+ * Each backend is given the old shape its own way: SQLite at the schema before the split, Redis
+ * with the old hash fields.
+ */
+describe('Store upgrade: one file-transfer flag becomes upload and download', () => {
+  const legacyApprovals = JSON.stringify([
+    { by: 'mgr', roles: ['device_manager'], at: T + 1, narrowing: { fileTransfer: false, notAfter: T + 60_000 }, comment: null },
+    { by: 'sec', roles: ['security'], at: T + 2, narrowing: null, comment: 'ok' },
+  ]);
+  const expectUpgraded = async (store: Store): Promise<void> => {
+    expect(await store.getGrant('g-both')).toMatchObject({ allowUpload: true, allowDownload: true });
+    expect(await store.getGrant('g-none')).toMatchObject({ allowUpload: false, allowDownload: false });
+    const r = await store.getRequest('r-old');
+    expect(r).toMatchObject({ upload: true, download: true });
+    expect(r?.approvals.map((a) => a.narrowing)).toEqual([{ notAfter: T + 60_000, upload: false, download: false }, null]);
+  };
+
+  it('sqlite: the migration maps file_transfer = 1 to both directions', async () => {
+    const { default: Database } = await import('better-sqlite3');
+    const { SQLITE_MIGRATIONS } = await import('../../gateway/store/sqlite-migrations.js');
+    const file = path.join(dir, `legacy${n++}.db`);
+    const db = new Database(file);
+    // The schema as it stood before the split: the first five migrations.
+    for (const m of SQLITE_MIGRATIONS.slice(0, 5)) db.exec(m);
+    db.pragma('user_version = 5');
+    db.pragma('foreign_keys = OFF');
+    db.prepare(`INSERT INTO grants (id, user, device, protocol, not_before, not_after, created_by, created_at, allow_file_transfer)
+      VALUES (?, 'erin', 'mri-1', 'ssh', ?, ?, 'admin', ?, ?)`).run('g-both', T, T + 1, T, 1);
+    db.prepare(`INSERT INTO grants (id, user, device, protocol, not_before, not_after, created_by, created_at, allow_file_transfer)
+      VALUES (?, 'erin', 'mri-1', 'ssh', ?, ?, 'admin', ?, ?)`).run('g-none', T, T + 1, T, 0);
+    db.prepare(`INSERT INTO requests (id, requester, devices, protocols, purpose, work_order, not_before, not_after, profile, file_transfer, status,
+      approvals, grant_ids, created_at, version) VALUES ('r-old', 'erin', '["mri-1"]', '["ssh"]', 'p', 'WO', ?, ?, 'ct-diag', 1, 'pending', ?, '[]', ?, 2)`)
+      .run(T, T + 3_600_000, legacyApprovals, T);
+    db.close();
+    const store = new SqliteStore(file);
+    try {
+      await expectUpgraded(store);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('redis: a hash with the old field reads as both directions', async () => {
+    const prefix = uniquePrefix();
+    const store = await openTestRedisStore(prefix);
+    const { createClient } = await import('redis');
+    const raw = createClient({ url: TEST_REDIS_URL });
+    await raw.connect();
+    try {
+      await store.createGrant(grant('g-both', 'erin', 'mri-1'));
+      await store.createGrant(grant('g-none', 'erin', 'mri-1', T + 1));
+      await store.createRequest(request('r-old', 'erin', ['mri-1'], T));
+      // As an older Portcullis wrote them: one flag, no upload/download fields.
+      await raw.hDel(`${prefix}grants:g-both`, ['allowUpload', 'allowDownload']);
+      await raw.hSet(`${prefix}grants:g-both`, 'allowFileTransfer', 'true');
+      await raw.hDel(`${prefix}grants:g-none`, ['allowUpload', 'allowDownload']);
+      await raw.hSet(`${prefix}grants:g-none`, 'allowFileTransfer', 'false');
+      await raw.hDel(`${prefix}requests:r-old`, ['upload', 'download']);
+      await raw.hSet(`${prefix}requests:r-old`, { fileTransfer: 'true', approvals: legacyApprovals });
+      await expectUpgraded(store);
+    } finally {
+      await store.dropAll();
+      await store.close();
+      await raw.quit();
+    }
   });
 });

@@ -15,18 +15,18 @@ const iso = (t: number | null): string | null => (t === null ? null : new Date(t
 
 const requestSchema = z.object({
   id: z.string(), requester: z.string(), organisation: z.string().nullable(), devices: z.array(z.string()), protocols: z.array(z.string()), purpose: z.string(), workOrder: z.string(),
-  requested: z.object({ from: z.string(), until: z.string(), profile: z.string(), fileTransfer: z.boolean() }),
-  effective: z.object({ from: z.string(), until: z.string(), profile: z.string(), fileTransfer: z.boolean() }),
+  requested: z.object({ from: z.string(), until: z.string(), profile: z.string(), upload: z.boolean(), download: z.boolean() }),
+  effective: z.object({ from: z.string(), until: z.string(), profile: z.string(), upload: z.boolean(), download: z.boolean() }),
   level: z.number().nullable(), status: z.string(),
   approvals: z.array(z.object({
     by: z.string(), roles: z.array(z.string()), at: z.string(), comment: z.string().nullable(),
-    narrowing: z.object({ from: z.string().optional(), until: z.string().optional(), profile: z.string().optional(), fileTransfer: z.boolean().optional() }).nullable(),
+    narrowing: z.object({ from: z.string().optional(), until: z.string().optional(), profile: z.string().optional(), upload: z.boolean().optional(), download: z.boolean().optional() }).nullable(),
   })),
   stillNeeded: z.array(z.array(z.string())),
   /** Profile swaps by an approver that were not provably narrower: the approvals before each lapsed (S-1.3). */
   changes: z.array(z.object({
     at: z.string(), by: z.string(), kind: z.literal('profile'), from: z.string(), to: z.string(), reason: z.string(),
-    before: z.object({ from: z.string(), until: z.string(), profile: z.string(), fileTransfer: z.boolean() }),
+    before: z.object({ from: z.string(), until: z.string(), profile: z.string(), upload: z.boolean(), download: z.boolean() }),
     lapsed: z.array(z.object({ by: z.string(), at: z.string() })),
   })),
   decidedAt: z.string().nullable(), decidedBy: z.string().nullable(), reason: z.string().nullable(), grantIds: z.array(z.string()), createdAt: z.string(),
@@ -34,12 +34,12 @@ const requestSchema = z.object({
 
 const grantSchema = z.object({
   id: z.string(), user: z.string(), device: z.string(), protocol: z.string(), from: z.string(), until: z.string(), request: z.string().nullable(),
-  profile: z.string().nullable(), allowFileTransfer: z.boolean(), createdBy: z.string(), revokedAt: z.string().nullable(), revokedBy: z.string().nullable(),
+  profile: z.string().nullable(), allowUpload: z.boolean(), allowDownload: z.boolean(), createdBy: z.string(), revokedAt: z.string().nullable(), revokedBy: z.string().nullable(),
 }).meta({ id: 'Grant' });
 
 export const grantView = (g: GrantRecord): z.input<typeof grantSchema> => ({
   id: g.id, user: g.user, device: g.device, protocol: g.protocol, from: iso(g.notBefore) as string, until: iso(g.notAfter) as string, request: g.requestId,
-  profile: g.profile, allowFileTransfer: g.allowFileTransfer, createdBy: g.createdBy, revokedAt: iso(g.revokedAt), revokedBy: g.revokedBy,
+  profile: g.profile, allowUpload: g.allowUpload, allowDownload: g.allowDownload, createdBy: g.createdBy, revokedAt: iso(g.revokedAt), revokedBy: g.revokedBy,
 });
 
 const idParams = z.object({ id: z.string().min(1).max(64) });
@@ -88,28 +88,35 @@ export function registerRequests(app: FastifyInstance, rt: Runtime): void {
 
   route(app, {
     method: 'POST', url: '/api/requests', access: 'request.create', tags: ['requests'], status: 201,
-    summary: 'Ask for access (R-5.3c): devices, protocols, purpose, work order, window, command profile, file transfer',
+    summary: 'Ask for access (R-5.3c): devices, protocols, purpose, work order, window, command profile, upload, download (fileTransfer: true, the older form, asks for both)',
     body: z.object({
       devices: z.array(z.string().min(1).max(64)).min(1).max(20), protocols: z.array(z.enum(PROTOCOLS)).min(1),
       purpose: z.string().max(2000), workOrder: z.string().max(100), from: isoTime, until: isoTime.optional(),
-      durationMinutes: z.number().int().min(1).max(24 * 60).optional(), profile: z.string().max(64).nullable().optional(), fileTransfer: z.boolean().default(false),
-    }).refine((b) => (b.until === undefined) !== (b.durationMinutes === undefined), { message: 'give exactly one of until or durationMinutes' }),
+      durationMinutes: z.number().int().min(1).max(24 * 60).optional(), profile: z.string().max(64).nullable().optional(),
+      upload: z.boolean().optional(), download: z.boolean().optional(),
+      /** The form before upload and download were split: true asks for both. */
+      fileTransfer: z.boolean().optional(),
+    }).refine((b) => (b.until === undefined) !== (b.durationMinutes === undefined), { message: 'give exactly one of until or durationMinutes' })
+      .refine((b) => b.fileTransfer === undefined || (b.upload === undefined && b.download === undefined), { message: 'give upload and download, or the older fileTransfer, not both' }),
     response: requestSchema,
   }, async ({ body, principal }) => {
     const notAfter = body.until ?? body.from + (body.durationMinutes as number) * 60_000;
     const r = await createRequest(rt, principal.user, {
       devices: body.devices, protocols: body.protocols, purpose: body.purpose, workOrder: body.workOrder, notBefore: body.from, notAfter,
-      profile: body.profile ?? null, fileTransfer: body.fileTransfer,
+      profile: body.profile ?? null, upload: body.upload ?? body.fileTransfer ?? false, download: body.download ?? body.fileTransfer ?? false,
     });
     return requestView(rt, r);
   });
 
   route(app, {
     method: 'POST', url: '/api/requests/:id/approve', access: 'request.decide', tags: ['requests'],
-    summary: 'Approve, optionally narrowing the window, the profile or file transfer (never widening); a profile that is not provably narrower changes the request: the approvals before lapse and the requester is told (request.changed); the last approval needed creates the grants',
+    summary: 'Approve, optionally narrowing the window or the profile, or striking upload or download (fileTransfer: false strikes both); never widening. A profile that is not provably narrower changes the request: the approvals before lapse and the requester is told (request.changed). The last approval needed creates the grants',
     params: idParams,
     body: z.object({
-      narrowing: z.object({ from: isoTime.optional(), until: isoTime.optional(), profile: z.string().max(64).optional(), fileTransfer: z.literal(false).optional() }).optional(),
+      narrowing: z.object({
+        from: isoTime.optional(), until: isoTime.optional(), profile: z.string().max(64).optional(),
+        upload: z.literal(false).optional(), download: z.literal(false).optional(), fileTransfer: z.literal(false).optional(),
+      }).optional(),
       comment: z.string().max(500).nullable().optional(),
     }),
     response: z.object({ request: requestSchema, approved: z.boolean(), grants: z.array(grantSchema) }),
@@ -118,7 +125,8 @@ export function registerRequests(app: FastifyInstance, rt: Runtime): void {
     const n = body.narrowing;
     const narrowing = n ? {
       ...(n.from !== undefined ? { notBefore: n.from } : {}), ...(n.until !== undefined ? { notAfter: n.until } : {}),
-      ...(n.profile !== undefined ? { profile: n.profile } : {}), ...(n.fileTransfer !== undefined ? { fileTransfer: n.fileTransfer } : {}),
+      ...(n.profile !== undefined ? { profile: n.profile } : {}),
+      ...(n.upload === false || n.fileTransfer === false ? { upload: false } : {}), ...(n.download === false || n.fileTransfer === false ? { download: false } : {}),
     } : null;
     const r = await approveRequest(rt, principal.user, params.id, narrowing, body.comment ?? null);
     return { request: await requestView(rt, (await store.getRequest(params.id)) as RequestRecord), approved: r.approved, grants: r.grants.map(grantView) };

@@ -32,7 +32,10 @@ export interface AccessWindow {
   from: string;
   until: string;
   profile: string;
-  fileTransfer: boolean;
+  /** Files to the device (and changes to its files). */
+  upload: boolean;
+  /** Files from the device: data export (R-6.3e). */
+  download: boolean;
 }
 
 export interface Approval {
@@ -40,7 +43,7 @@ export interface Approval {
   roles: Role[];
   at: string;
   comment: string | null;
-  narrowing: { from?: string; until?: string; profile?: string; fileTransfer?: boolean } | null;
+  narrowing: { from?: string; until?: string; profile?: string; upload?: boolean; download?: boolean } | null;
 }
 
 export interface RequestChange {
@@ -103,7 +106,8 @@ export interface Grant {
   until: string;
   request: string | null;
   profile: string | null;
-  allowFileTransfer: boolean;
+  allowUpload: boolean;
+  allowDownload: boolean;
   createdBy: string;
   revokedAt: string | null;
   revokedBy: string | null;

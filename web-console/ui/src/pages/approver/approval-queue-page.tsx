@@ -11,6 +11,7 @@ import { ModalDialog } from '../../components/modal-dialog.js';
 import { PageHeader } from '../../components/page-header.js';
 import { Empty, ErrorNote, Loading, Notice, ResourceView } from '../../components/status-views.js';
 import { TimeRange } from '../../components/time-range.js';
+import { transferText } from '../../components/transfer-text.js';
 import { useResource } from '../../components/use-resource.js';
 import { useI18n } from '../../i18n/i18n.js';
 import { LiveIndicator } from '../../live/live-indicator.js';
@@ -127,7 +128,7 @@ function PendingCard({ r, profiles, onDone }: { r: AccessRequest; profiles: Prof
         <div><dt>{t('request.workOrder')}</dt><dd>{r.workOrder}</dd></div>
         <div><dt>{t('request.window')}</dt><dd><TimeRange from={r.requested.from} until={r.requested.until} /></dd></div>
         <div><dt>{t('request.profile')}</dt><dd>{r.requested.profile} · {r.protocols.map((p) => p.toUpperCase()).join(', ')}
-          {r.requested.fileTransfer ? ` · ${t('request.fileTransfer')}` : ` · ${t('request.noFileTransfer')}`}</dd></div>
+          {` · ${transferText(t, r.requested.upload, r.requested.download)}`}</dd></div>
         <div><dt>{t('request.approvals')}</dt><dd><ApprovalList approvals={r.approvals} /><RequestChanges changes={r.changes} /></dd></div>
         <div><dt>{t('request.stillNeeded')}</dt><dd><StillNeeded slots={r.stillNeeded} /></dd></div>
         <div><dt>{t('request.id')}</dt><dd><code>{r.id}</code> · {i18n.time(r.createdAt)}</dd></div>
@@ -199,7 +200,8 @@ function ApproveDialog({ r, profiles, onClose }: { r: AccessRequest; profiles: P
   const [from, setFrom] = useState(localInput(r.effective.from));
   const [until, setUntil] = useState(localInput(r.effective.until));
   const [profile, setProfile] = useState(r.effective.profile);
-  const [fileTransfer, setFileTransfer] = useState(r.effective.fileTransfer);
+  const [upload, setUpload] = useState(r.effective.upload);
+  const [download, setDownload] = useState(r.effective.download);
   const [comment, setComment] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
@@ -213,7 +215,9 @@ function ApproveDialog({ r, profiles, onClose }: { r: AccessRequest; profiles: P
     if (from !== localInput(r.effective.from)) narrowing.from = new Date(from).toISOString();
     if (until !== localInput(r.effective.until)) narrowing.until = new Date(until).toISOString();
     if (profile !== r.effective.profile) narrowing.profile = profile;
-    if (r.effective.fileTransfer && !fileTransfer) narrowing.fileTransfer = false;
+    // Each direction can be struck on its own (R-6.3e).
+    if (r.effective.upload && !upload) narrowing.upload = false;
+    if (r.effective.download && !download) narrowing.download = false;
     try {
       const res = await api.post<{ approved: boolean; request: AccessRequest }>(`/api/requests/${encodeURIComponent(r.id)}/approve`, {
         ...(Object.keys(narrowing).length ? { narrowing } : {}), comment: comment.trim() || null,
@@ -246,10 +250,16 @@ function ApproveDialog({ r, profiles, onClose }: { r: AccessRequest; profiles: P
             ))}
           </select>
         </Field>
-        {r.effective.fileTransfer && (
+        {r.effective.upload && (
           <label class="choice">
-            <input type="checkbox" checked={fileTransfer} onChange={(e) => setFileTransfer(e.currentTarget.checked)} />
-            {t('approvals.allowFileTransfer')}
+            <input type="checkbox" checked={upload} onChange={(e) => setUpload(e.currentTarget.checked)} />
+            {t('approvals.allowUpload')}
+          </label>
+        )}
+        {r.effective.download && (
+          <label class="choice">
+            <input type="checkbox" checked={download} onChange={(e) => setDownload(e.currentTarget.checked)} />
+            {t('approvals.allowDownload')}
           </label>
         )}
         <Field id={ids.comment} label={t('approvals.comment')}>

@@ -3,6 +3,7 @@ import { StatusBadge } from '../../components/badges.js';
 import { PageHeader } from '../../components/page-header.js';
 import { Empty, ResourceView } from '../../components/status-views.js';
 import { TimeRange } from '../../components/time-range.js';
+import { transferText } from '../../components/transfer-text.js';
 import { useResource } from '../../components/use-resource.js';
 import { useI18n } from '../../i18n/i18n.js';
 import { useLiveEvents } from '../../live/use-live-events.js';
@@ -44,7 +45,7 @@ export default function MyGrantsPage() {
                       <td><strong>{g.device}</strong><div class="muted small"><code>{g.id}</code>{g.request && <> · <code>{g.request}</code></>}</div></td>
                       <td>{g.protocol.toUpperCase()}</td>
                       <td><TimeRange from={g.from} until={g.until} /></td>
-                      <td>{g.profile ?? t('common.none')}{g.allowFileTransfer && <div class="small">{t('request.fileTransfer')}</div>}</td>
+                      <td>{g.profile ?? t('common.none')}{(g.allowUpload || g.allowDownload) && <div class="small">{transferText(t, g.allowUpload, g.allowDownload)}</div>}</td>
                       <td>
                         <StatusBadge list="grantState" value={state} />
                         {g.revokedAt && <div class="muted small">{t('grant.revokedBy', { name: g.revokedBy ?? '?', time: i18n.time(g.revokedAt) })}</div>}

@@ -6,6 +6,7 @@ import { LevelBadge, StatusBadge } from '../../components/badges.js';
 import { PageHeader } from '../../components/page-header.js';
 import { Empty, Notice, ResourceView } from '../../components/status-views.js';
 import { TimeRange } from '../../components/time-range.js';
+import { transferText } from '../../components/transfer-text.js';
 import { useResource } from '../../components/use-resource.js';
 import { useI18n } from '../../i18n/i18n.js';
 import { LiveIndicator } from '../../live/live-indicator.js';
@@ -55,7 +56,7 @@ export default function MyRequestsPage({ query }: PageProps) {
                     <td>
                       {r.devices.join(', ')} <LevelBadge level={r.level} />
                       <div class="muted small">{r.protocols.map((p) => p.toUpperCase()).join(', ')} · {t('request.profileIs', { profile: r.effective.profile })}
-                        {r.effective.fileTransfer ? ` · ${t('request.fileTransfer')}` : ''}</div>
+                        {r.effective.upload || r.effective.download ? ` · ${transferText(t, r.effective.upload, r.effective.download)}` : ''}</div>
                     </td>
                     <td>{r.purpose}<div class="muted small">{t('request.workOrderIs', { wo: r.workOrder })}</div></td>
                     <td>

@@ -21,7 +21,7 @@ export default function NewRequestPage() {
   const i18n = useI18n();
   const { t } = i18n;
   const policy = useResource<Policy>('/api/policy');
-  const ids = { search: useId(), profile: useId(), ft: useId() };
+  const ids = { search: useId(), profile: useId(), up: useId(), down: useId(), ft: useId() };
 
   const [search, setSearch] = useState('');
   const [debounced, setDebounced] = useState('');
@@ -33,7 +33,8 @@ export default function NewRequestPage() {
   const [start, setStart] = useState(() => localInput(new Date(Date.now() + 15 * 60_000)));
   const [duration, setDuration] = useState(60);
   const [profile, setProfile] = useState<string | null>(null);
-  const [fileTransfer, setFileTransfer] = useState(false);
+  const [upload, setUpload] = useState(false);
+  const [download, setDownload] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [problems, setProblems] = useState<Record<string, string>>({});
@@ -88,7 +89,7 @@ export default function NewRequestPage() {
     try {
       const r = await api.post<AccessRequest>('/api/requests', {
         devices: selected.map((d) => d.name), protocols, purpose: purpose.trim(), workOrder: workOrder.trim(),
-        from: startNow ? new Date().toISOString() : new Date(start).toISOString(), durationMinutes: duration, profile, fileTransfer,
+        from: startNow ? new Date().toISOString() : new Date(start).toISOString(), durationMinutes: duration, profile, upload, download,
       });
       navigate(`/requests?created=${encodeURIComponent(r.id)}`);
     } catch (err) {
@@ -221,8 +222,12 @@ export default function NewRequestPage() {
             </ul>
           )}
           <label class="choice">
-            <input id={ids.ft} type="checkbox" checked={fileTransfer} onChange={(e) => setFileTransfer(e.currentTarget.checked)} aria-describedby={`${ids.ft}-hint`} />
-            {t('newRequest.fileTransfer')}
+            <input id={ids.up} type="checkbox" checked={upload} onChange={(e) => setUpload(e.currentTarget.checked)} aria-describedby={`${ids.ft}-hint`} />
+            {t('newRequest.upload')}
+          </label>
+          <label class="choice">
+            <input id={ids.down} type="checkbox" checked={download} onChange={(e) => setDownload(e.currentTarget.checked)} aria-describedby={`${ids.ft}-hint`} />
+            {t('newRequest.download')}
           </label>
           <p class="hint" id={`${ids.ft}-hint`}>{t('newRequest.fileTransferHint')}</p>
         </fieldset>
