@@ -11,7 +11,7 @@ import { Output, parse, UsageError } from './cli-io.js';
 import { deviceCommand } from './device-commands.js';
 import { grantCommand } from './grant-commands.js';
 import { recordsCommand, requestCommand } from './request-commands.js';
-import { auditCommand, recordingCommand, sessionsCommand, verifyCommand } from './record-commands.js';
+import { auditCommand, commandsCommand, recordingCommand, sessionsCommand, verifyCommand } from './record-commands.js';
 import { serviceAccountCommand, TOKEN_USAGE, tokenCommand } from './token-commands.js';
 import { orgCommand, userCommand } from './user-commands.js';
 
@@ -53,6 +53,8 @@ ${TOKEN_USAGE}
   grant add --user U --device D --protocol ssh --from T --until T [--profile NAME] [--upload] [--download]   (T: ISO 8601, now, +2h; --file-transfer = both)
   grant list [--user U] | grant revoke ID [--reason TEXT]
   records [--device D] [--vendor U] [--org O] [--from T] [--to T] [--format text|csv|json] [-o FILE]   maintenance records (R-6.4c)
+  commands [--program P] [--text T] [--device D] [--vendor U] [--session S] [--decision allow|deny|review|logged] [--from T] [--to T]
+           [--limit N] [--format text|csv|json] [-o FILE]   the command log across sessions, newest first (R-A.3d)
   sessions [--limit N]                       recent sessions with their recording ids
   recording export ID --format asciicast -o FILE
   audit [--after SEQ] [--limit N]            print audit entries
@@ -125,6 +127,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'grant': return await grantCommand(ctx, rest);
       case 'request': return await requestCommand(ctx, rest);
       case 'records': return await recordsCommand(ctx, rest);
+      case 'commands': return await commandsCommand(ctx, rest);
       case 'sessions': return await sessionsCommand(ctx, rest);
       case 'recording': return await recordingCommand(ctx, rest);
       case 'audit': return await auditCommand(ctx, rest);

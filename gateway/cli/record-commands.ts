@@ -1,5 +1,9 @@
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { exportAsciicast } from '../../recordings/asciicast-export.js';
+import { parseTimeSpec } from '../config/duration.js';
+import { toCsv } from '../inventory/csv.js';
+import type { CommandQuery, CommandRecord } from '../store/store.js';
 import { InputError } from '../identity/users.js';
 import { parseAnchor, verifyAll } from '../verify.js';
 import { parse, required, UsageError } from './cli-io.js';
@@ -65,5 +69,59 @@ export async function verifyCommand(ctx: CliContext, args: string[]): Promise<nu
       r.ok ? 'OK' : 'FAILED',
     ]);
     return r.ok ? 0 : 1;
+  });
+}
+
+const DECISIONS: ReadonlyArray<CommandRecord['decision']> = ['allow', 'deny', 'review', 'logged'];
+const COMMAND_COLUMNS = ['at', 'session', 'user', 'device', 'mode', 'decision', 'rule', 'reviewer', 'exit_status', 'exit_signal', 'line'];
+
+/**
+ * The command log across sessions (R-A.3d, R-6.4c): which sessions ran `systemctl restart`, what
+ * was denied on ct-01 last week. Newest first; the same filters as GET /api/commands.
+ */
+export async function commandsCommand(ctx: CliContext, args: string[]): Promise<number> {
+  const { values } = parse(args, {
+    text: { type: 'string' }, program: { type: 'string' }, device: { type: 'string' }, vendor: { type: 'string' }, session: { type: 'string' },
+    decision: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, limit: { type: 'string', default: '500' },
+    format: { type: 'string', default: 'text' }, output: { type: 'string', short: 'o' },
+  });
+  if (!['text', 'csv', 'json'].includes(values.format)) throw new UsageError('--format: text, csv or json');
+  const limit = Number(values.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new UsageError('--limit must be 1-100000');
+  const decision = values.decision as CommandRecord['decision'] | undefined;
+  if (decision !== undefined && !DECISIONS.includes(decision)) throw new UsageError(`--decision: one of ${DECISIONS.join(', ')}`);
+  return ctx.withRuntime(async (rt) => {
+    const when = (text: string | undefined, flag: string): number | undefined => {
+      if (text === undefined) return undefined;
+      try {
+        return parseTimeSpec(text, rt.clock());
+      } catch (err) {
+        throw new UsageError(`--${flag}: ${(err as Error).message}`);
+      }
+    };
+    const since = when(values.from, 'from');
+    const until = when(values.to, 'to');
+    const query: CommandQuery = {
+      limit, ...(values.text ? { text: values.text } : {}), ...(values.program ? { program: values.program } : {}),
+      ...(values.device ? { device: values.device } : {}), ...(values.vendor ? { user: values.vendor } : {}),
+      ...(values.session ? { session: values.session } : {}), ...(decision ? { decision } : {}),
+      ...(since !== undefined ? { since } : {}), ...(until !== undefined ? { until } : {}),
+    };
+    const rows = (await rt.store.listCommands(query)).map((c) => ({ ...c, at: iso(c.at) as string }));
+    const text = values.format === 'csv'
+      ? toCsv(COMMAND_COLUMNS, rows.map((c) => ({
+        at: c.at, session: c.session, user: c.user, device: c.device, mode: c.mode, decision: c.decision, rule: c.rule, reviewer: c.reviewer,
+        exit_status: c.exitStatus, exit_signal: c.exitSignal, line: c.line,
+      })))
+      : values.format === 'json' || ctx.out.json ? `${JSON.stringify(rows, null, 2)}\n`
+        // The line as the vendor typed it, quoted: control characters cannot drive the operator's terminal.
+        : rows.map((c) => `${c.at}  ${c.user} → ${c.device}  ${c.session}  ${c.mode} ${c.decision.toUpperCase()}${c.rule ? ` (${c.rule})` : ''}${c.exitStatus !== null ? ` exit ${c.exitStatus}` : c.exitSignal ? ` ${c.exitSignal}` : ''}  ${JSON.stringify(c.line)}\n`).join('');
+    if (values.output) {
+      writeFileSync(values.output, text);
+      await rt.audit.record('commands.exported', { actor: ctx.actor, outcome: 'info', data: { format: values.format, count: rows.length, file: values.output, query: { ...query } } });
+    } else {
+      process.stdout.write(text);
+    }
+    return 0;
   });
 }

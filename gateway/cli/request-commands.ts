@@ -164,7 +164,12 @@ export async function recordsCommand(ctx: CliContext, args: string[]): Promise<n
       ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}),
     });
     const text = values.format === 'csv' ? maintenanceRecordsCsv(records) : values.format === 'json' || ctx.out.json ? `${JSON.stringify(records, null, 2)}\n`
-      : `${records.map((m) => `${m.start}  ${m.vendor} (${m.organisation ?? '-'}) → ${m.device} L${m.deviceLevel ?? '?'}  ${m.endReason ?? 'LIVE'}  WO ${m.workOrder ?? '-'}  approved by ${m.approvers.join(', ') || '-'}  recording ${m.recording}`).join('\n')}\n`;
+      : records.map((m) => [
+        `${m.start}  ${m.vendor} (${m.organisation ?? '-'}) → ${m.device} L${m.deviceLevel ?? '?'}  ${m.endReason ?? 'LIVE'}  WO ${m.workOrder ?? '-'}  approved by ${m.approvers.join(', ') || '-'}  recording ${m.recording}`,
+        // What was done: quoted as typed, so control characters cannot drive the operator's terminal.
+        ...m.commands.map((c) => `    $ ${c.at} ${c.decision}${c.exitStatus !== null ? ` exit ${c.exitStatus}` : ''}  ${JSON.stringify(c.line)}`),
+        ...m.files.map((f) => `    file ${f.at} ${f.op} ${f.outcome} ${JSON.stringify(f.path)}${f.to !== null ? ` -> ${JSON.stringify(f.to)}` : ''}${f.bytes !== null ? ` ${f.bytes} bytes` : ''}${f.sha256 ? ` sha256:${f.sha256}` : ''}`),
+      ].join('\n')).map((l) => `${l}\n`).join('');
     if (values.output) {
       writeFileSync(values.output, text);
       await rt.audit.record('records.exported', { actor: ctx.actor, outcome: 'info', data: { format: values.format, count: records.length, file: values.output } });

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createClient, ErrorReply, SocketClosedUnexpectedlyError, type RedisClientType } from 'redis';
 import { chainHash, GENESIS_HASH, hashedBody } from '../audit/audit-chain.js';
 import type { Logger } from '../log/logger.js';
+import { programsOf } from './command-programs.js';
 import {
   ALERT_FIELDS, API_TOKEN_FIELDS, COMMAND_FIELDS, DEVICE_FIELDS, GRANT_FIELDS, NODE_FIELDS, ORG_FIELDS, RECORDING_FIELDS, REQUEST_FIELDS, SESSION_FIELDS,
   USER_FIELDS, WEB_SESSION_FIELDS, type Fields, ROLE_CHANGE_FIELDS,
@@ -695,8 +696,11 @@ export class RedisStore implements Store {
         : q.device !== undefined ? this.indexKey(c, 'device', q.device) : this.ids(c);
     return this.scan(c, zset, {
       rev: true, limit: q.limit,
+      // Scored by time: the range is the index's; until is inclusive, the scan's upper bound is not.
+      ...(q.since !== undefined ? { min: q.since } : {}), ...(q.until !== undefined ? { max: q.until + 1 } : {}),
       keep: (r) => (q.session === undefined || r.session === q.session) && (q.user === undefined || r.user === q.user)
         && (q.device === undefined || r.device === q.device) && (q.text === undefined || r.line.includes(q.text))
+        && (q.program === undefined || programsOf(r.line).includes(q.program))
         && (q.decision === undefined || r.decision === q.decision),
     });
   }
@@ -876,20 +880,29 @@ export class RedisStore implements Store {
 
   async listAudit(q: AuditQuery): Promise<AuditEntry[]> {
     const limit = q.limit ?? 1000;
+    const desc = q.order === 'desc';
     const filtered = q.actor !== undefined || q.outcome !== undefined || q.since !== undefined || q.until !== undefined || q.text !== undefined;
     const out: AuditEntry[] = [];
-    let after = q.afterSeq ?? 0;
     const head = q.type ? null : await this.cmd<string | null>(['GET', this.auditKey('head')]);
     const last = head ? Number(head.slice(0, head.indexOf(':'))) : 0;
-    // Read in pages of 1000 in chain order; with filters Redis cannot apply, read on until enough match.
+    // The open range of sequence numbers still to read: (low, high).
+    let low = q.afterSeq ?? 0;
+    let high = q.beforeSeq ?? Number.POSITIVE_INFINITY;
+    // Read in pages of 1000 (in chain order, or newest first); with filters Redis cannot apply, read on until enough match.
     for (;;) {
       const page = filtered ? 1000 : Math.min(1000, limit - out.length);
       let seqs: string[];
       if (q.type) {
-        seqs = await this.cmd<string[]>(['ZRANGE', this.auditKey(`type:${q.type}`), `(${after}`, '+inf', 'BYSCORE', 'LIMIT', '0', String(page)]);
+        const key = this.auditKey(`type:${q.type}`);
+        const hi = Number.isFinite(high) ? `(${high}` : '+inf';
+        seqs = desc
+          ? await this.cmd<string[]>(['ZRANGE', key, hi, `(${low}`, 'BYSCORE', 'REV', 'LIMIT', '0', String(page)])
+          : await this.cmd<string[]>(['ZRANGE', key, `(${low}`, hi, 'BYSCORE', 'LIMIT', '0', String(page)]);
       } else {
         seqs = [];
-        for (let s = after + 1; s <= Math.min(last, after + page); s++) seqs.push(String(s));
+        const top = Math.min(last, high - 1);
+        if (desc) for (let s = top; s > low && seqs.length < page; s--) seqs.push(String(s));
+        else for (let s = low + 1; s <= top && seqs.length < page; s++) seqs.push(String(s));
       }
       if (seqs.length === 0) return out;
       const values = await this.cmd<Array<string | null>>(['HMGET', this.auditKey('entries'), ...seqs]);
@@ -900,7 +913,9 @@ export class RedisStore implements Store {
         out.push(e);
         if (out.length >= limit) return out;
       }
-      after = Number(seqs[seqs.length - 1]);
+      const edge = Number(seqs[seqs.length - 1]);
+      if (desc) high = edge;
+      else low = edge;
     }
   }
 

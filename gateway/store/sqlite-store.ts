@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chainHash, GENESIS_HASH, hashedBody } from '../audit/audit-chain.js';
+import { programsOf } from './command-programs.js';
 import {
   ALERT_FIELDS, API_TOKEN_FIELDS, columnName, COMMAND_FIELDS, DEVICE_FIELDS, GRANT_FIELDS, NODE_FIELDS, ORG_FIELDS, RECORDING_FIELDS, REQUEST_FIELDS,
   SESSION_FIELDS, USER_FIELDS, WEB_SESSION_FIELDS, type Fields, ROLE_CHANGE_FIELDS,
@@ -122,6 +123,8 @@ export class SqliteStore implements Store {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
+    // The command log's search by program: the same reading of a line as the Redis backend's.
+    this.db.function('line_runs', { deterministic: true }, (line: unknown, program: unknown) => (programsOf(String(line)).includes(String(program)) ? 1 : 0));
     this.migrate();
     this.users = new Table(this.db, 'users', USER_FIELDS, 'name');
     this.orgs = new Table(this.db, 'orgs', ORG_FIELDS, 'name');
@@ -358,7 +361,10 @@ export class SqliteStore implements Store {
       [q.device !== undefined, 'device = ?', q.device],
       // instr(), not LIKE: the search text is taken literally, % and _ included.
       [q.text !== undefined, 'instr(line, ?) > 0', q.text],
+      [q.program !== undefined, 'line_runs(line, ?) = 1', q.program],
       [q.decision !== undefined, 'decision = ?', q.decision],
+      [q.since !== undefined, 'at >= ?', q.since],
+      [q.until !== undefined, 'at <= ?', q.until],
     ]);
     return this.commands.select(`${w.sql} ORDER BY at DESC, rowid DESC LIMIT ?`, ...w.args, q.limit);
   }
@@ -455,13 +461,13 @@ export class SqliteStore implements Store {
 
   async listAudit(q: AuditQuery): Promise<AuditEntry[]> {
     const w = where([
-      [true, 'seq > ?', q.afterSeq ?? 0], [Boolean(q.type), 'type = ?', q.type],
+      [true, 'seq > ?', q.afterSeq ?? 0], [q.beforeSeq !== undefined, 'seq < ?', q.beforeSeq], [Boolean(q.type), 'type = ?', q.type],
       [q.actor !== undefined, 'actor = ?', q.actor], [q.outcome !== undefined, 'outcome = ?', q.outcome],
       [q.since !== undefined, 'ts >= ?', q.since], [q.until !== undefined, 'ts <= ?', q.until],
       // instr(), not LIKE: the search text is taken literally, % and _ included.
       [q.text !== undefined, 'instr(data, ?) > 0', q.text],
     ]);
-    const rows = this.db.prepare(`SELECT * FROM audit ${w.sql} ORDER BY seq LIMIT ?`).all(...w.args, q.limit ?? 1000) as Row[];
+    const rows = this.db.prepare(`SELECT * FROM audit ${w.sql} ORDER BY seq ${q.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`).all(...w.args, q.limit ?? 1000) as Row[];
     return rows.map(auditFromRow);
   }
 

@@ -358,7 +358,12 @@ export interface CommandQuery {
   device?: string;
   /** Case-sensitive substring of the command line. */
   text?: string;
+  /** A program the line runs, by name (`programsOf` in command-programs.ts). */
+  program?: string;
   decision?: CommandRecord['decision'];
+  /** Epoch milliseconds, both inclusive. */
+  since?: number;
+  until?: number;
   limit: number;
 }
 
@@ -424,6 +429,10 @@ export interface AuditEntry extends AuditDraft {
 
 export interface AuditQuery {
   afterSeq?: number;
+  /** Only entries before this sequence number (paging newest first). */
+  beforeSeq?: number;
+  /** Chain order (the default) or newest first. */
+  order?: 'asc' | 'desc';
   limit?: number;
   type?: string;
   /** Who acted (a user's name, `portcullis`, `local:…`). */
@@ -436,7 +445,7 @@ export interface AuditQuery {
   text?: string;
 }
 
-/** Whether an entry passes a query's filters other than afterSeq, type and limit (the backends that cannot filter in their query language use it). */
+/** Whether an entry passes a query's filters other than afterSeq, beforeSeq, order, type and limit (the backends that cannot filter in their query language use it). */
 export function auditMatches(e: AuditEntry, q: AuditQuery): boolean {
   return (q.actor === undefined || e.actor === q.actor)
     && (q.outcome === undefined || e.outcome === q.outcome)

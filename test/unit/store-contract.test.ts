@@ -359,6 +359,22 @@ describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
     expect(await store.getCommand('nope')).toBeNull();
   });
 
+  it('finds commands by the program a line runs and by time, both bounds inclusive (R-A.3d)', async () => {
+    await store.createCommand(command('p1', 's1', T, '/usr/bin/systemctl restart ctd'));
+    await store.createCommand(command('p2', 's1', T + 10, 'journalctl -u ctd | grep systemctl'));
+    await store.createCommand(command('p3', 's2', T + 20, "LANG=C s'y'stemctl status ctd && ls"));
+    await store.createCommand(command('p4', 's2', T + 30, 'echo "systemctl"'));
+    const ids = async (q: Omit<Parameters<Store['listCommands']>[0], 'limit'>): Promise<string[]> => (await store.listCommands({ limit: 10, ...q })).map((c) => c.id);
+    // Run by name (a path, quotes, an assignment before it), not mentioned as an argument.
+    expect(await ids({ program: 'systemctl' })).toEqual(['p3', 'p1']);
+    expect(await ids({ program: 'grep' })).toEqual(['p2']);
+    expect(await ids({ program: 'ls' })).toEqual(['p3']);
+    expect(await ids({ program: 'systemd' })).toEqual([]);
+    expect(await ids({ since: T + 10, until: T + 20 })).toEqual(['p3', 'p2']);
+    expect(await ids({ since: T + 11, program: 'systemctl' })).toEqual(['p3']);
+    expect(await ids({ until: T + 9, session: 's1' })).toEqual(['p1']);
+  });
+
   it('settles a command held for review exactly once, whichever node answers first', async () => {
     await store.createCommand({ ...command('held', 's9', T, 'reboot'), decision: 'review' });
     const peer = await opened.peer();
@@ -472,6 +488,15 @@ describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
     expect(seqs(await store.listAudit({ text: 'ct-100%_x', limit: 100 }))).toEqual([2401]);
     expect(await store.listAudit({ text: 'ct-1%', limit: 100 })).toEqual([]);
     expect(await store.listAudit({ actor: 'nobody' })).toEqual([]);
+    // Newest first, paged with beforeSeq, the filters still applied (with and without a type).
+    expect(seqs(await store.listAudit({ order: 'desc', limit: 3 }))).toEqual([2500, 2499, 2498]);
+    expect(seqs(await store.listAudit({ order: 'desc', limit: 3, beforeSeq: 2498 }))).toEqual([2497, 2496, 2495]);
+    expect(seqs(await store.listAudit({ order: 'desc', type: 'login', limit: 2, beforeSeq: 2000 }))).toEqual([1999, 1997]);
+    const newest = await store.listAudit({ actor: 'mallory', outcome: 'denied', order: 'desc', limit: 5000 });
+    expect(seqs(newest)).toEqual(seqs(mallory).reverse());
+    const older = await store.listAudit({ actor: 'mallory', outcome: 'denied', order: 'desc', limit: 3, beforeSeq: newest[10]?.seq });
+    expect(seqs(older)).toEqual(seqs(newest.slice(11, 14)));
+    expect(seqs(await store.listAudit({ order: 'desc', afterSeq: 2497, limit: 10 }))).toEqual([2500, 2499, 2498]);
   });
 
   it('makes a retried append with the same id a no-op that returns the first entry', async () => {

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { InputError } from '../../gateway/identity/users.js';
 import type { Runtime } from '../../gateway/runtime.js';
 import type { CommandRecord } from '../../gateway/store/store.js';
-import { route } from './api-route.js';
+import { isoTime, route } from './api-route.js';
 
 const commandSchema = z.object({
   id: z.string(), session: z.string(), user: z.string(), device: z.string(), at: z.string(), line: z.string(), mode: z.string(), decision: z.string(),
@@ -14,25 +14,40 @@ const commandSchema = z.object({
 
 const view = (c: CommandRecord): z.input<typeof commandSchema> => ({ ...c, at: new Date(c.at).toISOString() });
 
+// A hit of the search across sessions: with the session's recording, to open the replay at its moment.
+const commandHitSchema = commandSchema.extend({ recording: z.string().nullable() }).meta({ id: 'CommandHit' });
+
 /** The command log (R-6.3c, R-6.4c): search it, and answer commands held for review. */
 export function registerCommands(app: FastifyInstance, rt: Runtime): void {
   const { store } = rt;
 
   route(app, {
     method: 'GET', url: '/api/commands', access: 'command.read', tags: ['commands'],
-    summary: 'Command lines of all sessions, newest first: which sessions ran `systemctl restart`? (text is a literal substring)',
+    summary: 'Command lines of all sessions, newest first: which sessions ran `systemctl restart`? (text is a literal substring; program a program the line runs; from/to inclusive)',
     query: z.object({
-      text: z.string().min(1).max(200).optional(), session: z.string().max(64).optional(), user: z.string().max(64).optional(),
-      device: z.string().max(64).optional(), decision: z.enum(['allow', 'deny', 'review', 'logged']).optional(),
-      limit: z.coerce.number().int().min(1).max(5000).default(500),
+      text: z.string().min(1).max(200).optional(), program: z.string().min(1).max(128).optional(), session: z.string().max(64).optional(),
+      user: z.string().max(64).optional(), device: z.string().max(64).optional(), decision: z.enum(['allow', 'deny', 'review', 'logged']).optional(),
+      from: isoTime.optional(), to: isoTime.optional(), limit: z.coerce.number().int().min(1).max(5000).default(500),
     }),
-    response: z.object({ commands: z.array(commandSchema) }),
-  }, async ({ query }) => ({
-    commands: (await store.listCommands({
-      limit: query.limit, ...(query.text ? { text: query.text } : {}), ...(query.session ? { session: query.session } : {}),
-      ...(query.user ? { user: query.user } : {}), ...(query.device ? { device: query.device } : {}), ...(query.decision ? { decision: query.decision } : {}),
-    })).map(view),
-  }));
+    response: z.object({ commands: z.array(commandHitSchema) }),
+  }, async ({ query }) => {
+    const found = await store.listCommands({
+      limit: query.limit, ...(query.text ? { text: query.text } : {}), ...(query.program ? { program: query.program } : {}),
+      ...(query.session ? { session: query.session } : {}), ...(query.user ? { user: query.user } : {}), ...(query.device ? { device: query.device } : {}),
+      ...(query.decision ? { decision: query.decision } : {}), ...(query.from !== undefined ? { since: query.from } : {}), ...(query.to !== undefined ? { until: query.to } : {}),
+    });
+    // Each session looked up once, however many of its lines matched.
+    const recordings = new Map<string, Promise<string | null>>();
+    const recordingOf = (session: string): Promise<string | null> => {
+      let p = recordings.get(session);
+      if (!p) {
+        p = store.getSession(session).then((s) => s?.recordingId ?? null);
+        recordings.set(session, p);
+      }
+      return p;
+    };
+    return { commands: await Promise.all(found.map(async (c) => ({ ...view(c), recording: await recordingOf(c.session) }))) };
+  });
 
   route(app, {
     method: 'GET', url: '/api/commands/held', access: 'command.review', tags: ['commands'],

@@ -11,6 +11,10 @@ const recordSchema = z.object({
   session: z.string(), vendor: z.string(), organisation: z.string().nullable(), device: z.string(), deviceLevel: z.number().nullable(), protocol: z.string(),
   via: z.string(), start: z.string(), end: z.string().nullable(), endReason: z.string().nullable(), approvers: z.array(z.string()), request: z.string().nullable(),
   workOrder: z.string().nullable(), purpose: z.string().nullable(), bytesIn: z.number(), bytesOut: z.number(), recording: z.string(), node: z.string(),
+  commands: z.array(z.object({ at: z.string(), line: z.string(), decision: z.string(), exitStatus: z.number().nullable() })),
+  files: z.array(z.object({
+    at: z.string(), op: z.string(), path: z.string(), to: z.string().nullable(), bytes: z.number().nullable(), sha256: z.string().nullable(), outcome: z.string(),
+  })),
 }).meta({ id: 'MaintenanceRecord' });
 
 const recordQuery = z.object({
@@ -45,16 +49,18 @@ export function registerRecords(app: FastifyInstance, rt: Runtime): void {
   });
 
   route(app, {
-    method: 'GET', url: '/api/audit', access: 'audit.read', tags: ['audit'], summary: 'Audit entries in chain order, after a sequence number; filtered by type, actor, outcome, time (from/to, inclusive) and a literal text in the data',
+    method: 'GET', url: '/api/audit', access: 'audit.read', tags: ['audit'],
+    summary: 'Audit entries in chain order after a sequence number, or newest first (order=desc) before one; filtered by type, actor, outcome, time (from/to, inclusive) and a literal text in the data',
     query: z.object({
-      after: z.coerce.number().int().min(0).default(0), limit: z.coerce.number().int().min(1).max(5000).default(500), type: z.string().max(64).optional(),
+      after: z.coerce.number().int().min(0).default(0), before: z.coerce.number().int().min(1).optional(), order: z.enum(['asc', 'desc']).default('asc'),
+      limit: z.coerce.number().int().min(1).max(5000).default(500), type: z.string().max(64).optional(),
       actor: z.string().min(1).max(128).optional(), outcome: z.enum(['ok', 'denied', 'info']).optional(),
       from: isoTime.optional(), to: isoTime.optional(), text: z.string().min(1).max(200).optional(),
     }),
     response: z.object({ entries: z.array(auditSchema) }),
   }, async ({ query: q }) => ({
     entries: await rt.store.listAudit({
-      afterSeq: q.after, limit: q.limit, ...(q.type ? { type: q.type } : {}), ...(q.actor ? { actor: q.actor } : {}), ...(q.outcome ? { outcome: q.outcome } : {}),
+      afterSeq: q.after, ...(q.before !== undefined ? { beforeSeq: q.before } : {}), order: q.order, limit: q.limit, ...(q.type ? { type: q.type } : {}), ...(q.actor ? { actor: q.actor } : {}), ...(q.outcome ? { outcome: q.outcome } : {}),
       // Stored times are ISO UTC strings, which order as the instants do.
       ...(q.from !== undefined ? { since: new Date(q.from).toISOString() } : {}), ...(q.to !== undefined ? { until: new Date(q.to).toISOString() } : {}),
       ...(q.text ? { text: q.text } : {}),

@@ -185,6 +185,8 @@ export interface MaintenanceRecord {
   bytesOut: number;
   recording: string;
   node: string;
+  commands: Array<{ at: string; line: string; decision: string; exitStatus: number | null }>;
+  files: Array<{ at: string; op: string; path: string; to: string | null; bytes: number | null; sha256: string | null; outcome: string }>;
 }
 
 export interface Session {
@@ -257,6 +259,11 @@ export interface CommandLine {
   reviewer: string | null;
   exitStatus: number | null;
   exitSignal: string | null;
+}
+
+/** A command found by the search across sessions, with its session's recording (GET /api/commands). */
+export interface CommandHit extends CommandLine {
+  recording: string | null;
 }
 
 export interface AuditEntry {

@@ -38,6 +38,7 @@ export const ROUTES: RouteDef[] = [
   { pattern: '/recordings', access: 'recording.read', title: 'nav.recordings', nav: 'security', load: () => import('../pages/security/recordings-page.js') },
   { pattern: '/recordings/:id', access: 'recording.read', title: 'nav.replay', load: () => import('../pages/security/replay-page.js') },
   { pattern: '/recordings/:id/desktop', access: 'recording.read', title: 'nav.desktopReplay', load: () => import('../pages/security/desktop-replay-page.js') },
+  { pattern: '/commands', access: 'command.read', title: 'nav.commands', nav: 'security', load: () => import('../pages/security/commands-page.js') },
   { pattern: '/audit', access: 'audit.read', title: 'nav.audit', nav: 'security', load: () => import('../pages/security/audit-page.js') },
   { pattern: '/records', access: 'record.read', title: 'nav.records', nav: 'security', load: () => import('../pages/security/records-page.js') },
   { pattern: '/admin/users', access: 'user.read', title: 'nav.users', nav: 'admin', load: () => import('../pages/admin/users-page.js') },

@@ -6,6 +6,8 @@ import { Field } from '../../components/form-field.js';
 import { PageHeader } from '../../components/page-header.js';
 import { Empty, ErrorNote, Loading } from '../../components/status-views.js';
 import { useI18n } from '../../i18n/i18n.js';
+import { navigate } from '../../nav/hash-router.js';
+import type { PageProps } from '../../nav/routes.js';
 
 const PAGE = 200;
 const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)$/;
@@ -37,15 +39,26 @@ function DataPairs({ data }: { data: Record<string, unknown> }) {
   );
 }
 
-export default function AuditPage() {
+const FILTERS = ['type', 'after', 'actor', 'outcome', 'from', 'to', 'text'] as const;
+type Filters = Record<(typeof FILTERS)[number], string>;
+
+/** The filters live in the page's address (`#/audit?actor=mallory&outcome=denied`): a search can be bookmarked and sent on. */
+function filtersOf(q: URLSearchParams): Filters {
+  return Object.fromEntries(FILTERS.map((k) => [k, q.get(k) ?? ''])) as Filters;
+}
+
+/** Newest first, a page at a time (R-A.3d): what happened last is what a reviewer asks about first. */
+export default function AuditPage({ query: routeQuery }: PageProps) {
   const i18n = useI18n();
   const { t } = i18n;
   const ids = { type: useId(), after: useId(), list: useId(), actor: useId(), outcome: useId(), from: useId(), to: useId(), text: useId() };
-  const NONE = { type: '', after: '', actor: '', outcome: '', from: '', to: '', text: '' };
-  const [draft, setDraft] = useState(NONE);
-  const [applied, setApplied] = useState(NONE);
-  const set = (k: keyof typeof NONE) => (e: { currentTarget: { value: string } }): void => setDraft({ ...draft, [k]: e.currentTarget.value });
-  const startAt = Math.max(0, Number(applied.after) || 0);
+  const NONE: Filters = { type: '', after: '', actor: '', outcome: '', from: '', to: '', text: '' };
+  const applied = filtersOf(routeQuery);
+  const appliedKey = FILTERS.map((k) => applied[k]).join('\u0000');
+  const [draft, setDraft] = useState<Filters>(applied);
+  const set = (k: keyof Filters) => (e: { currentTarget: { value: string } }): void => setDraft({ ...draft, [k]: e.currentTarget.value });
+  const apply = (f: Filters): void => navigate(`/audit${query(Object.fromEntries(FILTERS.map((k) => [k, f[k].trim()])))}`);
+  const after = Math.max(0, Number(applied.after) || 0);
   const [entries, setEntries] = useState<AuditEntry[] | null>(null);
   const [more, setMore] = useState(false);
   const [error, setError] = useState<unknown>(null);
@@ -54,12 +67,13 @@ export default function AuditPage() {
   const [report, setReport] = useState<VerifyReport | null>(null);
   const [verifyError, setVerifyError] = useState<unknown>(null);
 
-  const load = async (from: number, append: boolean): Promise<void> => {
+  // `before`: the oldest entry shown so far, for the next (older) page; null for the first page.
+  const load = async (before: number | null, append: boolean): Promise<void> => {
     setError(null);
     try {
       const r = await api.get<{ entries: AuditEntry[] }>(`/api/audit${query({
         type: applied.type.trim(), actor: applied.actor.trim(), outcome: applied.outcome, from: dayStart(applied.from), to: dayEnd(applied.to),
-        text: applied.text.trim(), after: from, limit: PAGE,
+        text: applied.text.trim(), after, before, order: 'desc', limit: PAGE,
       })}`);
       setEntries((prev) => (append && prev ? [...prev, ...r.entries] : r.entries));
       setMore(r.entries.length === PAGE);
@@ -69,9 +83,10 @@ export default function AuditPage() {
   };
 
   useEffect(() => {
+    setDraft(applied);
     setEntries(null);
-    void load(startAt, false);
-  }, [applied]);
+    void load(null, false);
+  }, [appliedKey]);
 
   async function verify(): Promise<void> {
     setVerifying(true);
@@ -107,7 +122,7 @@ export default function AuditPage() {
           )}
         </div>
       )}
-      <form class="filters" role="search" aria-label={t('audit.filters')} onSubmit={(e) => { e.preventDefault(); setApplied(draft); }}>
+      <form class="filters" role="search" aria-label={t('audit.filters')} onSubmit={(e) => { e.preventDefault(); apply(draft); }}>
         <Field id={ids.type} label={t('audit.type')}>
           <input id={ids.type} list={ids.list} value={draft.type} onInput={set('type')} />
           <datalist id={ids.list}>{COMMON_TYPES.map((c) => <option key={c} value={c} />)}</datalist>
@@ -127,10 +142,10 @@ export default function AuditPage() {
         </Field>
         <div class="filters-actions">
           <button type="submit" class="btn btn-primary">{t('filters.apply')}</button>
-          <button type="button" class="btn" onClick={() => { setDraft(NONE); setApplied(NONE); }}>{t('filters.clear')}</button>
+          <button type="button" class="btn" onClick={() => { setDraft(NONE); apply(NONE); }}>{t('filters.clear')}</button>
         </div>
       </form>
-      {error !== null && <ErrorNote error={error} onRetry={() => void load(startAt, false)} />}
+      {error !== null && <ErrorNote error={error} onRetry={() => void load(null, false)} />}
       {entries === null && error === null ? <Loading /> : entries !== null && entries.length === 0 ? <Empty><p>{t('audit.empty')}</p></Empty> : entries && (
         <>
           <div class="table-wrap">
@@ -166,7 +181,7 @@ export default function AuditPage() {
           {more && (
             <button type="button" class="btn" disabled={loadingMore} onClick={() => {
               setLoadingMore(true);
-              void load(entries[entries.length - 1]?.seq ?? 0, true).finally(() => setLoadingMore(false));
+              void load(entries[entries.length - 1]?.seq ?? null, true).finally(() => setLoadingMore(false));
             }}>{loadingMore ? t('common.loading') : t('audit.more')}</button>
           )}
         </>

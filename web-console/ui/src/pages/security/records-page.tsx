@@ -1,7 +1,7 @@
 import { useId, useState } from 'preact/hooks';
 import { api, query } from '../../api/api-client.js';
 import type { MaintenanceRecord } from '../../api/api-types.js';
-import { LevelBadge } from '../../components/badges.js';
+import { LevelBadge, StatusBadge } from '../../components/badges.js';
 import { Field } from '../../components/form-field.js';
 import { PageHeader } from '../../components/page-header.js';
 import { Empty, ErrorNote, ResourceView } from '../../components/status-views.js';
@@ -90,6 +90,7 @@ export default function RecordsPage() {
                   <th scope="col">{t('records.approvers')}</th>
                   <th scope="col">{t('session.ended')}</th>
                   <th scope="col">{t('session.bytes')}</th>
+                  <th scope="col">{t('records.done')}</th>
                 </tr>
               </thead>
               <tbody>
@@ -102,6 +103,25 @@ export default function RecordsPage() {
                     <td>{r.approvers.join(', ') || t('common.none')}</td>
                     <td>{r.end ? i18n.time(r.end) : t('session.stillLive')}{r.endReason && <div class="muted small">{i18n.name('endReason', r.endReason)}</div>}</td>
                     <td class="num">{t('session.bytesInOut', { in: i18n.bytes(r.bytesIn), out: i18n.bytes(r.bytesOut) })}</td>
+                    <td>
+                      {r.commands.length + r.files.length === 0 ? t('common.none') : (
+                        <details class="record-content">
+                          <summary>{t('records.doneSummary', { commands: r.commands.length, files: r.files.length })}</summary>
+                          {r.commands.length > 0 && (
+                            <ul class="plain-list">
+                              {r.commands.map((c, i) => <li key={`c${i}`}><code>{c.line}</code> <StatusBadge list="decision" value={c.decision} /></li>)}
+                            </ul>
+                          )}
+                          {r.files.length > 0 && (
+                            <ul class="plain-list">
+                              {r.files.map((f, i) => (
+                                <li key={`f${i}`}>{t('records.file', { op: f.op, outcome: f.outcome })} <code>{f.path}</code>{f.to !== null && <> → <code>{f.to}</code></>}{f.bytes !== null && ` · ${i18n.bytes(f.bytes)}`}</li>
+                              ))}
+                            </ul>
+                          )}
+                        </details>
+                      )}
+                    </td>
                   </tr>
                 ))}
               </tbody>

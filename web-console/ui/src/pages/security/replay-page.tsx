@@ -29,6 +29,14 @@ function castStart(cast: string): number | null {
   }
 }
 
+/** Where a link to one moment (`seek=` an ISO time, from the command search) opens the recording: just before it. */
+function startOffset(cast: string, seekTo: string | null): number {
+  const start = castStart(cast);
+  const at = seekTo === null ? Number.NaN : Date.parse(seekTo);
+  if (start === null || Number.isNaN(at)) return 0;
+  return Math.max(0, at / 1000 - start - 0.5);
+}
+
 export default function ReplayPage({ params, query }: PageProps) {
   const i18n = useI18n();
   const { t } = i18n;
@@ -68,8 +76,14 @@ export default function ReplayPage({ params, query }: PageProps) {
       player.current?.dispose();
       el.replaceChildren();
       try {
+        const first = player.current === null;
         const p = createPlayer(el, cast, { speed, startAt: resume.at, autoPlay: resume.playing });
         player.current = p;
+        const opening = first ? startOffset(cast, query.get('seek')) : 0;
+        if (opening > 0) {
+          void p.seek(opening);
+          setTime(opening);
+        }
         p.addEventListener('play', () => setPlaying(true));
         p.addEventListener('playing', () => setPlaying(true));
         p.addEventListener('pause', () => setPlaying(false));
