@@ -1,3 +1,4 @@
+import { currentAuditContext, webChannel } from '../../gateway/audit/audit-context.js';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -51,6 +52,8 @@ export function registerAuth(app: FastifyInstance, rt: Runtime, sockets: WebSock
   app.decorateRequest('principal', null);
   app.addHook('preHandler', async (req) => {
     req.principal = await sessionOf(req);
+    const door = currentAuditContext();
+    if (door) door.channel = webChannel(req.principal?.session ?? null);
     const access = req.routeOptions.config.access;
     if (access && access !== 'public' && req.principal && !SAFE_METHODS.has(req.method)) {
       const sent = req.headers['x-csrf-token'];
