@@ -81,6 +81,8 @@ export const ERROR_CATALOGUE = {
   NOT_REVOCABLE: { status: 409, message: 'Only approved access can be revoked; deny or cancel a pending request instead.' },
   COMMAND_DENIED: { status: 403, message: 'Your command profile does not allow that command line; it was not run (R-6.3c).' },
   COMMAND_REVIEW_REQUIRED: { status: 202, message: 'That command needs an approver to confirm it before it runs.' },
+  ACTOR_UNPROVEN: { status: 401, message: 'A named actor must prove who they are (their password and current TOTP code, or an API token); nothing was done.' },
+  PERSON_REQUIRED: { status: 403, message: 'This decision belongs to a named, signed-in person (R-5.3c, R-6.3e, S-1.3), not to the host operator.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -596,6 +596,8 @@ export const zhCN: Messages = {
     NOT_REVOCABLE: '只有已批准的访问可以撤销；待处理的申请请拒绝或撤回。',
     COMMAND_DENIED: '您的命令策略不允许该命令行，命令未执行（R-6.3c）。',
     COMMAND_REVIEW_REQUIRED: '该命令需经审批人确认后才能执行。',
+    ACTOR_UNPROVEN: '以具名身份操作须先证明身份（本人的密码和当前 TOTP 动态码，或 API 令牌）；未执行任何操作。',
+    PERSON_REQUIRED: '此决定须由已登录的具名人员作出（R-5.3c、R-6.3e、S-1.3），主机操作员不能代为决定。',
     NETWORK: '无法连接到网关。请检查网络后重试。',
     UNREADABLE: '无法读取网关的应答。',
     INTERNAL: '网关内部出错，错误已记录。',
