@@ -1,4 +1,5 @@
 import type { Role } from './types.js';
+import { PRIVILEGED_ROLES } from './role-changes.js';
 
 /**
  * Alerts (R-A.5b, R-5.5a, R-5.5c): which audited facts are worth telling someone about, how many
@@ -55,7 +56,6 @@ export const DEFAULT_ALERT_RULES: Readonly<Record<AlertKind, AlertRule>> = {
 };
 
 /** Roles a new grant of which is itself worth an alert: they decide access, watch, or administer. */
-export const PRIVILEGED_ROLES: readonly Role[] = ['admin', 'security', 'device_manager', 'approver'];
 
 /** Who hears of an alert: staff roles in the console, and the receivers outside the gateway. */
 export const ALERT_RECEIVERS = ['webhook', 'syslog'] as const;
@@ -159,9 +159,8 @@ export function alertCandidate(f: AuditFact): AlertCandidate | null {
       return { kind: 'level3_session', subject: str(d.session), summary: `${f.actor} started a ${str(d.protocol)} session on level-3 device ${str(d.device)} from ${str(d.client)}.` };
     case 'user.created':
     case 'user.updated':
-    // A privileged role confirmed by a second admin (S-1.3), or mapped from the hospital's identity provider.
-    case 'role_change.confirmed':
-    case 'user.roles_mapped': {
+    case 'role_change.confirmed': // a privileged role a second admin confirmed (S-1.3)…
+    case 'user.roles_mapped': { // …or one mapped from the hospital's identity provider
       const roles = f.type === 'user.created' ? d.roles : f.type === 'user.updated' ? d.rolesAdded : d.added;
       const added = Array.isArray(roles) ? roles.map(str).filter((r) => (PRIVILEGED_ROLES as readonly string[]).includes(r)) : [];
       if (added.length === 0) return null;

@@ -107,6 +107,8 @@ export const ERROR_CATALOGUE = {
   ROLE_CHANGE_NOT_PENDING: { status: 409, message: 'The role change has already been confirmed or rejected.' },
   ROLE_CHANGE_EXPIRED: { status: 409, message: 'The role change was not confirmed in time and has expired; ask again.' },
   DECIDER_ROLE_CHANGE_PENDING: { status: 403, message: 'You cannot approve or deny access while a change of your own roles waits for confirmation (S-1.3).' },
+  ACTOR_UNPROVEN: { status: 401, message: 'A named actor must prove who they are (their password and current TOTP code, or an API token); nothing was done.' },
+  PERSON_REQUIRED: { status: 403, message: 'This decision belongs to a named, signed-in person (R-5.3c, R-6.3e, S-1.3), not to the host operator.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

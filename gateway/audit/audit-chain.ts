@@ -4,9 +4,17 @@ import { canonicalJson } from './canonical-json.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
-/** The part of an entry the hash covers: everything but the hashes themselves. */
-export function hashedBody(e: Omit<AuditEntry, 'hash' | 'prevHash'>): Record<string, unknown> {
-  return { seq: e.seq, ts: e.ts, type: e.type, actor: e.actor, outcome: e.outcome, code: e.code, data: e.data };
+/**
+ * The part of an entry the hash covers: everything but the hashes themselves. Channel and source
+ * are covered when the entry has them; entries from before they were recorded hash as they did.
+ */
+export function hashedBody(e: Omit<AuditEntry, 'hash' | 'prevHash' | 'channel' | 'source'> & { channel?: string | null; source?: string | null }): Record<string, unknown> {
+  const body: Record<string, unknown> = { seq: e.seq, ts: e.ts, type: e.type, actor: e.actor, outcome: e.outcome, code: e.code, data: e.data };
+  if (e.channel != null) {
+    body.channel = e.channel;
+    body.source = e.source ?? null;
+  }
+  return body;
 }
 
 /** hash = SHA-256(prev_hash ‖ canonical JSON of the entry), hex. */

@@ -1,4 +1,5 @@
 import type { ErrorCode } from '../../policy/error-codes.js';
+import { currentAuditContext } from './audit-context.js';
 import type { Logger } from '../log/logger.js';
 import type { AuditDraft, AuditEntry, Store } from '../store/store.js';
 import type { WriteSpool } from '../store/write-spool.js';
@@ -31,8 +32,13 @@ export class AuditLog {
     if (spool) spool.onAuditWritten = (e) => this.mirror(e);
   }
 
+  /** The channel and source come from the door the work came in by (audit-context.ts); outside any door, `system`. */
   private draft(type: string, f: AuditFields): AuditDraft {
-    return { type, actor: f.actor, outcome: f.outcome ?? 'info', code: f.code ?? null, data: f.data ?? {} };
+    const door = currentAuditContext();
+    return {
+      type, actor: f.actor, outcome: f.outcome ?? 'info', code: f.code ?? null, data: f.data ?? {},
+      channel: door?.channel ?? 'system', source: door?.source ?? null,
+    };
   }
 
   async record(type: string, f: AuditFields): Promise<AuditEntry> {
@@ -62,7 +68,7 @@ export class AuditLog {
   // The hash goes out too: a SIEM that keeps these lines holds anchors that `verify --anchor`
   // checks, so a truncated or re-hashed chain no longer passes.
   private mirror(entry: AuditEntry): void {
-    this.log.info('audit', { audit: { seq: entry.seq, hash: entry.hash, type: entry.type, actor: entry.actor, outcome: entry.outcome, code: entry.code, data: entry.data } });
+    this.log.info('audit', { audit: { seq: entry.seq, hash: entry.hash, type: entry.type, actor: entry.actor, outcome: entry.outcome, code: entry.code, channel: entry.channel, source: entry.source, data: entry.data } });
     for (const observe of this.observers) {
       try {
         observe(entry);

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import tty from 'node:tty';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 export class UsageError extends Error {}
@@ -41,14 +42,40 @@ export function parse<O extends Options>(args: string[], options: O, positionals
   }
 }
 
+let stdinText: string | null = null;
+let actorCredentialsFirst = false;
+
+function stdinAll(what: string): string {
+  if (stdinText === null) {
+    try {
+      stdinText = readFileSync(0, 'utf8');
+    } catch {
+      throw new UsageError(`could not read the ${what} from standard input`);
+    }
+  }
+  return stdinText;
+}
+
+/** With --actor-credentials-stdin, standard input begins with the actor's two lines; a secret a command reads (--password-stdin) is what follows them. */
+export function actorCredentialsComeFirstOnStdin(): void {
+  actorCredentialsFirst = true;
+}
+
+const FIRST_TWO_LINES = /^([^\n]*)\n([^\n]*)(?:\n|$)/;
+
+/** --actor-credentials-stdin: line 1 of standard input is the actor's password, line 2 their current TOTP code. */
+export function readActorCredentials(): { password: string; totp: string } {
+  const m = FIRST_TWO_LINES.exec(stdinAll("actor's password and TOTP code"));
+  const password = m?.[1]?.replace(/\r$/, '') ?? '';
+  const totp = m?.[2]?.replace(/\r$/, '').trim() ?? '';
+  if (!password || !totp) throw new UsageError('--actor-credentials-stdin: standard input must begin with two lines: the password, then the current TOTP code');
+  return { password, totp };
+}
+
 /** Secrets come on standard input, never in arguments (they would show in `ps` and shell history). */
 export function readStdinSecret(what: string): string {
-  let text: string;
-  try {
-    text = readFileSync(0, 'utf8');
-  } catch {
-    throw new UsageError(`could not read the ${what} from standard input`);
-  }
+  let text = stdinAll(what);
+  if (actorCredentialsFirst) text = text.slice(FIRST_TWO_LINES.exec(text)?.[0].length ?? text.length);
   const value = text.replace(/\r?\n$/, '');
   if (value.length === 0) throw new UsageError(`the ${what} on standard input is empty`);
   return value;
@@ -67,4 +94,46 @@ export class Output {
     if (this.json) process.stdout.write(`${JSON.stringify(obj, null, 2)}\n`);
     else if (lines.length) process.stdout.write(`${lines.join('\n')}\n`);
   }
+}
+
+/**
+ * Asks on the controlling terminal (/dev/tty) with echo off, so that standard input stays free for
+ * data and the answer shows neither on screen nor in the shell's history. Null when the process
+ * has no terminal (a pipeline, a service, a test): the caller then needs another proof.
+ */
+export async function askTerminalHidden(question: string): Promise<string | null> {
+  let fd: number;
+  try {
+    fd = openSync('/dev/tty', 'r+');
+  } catch {
+    return null;
+  }
+  if (!tty.isatty(fd)) {
+    closeSync(fd);
+    return null;
+  }
+  const input = new tty.ReadStream(fd);
+  writeSync(fd, question);
+  input.setRawMode(true);
+  return new Promise<string>((resolve, reject) => {
+    let text = '';
+    const finish = (err: Error | null): void => {
+      input.off('data', onData);
+      input.setRawMode(false);
+      writeSync(fd, '\n');
+      input.destroy();
+      if (err) reject(err);
+      else resolve(text);
+    };
+    const onData = (buf: Buffer): void => {
+      for (const ch of buf.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') return finish(null);
+        if (ch === '\u0003' || ch === '\u0004') return finish(new UsageError('interrupted at the prompt; nothing was done'));
+        if (ch === '\u007f' || ch === '\b') text = [...text].slice(0, -1).join('');
+        else if (ch === '\u0015') text = '';
+        else if (ch >= ' ') text += ch;
+      }
+    };
+    input.on('data', onData);
+  });
 }

@@ -7,7 +7,7 @@ import { parseTimeSpec } from '../config/duration.js';
 import { InputError } from '../identity/users.js';
 import { portOf } from '../inventory/device-ports.js';
 import {
-  DATA_WIPING, decommissionDevice, deviceView, exportDevicesCsv, importDevicesCsv, quarantineDevice, recordSecurityCheck, registerDevice,
+  correctDevice, DATA_WIPING, decommissionDevice, type DeviceCorrection, deviceView, exportDevicesCsv, importDevicesCsv, quarantineDevice, recordSecurityCheck, registerDevice,
 } from '../inventory/devices.js';
 import { checkActor, personActor } from './actor.js';
 import { parse, readStdinSecret, required, UsageError } from './cli-io.js';
@@ -55,6 +55,35 @@ export async function deviceCommand(ctx: CliContext, args: string[]): Promise<nu
         }, ctx.actor);
         const v = deviceView(d);
         ctx.out.result(v, [`Registered device ${name}, level ${v.level} (${v.host}, ${Object.entries(v.ports).map(([p, n]) => `${p}:${n}`).join(', ')}). Next: device credential, device trust.`]);
+        return 0;
+      });
+    }
+    case 'set': {
+      const { values, positionals } = parse(rest, {
+        host: { type: 'string' }, udi: { type: 'string' }, ip: { type: 'string' }, mac: { type: 'string' }, type: { type: 'string' }, manufacturer: { type: 'string' },
+        model: { type: 'string' }, department: { type: 'string' }, location: { type: 'string' },
+        'usage-form': { type: 'string' }, contact: { type: 'string' }, severity: { type: 'string' }, effect: { type: 'string' },
+      }, 1);
+      const name = required(positionals[0], 'NAME (positional)');
+      const patch: DeviceCorrection = {
+        ...(values.host !== undefined ? { host: values.host } : {}), ...(values.udi !== undefined ? { udi: values.udi } : {}),
+        ...(values.ip !== undefined ? { ip: values.ip } : {}), ...(values.mac !== undefined ? { mac: values.mac } : {}),
+        ...(values.type !== undefined ? { type: values.type } : {}), ...(values.manufacturer !== undefined ? { manufacturer: values.manufacturer } : {}),
+        ...(values.model !== undefined ? { model: values.model } : {}), ...(values.department !== undefined ? { department: values.department } : {}),
+        ...(values.location !== undefined ? { location: values.location } : {}), ...(values['usage-form'] !== undefined ? { usageForm: values['usage-form'] } : {}),
+        ...(values.contact !== undefined ? { contact: values.contact } : {}), ...(values.severity !== undefined ? { severity: values.severity } : {}),
+        ...(values.effect !== undefined ? { effect: values.effect } : {}),
+      };
+      if (Object.keys(patch).length === 0) throw new UsageError('device set: name at least one field to correct (see portcullis device set --help)');
+      return ctx.withRuntime(async (rt) => {
+        await checkActor(rt, ctx.actor, 'device.manage');
+        const r = await correctDevice(rt, name, patch, ctx.actor);
+        const fields = Object.keys(r.changed);
+        ctx.out.result({ ...deviceView(r.device), changed: r.changed, levelFrom: r.level.from, grantsRevoked: r.grantsRevoked }, [
+          fields.length ? `Corrected ${name}: ${fields.join(', ')}.` : `Nothing to change on ${name}.`,
+          ...(r.level.from !== r.level.to ? [`Its level is now ${r.level.to} (was ${r.level.from}); live grants were decided again under the level-${r.level.to} rule.`] : []),
+          ...r.grantsRevoked.map((g) => `  revoked grant ${g.grant} of ${g.user}: ${g.reason}`),
+        ]);
         return 0;
       });
     }
@@ -228,6 +257,6 @@ export async function deviceCommand(ctx: CliContext, args: string[]): Promise<nu
       });
     }
     default:
-      throw new UsageError('device: expected add, import, export, list, show, credential, trust, quarantine, check or decommission');
+      throw new UsageError('device: expected add, set, import, export, list, show, credential, trust, quarantine, check or decommission');
   }
 }

@@ -10,7 +10,8 @@ import type { GrantRecord } from '../store/store.js';
 import { revokeGrant } from '../access/requests.js';
 import { formatDuration } from '../config/duration.js';
 import { deviceLevel } from '../inventory/devices.js';
-import { checkActor } from './actor.js';
+import { checkActor, personActor } from './actor.js';
+import { warnLoosenedRules } from './loosened-rule-warning.js';
 import { parse, required, UsageError } from './cli-io.js';
 import type { CliContext } from './main.js';
 
@@ -46,11 +47,9 @@ export async function grantCommand(ctx: CliContext, args: string[]): Promise<num
         }
         const window = checkGrantWindow(notBefore, notAfter, now);
         if (!window.allow) throw new InputError('GRANT_INVALID', window.detail);
-        // A named actor must hold a role that may grant, and may not grant to themselves (S-1.3).
-        const actorUser = await rt.store.getUser(ctx.actor);
-        if (!actorUser && !ctx.actor.startsWith('local:')) {
-          throw new InputError('FORBIDDEN', `--actor ${ctx.actor} is not a known user; name an admin or approver, or leave it out to act as the host operator`);
-        }
+        // A proven person must hold a role that may grant, and may not grant to themselves (S-1.3).
+        // Data export (R-6.3e) needs a named person in charge: not the host operator.
+        const actorUser = values.upload || values.download || values['file-transfer'] ? await personActor(rt, ctx.actor, 'grant.create', 'a grant with file transfer (upload or download)') : ctx.person;
         if (actorUser) {
           const may = can(actorUser.roles, 'grant.create');
           if (!may.allow || actorUser.name === user) {
@@ -67,20 +66,29 @@ export async function grantCommand(ctx: CliContext, args: string[]): Promise<num
         // A direct grant is its grantor's one approval, held to the level's rule, window and modes.
         const level = deviceLevel(d);
         const rule = rt.config.approvalRules[level];
+        warnLoosenedRules(rt.config, [level]);
         const direct = decideDirectGrant(rule, actorUser ? { roles: actorUser.roles, roleChangePending: (await pendingRoleChangeOf(rt, actorUser.name)) !== null } : 'host-operator');
         if (!direct.allow) {
           await rt.audit.record('grant.refused', { actor: ctx.actor, outcome: 'denied', code: direct.code, data: { user, device, protocol, level, detail: direct.detail } });
           throw new InputError(direct.code, direct.detail);
         }
+        const refuse = async (code: 'WINDOW_TOO_LONG' | 'PROFILE_UNKNOWN' | 'PROFILE_MODE_NOT_ALLOWED', detail: string): Promise<never> => {
+          await rt.audit.record('grant.refused', { actor: ctx.actor, outcome: 'denied', code, data: { user, device, protocol, level, profile: values.profile ?? null, detail } });
+          throw new InputError(code, detail);
+        };
         if (notAfter - notBefore > rule.longestWindowMs) {
-          throw new InputError('WINDOW_TOO_LONG', `level ${level} devices are granted at most ${formatDuration(rule.longestWindowMs)} at a time`);
+          await refuse('WINDOW_TOO_LONG', `level ${level} devices are granted at most ${formatDuration(rule.longestWindowMs)} at a time`);
         }
+        // A grant whose profile cannot be resolved would be refused at every connection: refuse it now.
         const profileName = values.profile ?? rt.config.defaultProfiles[level];
-        if (profileName !== null) {
-          const p = rt.config.commandProfiles.get(profileName);
-          if (!p) throw new InputError('PROFILE_UNKNOWN', `no command profile named ${JSON.stringify(profileName)}`);
-          if (!rule.modes.includes(p.mode)) throw new InputError('PROFILE_MODE_NOT_ALLOWED', `profile ${p.name} runs in ${p.mode} mode; level ${level} allows ${rule.modes.join(', ')} (R-6.3c)`);
+        const configured = [...rt.config.commandProfiles.keys()];
+        if (profileName === null) {
+          await refuse('PROFILE_UNKNOWN', `name a command profile with --profile: level ${level} has no default profile configured${configured.length ? ` (configured: ${configured.join(', ')})` : ''}`);
         }
+        const p = rt.config.commandProfiles.get(profileName as string);
+        if (!p) await refuse('PROFILE_UNKNOWN', `no command profile named ${JSON.stringify(profileName)}${configured.length ? `; configured: ${configured.join(', ')}` : ''}`);
+        const profile = p as NonNullable<typeof p>;
+        if (!rule.modes.includes(profile.mode)) await refuse('PROFILE_MODE_NOT_ALLOWED', `profile ${profile.name} runs in ${profile.mode} mode; level ${level} allows ${rule.modes.join(', ')} (R-6.3c)`);
         const g: GrantRecord = {
           id: `g-${randomUUID().slice(0, 8)}`, user, device, protocol: protocol as Protocol, notBefore, notAfter, createdBy: ctx.actor, createdAt: now,
           revokedAt: null, revokedBy: null, requestId: null, profile: profileName,
@@ -96,6 +104,7 @@ export async function grantCommand(ctx: CliContext, args: string[]): Promise<num
     case 'list': {
       const { values } = parse(rest, { user: { type: 'string' }, device: { type: 'string' } });
       return ctx.withRuntime(async (rt) => {
+        await checkActor(rt, ctx.actor, 'grant.read_all');
         const grants = (await rt.store.listGrants({ ...(values.user ? { user: values.user } : {}), ...(values.device ? { device: values.device } : {}) })).map(view);
         ctx.out.result(grants, grants.map((g) => `${String(g.id)}  ${String(g.user)} → ${String(g.device)} (${String(g.protocol)})  ${String(g.from)} – ${String(g.until)}${g.revokedAt ? '  REVOKED' : ''}`));
         return 0;

@@ -1,11 +1,13 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { exportAsciicast } from '../../recordings/asciicast-export.js';
+import { AUDIT_CHANNELS } from '../audit/audit-context.js';
 import { parseTimeSpec } from '../config/duration.js';
 import { toCsv } from '../inventory/csv.js';
 import type { CommandQuery, CommandRecord } from '../store/store.js';
 import { InputError } from '../identity/users.js';
 import { parseAnchor, verifyAll } from '../verify.js';
+import { checkActor } from './actor.js';
 import { parse, required, UsageError } from './cli-io.js';
 import type { CliContext } from './main.js';
 
@@ -16,6 +18,7 @@ export async function sessionsCommand(ctx: CliContext, args: string[]): Promise<
   const limit = Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 10000) throw new UsageError('--limit must be 1-10000');
   return ctx.withRuntime(async (rt) => {
+    await checkActor(rt, ctx.actor, 'session.list');
     const sessions = (await rt.store.listSessions({ limit })).map((s) => ({
       id: s.id, user: s.user, device: s.device, protocol: s.protocol, via: s.via, kind: s.kind, command: s.command, client: s.clientAddress,
       startedAt: iso(s.startedAt), endedAt: iso(s.endedAt), endReason: s.endReason, exitStatus: s.exitStatus, bytesIn: s.bytesIn, bytesOut: s.bytesOut,
@@ -35,6 +38,7 @@ export async function recordingCommand(ctx: CliContext, args: string[]): Promise
   if (values.format !== 'asciicast') throw new UsageError(`unknown format ${JSON.stringify(values.format)} (asciicast)`);
   const out = path.resolve(required(values.output, 'output (-o FILE)'));
   return ctx.withRuntime(async (rt) => {
+    await checkActor(rt, ctx.actor, 'recording.read');
     const rec = await rt.store.getRecording(id);
     if (!rec) throw new InputError('NOT_FOUND', `no recording ${id}`);
     const { events } = await exportAsciicast(path.join(rt.config.paths.recordings, rec.path), out, { includeInput: !values['no-input'] });
@@ -45,10 +49,14 @@ export async function recordingCommand(ctx: CliContext, args: string[]): Promise
 }
 
 export async function auditCommand(ctx: CliContext, args: string[]): Promise<number> {
-  const { values } = parse(args, { after: { type: 'string', default: '0' }, limit: { type: 'string', default: '1000' }, type: { type: 'string' } });
+  const { values } = parse(args, { after: { type: 'string', default: '0' }, limit: { type: 'string', default: '1000' }, type: { type: 'string' }, channel: { type: 'string' } });
+  if (values.channel !== undefined && !(AUDIT_CHANNELS as readonly string[]).includes(values.channel)) throw new UsageError(`--channel: one of ${AUDIT_CHANNELS.join(', ')}`);
   return ctx.withRuntime(async (rt) => {
-    const entries = await rt.store.listAudit({ afterSeq: Number(values.after), limit: Number(values.limit), ...(values.type ? { type: values.type } : {}) });
-    ctx.out.result(entries, entries.map((e) => `${String(e.seq).padStart(6)} ${e.ts} ${e.type.padEnd(18)} ${e.actor.padEnd(14)} ${e.outcome}${e.code ? ` ${e.code}` : ''} ${JSON.stringify(e.data)}`));
+    await checkActor(rt, ctx.actor, 'audit.read');
+    const entries = await rt.store.listAudit({
+      afterSeq: Number(values.after), limit: Number(values.limit), ...(values.type ? { type: values.type } : {}), ...(values.channel ? { channel: values.channel } : {}),
+    });
+    ctx.out.result(entries, entries.map((e) => `${String(e.seq).padStart(6)} ${e.ts} ${e.type.padEnd(18)} ${e.actor.padEnd(14)} ${(e.channel ?? '-').padEnd(6)} ${e.outcome}${e.code ? ` ${e.code}` : ''} ${JSON.stringify(e.data)}`));
     return 0;
   });
 }

@@ -8,8 +8,9 @@ import {
 import { parseDuration, parseTimeSpec } from '../config/duration.js';
 import { InputError } from '../identity/users.js';
 import type { RequestRecord } from '../store/store.js';
-import { personActor } from './actor.js';
+import { checkActor, personActor } from './actor.js';
 import { parse, required, UsageError } from './cli-io.js';
+import { warnLoosenedRules } from './loosened-rule-warning.js';
 import type { CliContext } from './main.js';
 
 function time(text: string | undefined, now: number, flag: string): number | undefined {
@@ -59,6 +60,7 @@ export async function requestCommand(ctx: CliContext, args: string[]): Promise<n
           upload: values.upload || values['file-transfer'], download: values.download || values['file-transfer'],
         });
         const v = await requestView(rt, r);
+        warnLoosenedRules(rt.config, [v.level]);
         ctx.out.result(v, [`Requested access ${v.id}; it waits for: ${v.stillNeeded.map((s) => s.join(' or ')).join('; and ')}.`]);
         return 0;
       });
@@ -107,6 +109,7 @@ export async function requestCommand(ctx: CliContext, args: string[]): Promise<n
         };
         const r = await approveRequest(rt, me, id, Object.keys(narrowing).length ? narrowing : null, values.comment ?? null);
         const v = await requestView(rt, (await rt.store.getRequest(id)) as RequestRecord);
+        warnLoosenedRules(rt.config, [v.level]);
         ctx.out.result({ ...v, grants: r.grants.map((g) => g.id) }, [
           ...(r.change ? [`Profile ${r.change.from} → ${r.change.to} is a change, not a narrowing (${r.change.reason}): ${r.change.lapsed.length ? `the approvals of ${r.change.lapsed.map((a) => a.by).join(', ')} lapsed` : 'no earlier approval lapsed'}; the requester is told.`] : []),
           r.approved ? `Approved ${id}: grants ${r.grants.map((g) => g.id).join(', ')}.` : `Recorded your approval of ${id}; still needed: ${v.stillNeeded.map((s) => s.join(' or ')).join('; and ')}.`,
@@ -156,6 +159,7 @@ export async function recordsCommand(ctx: CliContext, args: string[]): Promise<n
   const limit = Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive number');
   return ctx.withRuntime(async (rt) => {
+    await checkActor(rt, ctx.actor, 'record.read');
     const now = rt.clock();
     const from = time(values.from, now, 'from');
     const to = time(values.to, now, 'to');

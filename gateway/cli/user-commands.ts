@@ -6,7 +6,7 @@ import { confirmRoleChange, isHostOperator, rejectRoleChange, roleChangeView, ty
 import { addPublicKey, addUser, createOrg, InputError, ndaView, resetTotp, setDisabled, setNda, unlockUser, updateUserProfile } from '../identity/users.js';
 import { setSsoLink } from '../identity/sso-link.js';
 import type { NdaRecord, RoleChangeRecord, RoleChangeStatus } from '../store/store.js';
-import { checkActor } from './actor.js';
+import { checkActor, personActor, touchesPrivilegedRoles } from './actor.js';
 import { parse, readStdinSecret, required, UsageError } from './cli-io.js';
 import type { CliContext } from './main.js';
 
@@ -26,7 +26,9 @@ export async function userCommand(ctx: CliContext, args: string[]): Promise<numb
       if (!values['password-stdin']) throw new UsageError('--password-stdin is required: the password is read from standard input');
       const password = readStdinSecret('password');
       return ctx.withRuntime(async (rt) => {
-        await checkActor(rt, ctx.actor, 'user.manage');
+        // Anyone may be given the vendor role by the host operator; a privileged role only by a proven admin.
+        if (touchesPrivilegedRoles([], roles as Role[])) await personActor(rt, ctx.actor, 'user.manage', 'giving a privileged role (admin, security, device_manager, approver)');
+        else await checkActor(rt, ctx.actor, 'user.manage');
         const expiresAt = values.expires ? time(values.expires, rt.clock(), 'expires') : null;
         const nda = ndaFrom(values, rt.clock());
         const { user, otpauthUri, pendingChange } = await addUser(rt, { name, roles: roles as Role[], org: values.org ?? null, password, expiresAt, nda }, ctx.actor);
@@ -43,6 +45,7 @@ export async function userCommand(ctx: CliContext, args: string[]): Promise<numb
       const name = required(positionals[0], 'NAME (positional)');
       const text = readFileSync(required(values['key-file'], 'key-file'), 'utf8');
       return ctx.withRuntime(async (rt) => {
+        await checkActor(rt, ctx.actor, 'user.manage');
         const fp = await addPublicKey(rt, name, text, ctx.actor);
         ctx.out.result({ name, fingerprint: fp }, [`Added key ${fp} to ${name}.`]);
         return 0;
@@ -69,6 +72,7 @@ export async function userCommand(ctx: CliContext, args: string[]): Promise<numb
       const weak = checkPasswordStrength(password);
       if (weak) throw new UsageError(weak);
       return ctx.withRuntime(async (rt) => {
+        await checkActor(rt, ctx.actor, 'user.manage');
         if (!(await rt.store.getUser(name))) throw new InputError('NOT_FOUND', `no user named ${name}`);
         await rt.store.updateUser(name, { passwordHash: await hashPassword(password) });
         await rt.audit.record('user.password_set', { actor: ctx.actor, outcome: 'ok', data: { user: name } });
@@ -120,7 +124,10 @@ export async function userCommand(ctx: CliContext, args: string[]): Promise<numb
       const bad = roles?.find((r) => !(ROLES as readonly string[]).includes(r));
       if (bad) throw new UsageError(`unknown role ${JSON.stringify(bad)} (one of ${ROLES.join(', ')})`);
       return ctx.withRuntime(async (rt) => {
-        await checkActor(rt, ctx.actor, 'user.manage');
+        const before = await rt.store.getUser(name);
+        if (roles && before && touchesPrivilegedRoles(before.roles, roles as Role[])) {
+          await personActor(rt, ctx.actor, 'user.manage', 'changing a privileged role (admin, security, device_manager, approver)');
+        } else await checkActor(rt, ctx.actor, 'user.manage');
         const expiresAt = values.expires === undefined ? undefined : values.expires === 'never' ? null : time(values.expires, rt.clock(), 'expires');
         const u = await updateUserProfile(rt, name, {
           ...(roles ? { roles: roles as Role[] } : {}), ...(values.org !== undefined ? { org: values.org === '' ? null : values.org } : {}),
@@ -189,6 +196,7 @@ export async function userCommand(ctx: CliContext, args: string[]): Promise<numb
       const { positionals } = parse(rest, {}, 1);
       const name = required(positionals[0], 'NAME (positional)');
       return ctx.withRuntime(async (rt) => {
+        await checkActor(rt, ctx.actor, 'user.manage');
         await unlockUser(rt, name, ctx.actor);
         ctx.out.result({ name, unlocked: true }, [`Unlocked ${name}.`]);
         return 0;

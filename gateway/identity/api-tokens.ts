@@ -8,6 +8,7 @@ import type { Decision, Role } from '../../policy/types.js';
 import type { Runtime } from '../runtime.js';
 import type { ApiTokenRecord, UserRecord } from '../store/store.js';
 import { InputError, USER_NAME } from './users.js';
+import { PRIVILEGED_ROLES } from '../../policy/role-changes.js';
 
 /**
  * API tokens for people and service accounts (issue 13): `pcx_<16 hex id>_<43 base64url secret>`,
@@ -249,6 +250,15 @@ export async function createServiceAccount(rt: Runtime, s: { name: string; roles
   if (await rt.store.getUser(s.name)) throw new InputError('ALREADY_EXISTS', `user ${s.name} already exists`);
   if (s.org !== null && !(await rt.store.getOrg(s.org))) throw new InputError('NOT_FOUND', `no organisation ${JSON.stringify(s.org)}`);
   if (s.roles.includes('vendor') && s.org === null) throw new InputError('INVALID_INPUT', 'a vendor service account needs --org: the vendor organisation it works for');
+  // A privileged role is given by a named admin (S-1.3), never by the host operator or another
+  // service account: else a root shell could mint itself an admin that holds tokens.
+  if (s.roles.some((r) => (PRIVILEGED_ROLES as readonly string[]).includes(r))) {
+    const by = actor.startsWith('local:') ? null : await rt.store.getUser(actor);
+    if (!by || by.serviceAccount === true || !by.roles.includes('admin')) {
+      await rt.audit.record('service_account.refused', { actor, outcome: 'denied', code: 'PERSON_REQUIRED', data: { account: s.name, roles: s.roles } });
+      throw new InputError('PERSON_REQUIRED', `a service account with a privileged role (${s.roles.join(', ')}) is a named admin's decision, not ${actor}'s (S-1.3)`);
+    }
+  }
   const user: UserRecord = {
     name: s.name, roles: s.roles, org: s.org, passwordHash: NO_PASSWORD, totpSealed: null, totpLastStep: 0, failedLogins: 0, lockedUntil: null, disabled: false,
     expiresAt: null, publicKeys: [], nda: null, locale: null, enrolment: null, sso: null, serviceAccount: true, createdAt: rt.clock(),

@@ -23,13 +23,20 @@ async function actorFacts(rt: Runtime, actor: string): Promise<RoleActor> {
   if (isHostOperator(actor)) return 'host-operator';
   const u = await rt.store.getUser(actor);
   if (!u) throw new InputError('FORBIDDEN', `${actor} is not a known user`);
+  // Roles are named people's business (S-1.3): a service account (automation, tokens only) neither
+  // asks for, confirms nor rejects a change, whatever its roles; else one admin and a token made
+  // for it would be two admins.
+  if (u.serviceAccount === true) {
+    await rt.audit.record('user.role_change_refused', { actor, outcome: 'denied', code: 'SERVICE_ACCOUNT_NOT_A_PERSON', data: { detail: 'a service account takes no part in role changes' } });
+    throw new InputError('SERVICE_ACCOUNT_NOT_A_PERSON', `${actor} is a service account: role changes are asked, confirmed and rejected by named people (S-1.3)`);
+  }
   return { name: u.name, roles: u.roles };
 }
 
-/** Admins who could confirm today: enabled, unexpired holders of the admin role. */
+/** Admins who could confirm today: people (not service accounts), enabled, unexpired holders of the admin role. */
 export async function activeAdmins(rt: Runtime): Promise<string[]> {
   const now = rt.clock();
-  return (await rt.store.listUsers()).filter((u) => u.roles.includes('admin') && !u.disabled && (u.expiresAt === null || u.expiresAt > now)).map((u) => u.name);
+  return (await rt.store.listUsers()).filter((u) => u.roles.includes('admin') && u.serviceAccount !== true && !u.disabled && (u.expiresAt === null || u.expiresAt > now)).map((u) => u.name);
 }
 
 /** The change that waits for this person's confirmation, if any (one that has expired unswept does not count). */

@@ -2,7 +2,9 @@ import { isIP } from 'node:net';
 import {
   classifyDevice, CONTACTS, EFFECTS, SEVERITIES, USAGE_FORMS, type DeviceLevel,
 } from '../../policy/device-classification.js';
+import { redecideGrant } from '../../policy/grant-redecision.js';
 import { PROTOCOLS, type Protocol } from '../../policy/types.js';
+import { revokeGrant } from '../access/requests.js';
 import { fingerprint } from '../connectors/host-key.js';
 import { InputError, refuse, USER_NAME } from '../identity/users.js';
 import type { Runtime } from '../runtime.js';
@@ -192,6 +194,80 @@ export async function decommissionDevice(
   };
   const device = await transition(rt, d, 'decommissioned', event, 'device.decommissioned');
   return { device, grantsRevoked };
+}
+
+/** The fields `device set` may correct: identity and classification (protocols, ports and state have their own commands). */
+export type DeviceCorrection = Partial<Pick<DeviceInput, 'host' | 'udi' | 'ip' | 'mac' | 'type' | 'manufacturer' | 'model' | 'department' | 'location' | 'usageForm' | 'contact' | 'severity' | 'effect'>>;
+
+export interface DeviceCorrected {
+  device: DeviceRecord;
+  changed: Record<string, { from: unknown; to: unknown }>;
+  level: { from: DeviceLevel; to: DeviceLevel };
+  grantsRevoked: Array<{ grant: string; user: string; code: string; reason: string }>;
+}
+
+/**
+ * Corrects a device registered with a wrong identity or classification (issue 13). Every field is
+ * checked as at registration; the change is audited with each field's old and new value, a new
+ * level gets its own entry, and every live grant on the device is decided again under the new
+ * level's rule: one it would not give is revoked with the reason, and its sessions end.
+ */
+export async function correctDevice(
+  rt: Runtime, name: string, patch: DeviceCorrection, actor: string,
+): Promise<DeviceCorrected> {
+  const d = await existing(rt, name);
+  if (d.state === 'decommissioned') throw new InputError('DEVICE_DECOMMISSIONED', `device ${name} is decommissioned; its record stays as it was disposed of (R-6.5)`);
+  const c = d.classification;
+  // A switch between severity (body contact) and effect (none) clears the other one.
+  const severity = patch.severity !== undefined ? patch.severity : patch.effect !== undefined ? null : c?.severity ?? null;
+  const effect = patch.effect !== undefined ? patch.effect : patch.severity !== undefined ? null : c?.effect ?? null;
+  const next = deviceRecordFrom({
+    name: d.name, host: patch.host ?? d.host, protocols: d.protocols, ports: d.ports, udi: patch.udi ?? d.udi ?? '',
+    ip: patch.ip !== undefined ? patch.ip : d.ip, mac: patch.mac !== undefined ? patch.mac : d.mac,
+    type: patch.type !== undefined ? patch.type : d.type, manufacturer: patch.manufacturer !== undefined ? patch.manufacturer : d.manufacturer,
+    model: patch.model !== undefined ? patch.model : d.model, department: patch.department !== undefined ? patch.department : d.department,
+    location: patch.location !== undefined ? patch.location : d.location,
+    usageForm: patch.usageForm ?? c?.usageForm ?? '', contact: patch.contact ?? c?.contact ?? '', severity, effect,
+  }, rt.clock(), actor);
+  const fields = ['host', 'udi', 'ip', 'mac', 'type', 'manufacturer', 'model', 'department', 'location', 'classification'] as const;
+  const changed: DeviceCorrected['changed'] = {};
+  for (const f of fields) {
+    if (JSON.stringify(d[f]) !== JSON.stringify(next[f])) changed[f] = { from: d[f], to: next[f] };
+  }
+  const level = { from: deviceLevel(d), to: deviceLevel(next) };
+  if (Object.keys(changed).length === 0) return { device: d, changed, level, grantsRevoked: [] };
+  if (changed.udi && (await rt.store.listDevices()).some((o) => o.name !== d.name && o.udi === next.udi)) {
+    throw new InputError('ALREADY_EXISTS', `UDI ${next.udi ?? ''} is already registered to another device`);
+  }
+  const updated: DeviceRecord = { ...d, ...Object.fromEntries(fields.map((f) => [f, next[f]])) };
+  await rt.store.updateDevice(d.name, Object.fromEntries(fields.map((f) => [f, next[f]])));
+  await rt.audit.record('device.updated', { actor, outcome: 'ok', data: { device: d.name, changed, level } });
+  const grantsRevoked: DeviceCorrected['grantsRevoked'] = [];
+  if (level.from !== level.to) {
+    await rt.audit.record('device.level_changed', { actor, outcome: 'info', data: { device: d.name, from: level.from, to: level.to, classification: next.classification } });
+    const rule = rt.config.approvalRules[level.to];
+    const now = rt.clock();
+    for (const g of await rt.store.listGrants({ device: d.name })) {
+      if (g.revokedAt !== null || g.notAfter <= now) continue;
+      // As the broker resolves it at connection time: the grant's profile, else the level's default.
+      const profileName = g.profile ?? rt.config.defaultProfiles[level.to];
+      const profile = { name: profileName, mode: (profileName ? rt.config.commandProfiles.get(profileName)?.mode : null) ?? null };
+      const request = g.requestId ? await rt.store.getRequest(g.requestId) : null;
+      const grantor = g.requestId ? null : g.createdBy.startsWith('local:') ? 'host-operator' as const : await rt.store.getUser(g.createdBy);
+      const verdict = redecideGrant(rule, {
+        notBefore: g.notBefore, notAfter: g.notAfter, profileMode: profile.mode, profileName: profile.name,
+        approvals: g.requestId ? (request?.approvals ?? []).map((a) => ({ approver: a.by, roles: a.roles })) : null,
+        grantor: grantor === 'host-operator' ? grantor : grantor ? { roles: grantor.roles } : null,
+      });
+      if (verdict.allow) continue;
+      const reason = `device ${d.name} is now level ${level.to}: ${verdict.detail}`;
+      await revokeGrant(rt, null, actor, g.id, reason);
+      grantsRevoked.push({ grant: g.id, user: g.user, code: verdict.code, reason });
+    }
+  }
+  // Live sessions are re-decided on every node now (a revoked grant ends its sessions).
+  await rt.bus.publish({ type: 'access.changed', from: rt.node, device: d.name });
+  return { device: updated, changed, level, grantsRevoked };
 }
 
 // ── CSV import and export ──

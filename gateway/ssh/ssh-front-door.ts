@@ -1,3 +1,5 @@
+import type { EventEmitter } from 'node:events';
+import { bindEmitterToAuditContext } from '../audit/audit-context.js';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import ssh2, {
@@ -71,6 +73,9 @@ export class SshFrontDoor {
     this.hostKey = readFileSync(deps.config.paths.hostKey);
     this.signingIn = new PerKeyLimit(deps.config.ssh.max_unauthenticated_per_ip);
     this.server = this.makeServer((client, info) => {
+      // The SSH front door: what this connection causes is audited as ssh from its address.
+      const sock = (client as unknown as { _sock?: EventEmitter })._sock;
+      if (sock) bindEmitterToAuditContext(sock, { channel: 'ssh', source: info.ip });
       if (!this.admitUnauthenticated(client, info.ip)) return;
       this.onConnection(client, `${info.ip}:${info.port}`, null);
     });

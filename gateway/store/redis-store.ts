@@ -138,6 +138,9 @@ const SHA: Record<ScriptName, string> = Object.fromEntries(
 
 /** A retried append (reply lost after Redis applied it) is recognised for this long. */
 const DEDUP_TTL_S = 7 * 86_400;
+
+/** Entries written before channels were recorded have neither field: they read as null. */
+const withChannel = (e: AuditEntry): AuditEntry => ({ ...e, channel: e.channel ?? null, source: e.source ?? null });
 /** How many records a filtered scan fetches per round trip. */
 const PAGE = 256;
 
@@ -857,7 +860,7 @@ export class RedisStore implements Store {
       const head = this.head ?? ((await this.cmd<string | null>(['GET', this.auditKey('head')])) ?? '');
       const [prevSeq, prevHash] = head === '' ? [0, GENESIS_HASH] : [Number(head.slice(0, head.indexOf(':'))), head.slice(head.indexOf(':') + 1)];
       const seq = prevSeq + 1;
-      const body = { ...draft, seq, ts };
+      const body = { ...draft, channel: draft.channel ?? null, source: draft.source ?? null, seq, ts };
       const hash = chainHash(prevHash, hashedBody(body));
       const entry: AuditEntry = { ...body, prevHash, hash };
       const [status, value] = await this.script<[string, string]>('append',
@@ -870,7 +873,7 @@ export class RedisStore implements Store {
       }
       if (status === 'dup') {
         const stored = await this.cmd<string | null>(['HGET', this.auditKey('entries'), value]);
-        if (stored) return JSON.parse(stored) as AuditEntry;
+        if (stored) return withChannel(JSON.parse(stored) as AuditEntry);
       }
       // Another node appended first: link after its entry.
       this.head = status === 'conflict' ? value : null;
@@ -881,7 +884,7 @@ export class RedisStore implements Store {
   async listAudit(q: AuditQuery): Promise<AuditEntry[]> {
     const limit = q.limit ?? 1000;
     const desc = q.order === 'desc';
-    const filtered = q.actor !== undefined || q.outcome !== undefined || q.since !== undefined || q.until !== undefined || q.text !== undefined;
+    const filtered = q.actor !== undefined || q.outcome !== undefined || q.channel !== undefined || q.since !== undefined || q.until !== undefined || q.text !== undefined;
     const out: AuditEntry[] = [];
     const head = q.type ? null : await this.cmd<string | null>(['GET', this.auditKey('head')]);
     const last = head ? Number(head.slice(0, head.indexOf(':'))) : 0;
@@ -908,7 +911,7 @@ export class RedisStore implements Store {
       const values = await this.cmd<Array<string | null>>(['HMGET', this.auditKey('entries'), ...seqs]);
       for (const v of values) {
         if (!v) continue;
-        const e = JSON.parse(v) as AuditEntry;
+        const e = withChannel(JSON.parse(v) as AuditEntry);
         if (filtered && !auditMatches(e, q)) continue;
         out.push(e);
         if (out.length >= limit) return out;

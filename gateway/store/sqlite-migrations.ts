@@ -304,4 +304,11 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     FROM json_each(requests.approvals) AS a)
   WHERE approvals LIKE '%"fileTransfer"%';
   `,
+  // 12: 6 (issue 13, CLI actors and audit channels): the door each audit entry came in by and its source.
+  // Older entries keep null here; the chain hashes them without these fields, as it did.
+  `
+  ALTER TABLE audit ADD COLUMN channel TEXT;
+  ALTER TABLE audit ADD COLUMN source TEXT;
+  CREATE INDEX audit_channel ON audit(channel, seq);
+  `,
 ];

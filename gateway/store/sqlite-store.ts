@@ -87,6 +87,8 @@ const auditFromRow = (r: Row): AuditEntry => ({
   outcome: r.outcome as AuditEntry['outcome'],
   code: (r.code as string | null) ?? null,
   data: JSON.parse(r.data as string) as Record<string, unknown>,
+  channel: (r.channel as string | null) ?? null,
+  source: (r.source as string | null) ?? null,
   prevHash: r.prev_hash as string,
   hash: r.hash as string,
 });
@@ -436,7 +438,7 @@ export class SqliteStore implements Store {
 
   private makeAppendTx(): Database.Transaction<(draft: AuditDraft, now: number, dedupId: string | undefined) => AuditEntry> {
     const last = this.db.prepare('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1');
-    const insert = this.db.prepare('INSERT INTO audit (seq, ts, type, actor, outcome, code, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    const insert = this.db.prepare('INSERT INTO audit (seq, ts, type, actor, outcome, code, data, channel, source, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
     const seen = this.db.prepare('SELECT a.* FROM audit_dedup d JOIN audit a ON a.seq = d.seq WHERE d.id = ?');
     const remember = this.db.prepare('INSERT INTO audit_dedup (id, seq) VALUES (?, ?)');
     return this.db.transaction((draft: AuditDraft, now: number, dedupId: string | undefined): AuditEntry => {
@@ -447,9 +449,9 @@ export class SqliteStore implements Store {
       const prev = last.get() as { seq: number; hash: string } | undefined;
       const seq = (prev?.seq ?? 0) + 1;
       const prevHash = prev?.hash ?? GENESIS_HASH;
-      const body = { ...draft, seq, ts: new Date(now).toISOString() };
+      const body = { ...draft, channel: draft.channel ?? null, source: draft.source ?? null, seq, ts: new Date(now).toISOString() };
       const hash = chainHash(prevHash, hashedBody(body));
-      insert.run(seq, body.ts, draft.type, draft.actor, draft.outcome, draft.code, JSON.stringify(draft.data), prevHash, hash);
+      insert.run(seq, body.ts, draft.type, draft.actor, draft.outcome, draft.code, JSON.stringify(draft.data), body.channel, body.source, prevHash, hash);
       if (dedupId !== undefined) remember.run(dedupId, seq);
       return { ...body, prevHash, hash };
     });
@@ -463,6 +465,7 @@ export class SqliteStore implements Store {
     const w = where([
       [true, 'seq > ?', q.afterSeq ?? 0], [q.beforeSeq !== undefined, 'seq < ?', q.beforeSeq], [Boolean(q.type), 'type = ?', q.type],
       [q.actor !== undefined, 'actor = ?', q.actor], [q.outcome !== undefined, 'outcome = ?', q.outcome],
+      [q.channel !== undefined, 'channel = ?', q.channel],
       [q.since !== undefined, 'ts >= ?', q.since], [q.until !== undefined, 'ts <= ?', q.until],
       // instr(), not LIKE: the search text is taken literally, % and _ included.
       [q.text !== undefined, 'instr(data, ?) > 0', q.text],

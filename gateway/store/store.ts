@@ -418,9 +418,18 @@ export interface AuditDraft {
   outcome: 'ok' | 'denied' | 'info';
   code: string | null;
   data: Record<string, unknown>;
+  /**
+   * The door the action came in by (web, ssh, cli, token, sso, system) and its source (client
+   * address, or the OS user of a CLI run). Covered by the hash chain; null on entries written
+   * before channels were recorded, which the chain hashes without them.
+   */
+  channel?: string | null;
+  source?: string | null;
 }
 
 export interface AuditEntry extends AuditDraft {
+  channel: string | null;
+  source: string | null;
   seq: number;
   ts: string;
   prevHash: string;
@@ -438,6 +447,7 @@ export interface AuditQuery {
   /** Who acted (a user's name, `portcullis`, `local:…`). */
   actor?: string;
   outcome?: AuditEntry['outcome'];
+  channel?: string;
   /** ISO times, both inclusive. */
   since?: string;
   until?: string;
@@ -449,6 +459,7 @@ export interface AuditQuery {
 export function auditMatches(e: AuditEntry, q: AuditQuery): boolean {
   return (q.actor === undefined || e.actor === q.actor)
     && (q.outcome === undefined || e.outcome === q.outcome)
+    && (q.channel === undefined || (e.channel ?? null) === q.channel)
     && (q.since === undefined || e.ts >= q.since)
     && (q.until === undefined || e.ts <= q.until)
     && (q.text === undefined || JSON.stringify(e.data).includes(q.text));

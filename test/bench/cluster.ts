@@ -12,6 +12,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { decideCommand } from '../../policy/command-policy.js';
+import type { Role } from '../../policy/types.js';
+import { loadConfig } from '../../gateway/config/load.js';
+import { createUser } from '../../gateway/identity/users.js';
+import { createLogger } from '../../gateway/log/logger.js';
+import { openRuntime } from '../../gateway/runtime.js';
 import { parseCommandLine, preloadShellParser } from '../../gateway/mediation/shell-parse.js';
 import { ApiClient, TotpSource } from '../support/api-client.js';
 import { startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
@@ -62,23 +67,22 @@ async function main(): Promise<void> {
     await cli(['device', 'trust', 'dev']);
     [a, b] = await Promise.all([spawnGateway(configA), spawnGateway(configB)]);
     const users: Array<{ name: string; password: string; secret: string; grant: string }> = [];
-    // A privileged role is asked by init's admin and confirmed by a second admin (S-1.3), made once
-    // as the README's quick start makes it (the host operator confirms a single-admin install's second admin).
-    let secondAdmin = false;
     const addUser = async (name: string, role: string, profile?: string) => {
       const password = `pw-${name}-correct-horse`;
-      const vendor = role === 'vendor' ? ['--org', 'bench', '--nda-signed=-1d', '--nda-expires=+365d'] : [];
-      const out = await cli(['user', 'add', name, '--role', role, ...vendor, '--actor', 'admin', '--password-stdin', '--json'], password);
-      const { otpauthUri, pendingChange } = JSON.parse(out) as { otpauthUri: string; pendingChange: { id: string } | null };
-      if (pendingChange) {
-        if (!secondAdmin) {
-          const second = JSON.parse(await cli(['user', 'add', 'admin2', '--role', 'admin', '--actor', 'admin', '--password-stdin', '--json'], 'second-admin-password')) as { pendingChange: { id: string } };
-          await cli(['user', 'confirm-role-change', second.pendingChange.id]);
-          secondAdmin = true;
+      let uri: string;
+      if (role === 'vendor') {
+        const out = await cli(['user', 'add', name, '--role', role, '--org', 'bench', '--nda-signed=-1d', '--nda-expires=+365d', '--password-stdin', '--json'], password);
+        uri = (JSON.parse(out) as { otpauthUri: string }).otpauthUri;
+      } else {
+        // A privileged role is an admin's decision, which the host operator's CLI may not make (issue 13).
+        const rt = await openRuntime(loadConfig(configA), { log: createLogger('warn') });
+        try {
+          uri = (await createUser(rt, { name, roles: [role as Role], org: null, password, expiresAt: null, nda: null }, 'bench')).otpauthUri as string;
+        } finally {
+          await rt.close();
         }
-        await cli(['user', 'confirm-role-change', pendingChange.id, '--actor', 'admin2']);
       }
-      const secret = new URL(otpauthUri).searchParams.get('secret') as string;
+      const secret = new URL(uri).searchParams.get('secret') as string;
       const grant = role === 'vendor'
         ? (JSON.parse(await cli(['grant', 'add', '--user', name, '--device', 'dev', '--protocol', 'ssh', '--from', 'now', '--until', '+2h', ...(profile ? ['--profile', profile] : []), '--json'])) as { id: string }).id
         : '';

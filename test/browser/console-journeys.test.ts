@@ -254,6 +254,18 @@ describe('the web console in Chromium', () => {
     await admin.locator(`tr[data-device="${DEVICE}"]`).waitFor({ timeout: WAIT });
     expect(await admin.locator(`tr[data-device="${DEVICE}"]`).innerText()).toContain('Level 3');
     await shot(admin, 'admin-devices');
+    // Correcting a device (issue 13): a new level is announced before it is saved; here only the location changes.
+    await admin.locator(`tr[data-device="${DEVICE}"]`).getByRole('button', { name: 'Correct' }).click();
+    const correct = admin.getByRole('dialog');
+    await correct.getByLabel('Harm if out of control').selectOption('harm');
+    await correct.getByText('The level changes from 3 to 2').waitFor();
+    await correct.getByLabel('Harm if out of control').selectOption('serious');
+    await correct.getByText('The level changes from 3 to 2').waitFor({ state: 'detached' });
+    await correct.getByLabel('Location').fill('CT room B2-014');
+    await correct.getByRole('button', { name: 'Correct' }).click();
+    await admin.getByText(`Device ${DEVICE} was corrected.`).waitFor({ timeout: WAIT });
+    expect(await admin.locator(`tr[data-device="${DEVICE}"]`).innerText()).toContain('CT room B2-014');
+    expect((await fx.audit('device.updated')).at(-1)).toMatchObject({ actor: 'adam', channel: 'web', data: { device: DEVICE, changed: { location: { to: 'CT room B2-014' } } } });
 
     await admin.getByLabel('Language').selectOption('zh-CN');
     await admin.getByRole('heading', { name: '设备' }).waitFor();

@@ -7,7 +7,7 @@ import { verifyWebhookSignature } from '../../gateway/notify/webhook.js';
 import type { ApiClient} from '../support/api-client.js';
 import { signedIn, TotpSource } from '../support/api-client.js';
 import type { DeviceSshd } from '../support/device-sshd.js';
-import { startGatewayWithDevice, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
+import { startGatewayWithDevice, type CliResult, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
 import { runSsh, type SshRun } from '../support/ssh-client.js';
 
 /**
@@ -30,6 +30,11 @@ describe('the access workflow, through the API and the CLI', () => {
   const totp = new TotpSource();
 
   const signIn = (name: string): Promise<ApiClient> => signedIn(fx.gw.web.port, users[name] as TestUser, totp);
+  /** The CLI as that person, proven as an operator would: password and next TOTP code on standard input. */
+  const cliAs = async (name: string, args: string[]): Promise<CliResult> => {
+    const u = users[name] as TestUser;
+    return fx.cli(['--actor', name, '--actor-credentials-stdin', ...args], `${u.password}\n${await totp.code(u.totpSecret)}\n`);
+  };
   /** The real OpenSSH client, signing in with the next unused TOTP code of that person. */
   const ssh = async (name: string, device: string, command: string, onStdout?: (c: string) => void): Promise<SshRun> => {
     const u = users[name] as TestUser;
@@ -66,9 +71,10 @@ describe('the access workflow, through the API and the CLI', () => {
     await fx.addDevice('ct-3', device, 3);
     for (const [name, roles] of [
       ['vera', ['vendor']], ['otto', ['vendor']], ['quin', ['vendor']], ['dana', ['vendor']], ['nora', ['vendor']], ['dm', ['device_manager']], ['sec', ['security']], ['appr', ['approver']], ['adm', ['admin']],
-      ['sec2', ['security', 'device_manager']],
+      ['sec2', ['security', 'device_manager']], ['dm3', ['device_manager']],
     ] as const) users[name] = await fx.addUser(name, [...roles]);
-    for (const name of Object.keys(users)) api[name] = await signIn(name);
+    // dm3 only uses the CLI (and the console's sign-in is rate-limited per address).
+    for (const name of Object.keys(users).filter((n) => n !== 'dm3')) api[name] = await signIn(name);
   });
   afterAll(async () => {
     await fx?.stop();
@@ -135,17 +141,18 @@ describe('the access workflow, through the API and the CLI', () => {
     const refusals = (await fx.audit('grant.refused')).length;
     // Level 3 needs device management and security, two distinct people: not the host operator,
     // and not one person holding both roles.
-    for (const actor of [[], ['--actor', 'sec2']]) {
-      const r = await fx.cli(['grant', 'add', '--user', 'otto', '--device', 'ct-3', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', ...actor, '--json']);
+    for (const actor of [null, 'sec2']) {
+      const args = ['grant', 'add', '--user', 'otto', '--device', 'ct-3', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', '--json'];
+      const r = actor ? await cliAs(actor, args) : await fx.cli(args);
       expect(r.code, r.stderr).not.toBe(0);
       expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'DIRECT_GRANT_NOT_ALLOWED' } });
       expect(r.stderr).toContain('file an access request');
     }
     // Level 2 needs device management: a plain approver cannot give it, a device manager can.
-    const appr = await fx.cli(['grant', 'add', '--user', 'otto', '--device', 'mon-2', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', '--actor', 'appr', '--json']);
+    const appr = await cliAs('appr', ['grant', 'add', '--user', 'otto', '--device', 'mon-2', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', '--json']);
     expect(JSON.parse(appr.stdout)).toMatchObject({ error: { code: 'DIRECT_GRANT_NOT_ALLOWED' } });
     expect(appr.stderr).toContain('device_manager');
-    const dm = await fx.cli(['grant', 'add', '--user', 'otto', '--device', 'mon-2', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', '--actor', 'dm', '--json']);
+    const dm = await cliAs('dm', ['grant', 'add', '--user', 'otto', '--device', 'mon-2', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', '--json']);
     expect(dm.code, dm.stderr).toBe(0);
     expect(JSON.parse(dm.stdout)).toMatchObject({ device: 'mon-2', createdBy: 'dm' });
     const refused = (await fx.audit('grant.refused')).slice(refusals);
@@ -225,10 +232,12 @@ describe('the access workflow, through the API and the CLI', () => {
     expect(req.body.error.code).toBe('DEVICE_QUARANTINED');
     // Only security records the check: not a device manager, and not the gateway's host operator either.
     expect((await (api.dm as ApiClient).post('/api/devices/mon-2/security-check', { passed: true, notes: 'looked fine' })).status).toBe(403);
-    const byHost = await fx.cli(['device', 'check', 'mon-2', '--passed', '--notes', 'looked fine']);
+    const byHost = await fx.cli(['device', 'check', 'mon-2', '--passed', '--notes', 'looked fine', '--json']);
     expect(byHost.code).not.toBe(0);
     expect(byHost.stderr).toContain('named person');
-    const byDm = await fx.cli(['device', 'check', 'mon-2', '--passed', '--notes', 'looked fine', '--actor', 'dm']);
+    expect(JSON.parse(byHost.stdout)).toMatchObject({ error: { code: 'PERSON_REQUIRED' } });
+    const byDm = await cliAs('dm3', ['device', 'check', 'mon-2', '--passed', '--notes', 'looked fine', '--json']);
+    expect(JSON.parse(byDm.stdout)).toMatchObject({ error: { code: 'FORBIDDEN' } });
     expect(byDm.code).not.toBe(0);
     expect((await fx.gw.runtime.store.getDevice('mon-2'))?.state).toBe('quarantined');
     const failed = await (api.sec as ApiClient).post<{ state: string }>('/api/devices/mon-2/security-check', { passed: false, notes: 'unknown USB firmware' });
@@ -268,8 +277,9 @@ describe('the access workflow, through the API and the CLI', () => {
     const s = openOn('dana', 'mon-2');
     await s.started;
     expect((await (api.dm as ApiClient).post('/api/devices/mon-2/decommission', { method: 'returned to manufacturer', dataWiping: 'completed' })).status).toBe(403);
-    const byHost = await fx.cli(['device', 'decommission', 'mon-2', '--method', 'shredded', '--data-wiping', 'completed']);
+    const byHost = await fx.cli(['device', 'decommission', 'mon-2', '--method', 'shredded', '--data-wiping', 'completed', '--json']);
     expect(byHost.code).not.toBe(0);
+    expect(JSON.parse(byHost.stdout)).toMatchObject({ error: { code: 'PERSON_REQUIRED' } });
     expect(byHost.stderr).toContain('named person');
     expect((await fx.gw.runtime.store.getDevice('mon-2'))?.state).toBe('active');
     const d = await (api.adm as ApiClient).post<{ state: string; grantsRevoked: string[]; lifecycle: Array<{ type: string; approvedBy: string | null; details: Record<string, unknown> }> }>(

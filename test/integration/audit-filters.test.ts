@@ -1,8 +1,9 @@
+import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, TotpSource } from '../support/api-client.js';
 import { startGatewayFixture, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
 
-type Entry = { seq: number; ts: string; type: string; actor: string; outcome: string; data: Record<string, unknown> };
+type Entry = { seq: number; ts: string; type: string; actor: string; outcome: string; data: Record<string, unknown>; channel: string | null; source: string | null };
 
 /**
  * Security's questions of the audit log (R-A.5a, S-1.3) through the API the console's audit page
@@ -62,6 +63,17 @@ describe('the audit log, filtered', () => {
     expect(device.map((e) => e.type)).toContain('device.created');
     // Literal: a wildcard character matches only itself.
     expect(await audit('text=audit-ct-%25')).toEqual([]);
+  });
+
+  it('answers by channel: the door each entry came in by, with its source (issue 13)', async () => {
+    const all = await audit('');
+    const web = await audit('channel=web');
+    expect(web).toEqual(all.filter((e) => e.channel === 'web'));
+    expect(web.filter((e) => e.type === 'login.failed' && e.actor === 'mallory').map((e) => e.source)).toEqual(['127.0.0.1', '127.0.0.1', '127.0.0.1']);
+    const cli = await audit('channel=cli');
+    expect(cli.map((e) => [e.type, e.data.name, e.source])).toEqual([['device.created', 'audit-ct-9', os.userInfo().username]]);
+    expect(await audit('channel=sso')).toEqual([]);
+    expect((await security.get('/api/audit?channel=telnet')).status).toBe(400);
   });
 
   it('refuses malformed filters with the field named, and the log to a vendor', async () => {

@@ -2,6 +2,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../gateway/config/load.js';
+import { createUser } from '../../gateway/identity/users.js';
+import { createLogger } from '../../gateway/log/logger.js';
+import { openRuntime } from '../../gateway/runtime.js';
+import type { Role } from '../../policy/types.js';
 import { ApiClient, oathtoolCode } from '../support/api-client.js';
 import { startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
 import { CLASS_OF_LEVEL, runCli, TEST_POLICY_TOML, type CliResult } from '../support/gateway-fixture.js';
@@ -50,25 +55,21 @@ describe('two gateway nodes on one Redis', () => {
     if (r.code !== 0) throw new Error(`portcullis ${args.join(' ')}: ${r.stderr}`);
     return r;
   };
-  /**
-   * A privileged role is asked by init's admin and confirmed by a second admin (S-1.3); that second
-   * admin is made once as the README's quick start makes it (the host operator confirms it).
-   */
-  let secondAdmin: Promise<void> | null = null;
-  const confirmByASecondAdmin = async (change: string | null): Promise<void> => {
-    secondAdmin ??= (async () => {
-      const r = await cli(['user', 'add', 'admin2', '--role', 'admin', '--actor', 'admin', '--password-stdin', '--json'], 'second-admin-password');
-      await cli(['user', 'confirm-role-change', (JSON.parse(r.stdout) as { pendingChange: { id: string } }).pendingChange.id]);
-    })();
-    await secondAdmin;
-    if (change) await cli(['user', 'confirm-role-change', change, '--actor', 'admin2']);
-  };
   const addUser = async (name: string, role = 'vendor'): Promise<User> => {
     const password = `pw-${name}-correct-horse`;
-    const vendor = role === 'vendor' ? ['--org', 'test-vendor', '--nda-signed=-1d', '--nda-expires=+365d'] : [];
-    const r = await cli(['user', 'add', name, '--role', role, ...vendor, '--actor', 'admin', '--password-stdin', '--json'], password);
-    const { otpauthUri: uri, pendingChange } = JSON.parse(r.stdout) as { otpauthUri: string; pendingChange: { id: string } | null };
-    if (pendingChange) await confirmByASecondAdmin(pendingChange.id);
+    let uri: string;
+    if (role === 'vendor') {
+      const r = await cli(['user', 'add', name, '--role', role, '--org', 'test-vendor', '--nda-signed=-1d', '--nda-expires=+365d', '--password-stdin', '--json'], password);
+      uri = (JSON.parse(r.stdout) as { otpauthUri: string }).otpauthUri;
+    } else {
+      // A privileged role is an admin's decision, which the host operator's CLI may not make; set up here as the fixture does.
+      const rt = await openRuntime(loadConfig(configA), { log: createLogger('warn') });
+      try {
+        uri = (await createUser(rt, { name, roles: [role as Role], org: null, password, expiresAt: null, nda: null }, 'test')).otpauthUri as string;
+      } finally {
+        await rt.close();
+      }
+    }
     return { name, password, secret: new URL(uri).searchParams.get('secret') as string };
   };
   const grant = (user: string) => cli(['grant', 'add', '--user', user, '--device', 'ct-01', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', '--json']);
@@ -84,13 +85,10 @@ describe('two gateway nodes on one Redis', () => {
     return { started, done };
   }
 
-  /** How long a session took to end after `since`. */
-
   beforeAll(async () => {
     mkdirSync(path.join(dir, 'shared'), { recursive: true });
     await cli(['init', '--password-stdin'], 'initial-admin-password');
     await cli(['org', 'add', 'test-vendor', '--display-name', 'Test Vendor GmbH']);
-    await confirmByASecondAdmin(null);
     device = await startDeviceSshd();
     await cli(['device', 'add', 'ct-01', '--host', '127.0.0.1', '--port', String(device.port), '--protocol', 'ssh', '--udi', 'UDI-ct-01', ...CLASS_OF_LEVEL[2]]);
     await cli(['device', 'credential', 'ct-01', '--username', 'root', '--key-file', device.clientKeyFile]);

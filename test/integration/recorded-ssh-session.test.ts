@@ -29,8 +29,11 @@ describe('a recorded, approved SSH session with the real OpenSSH client', () => 
     expect(r.code).toBe(7);
     const starts = await fx.audit('session.start');
     expect(starts.at(-1)?.actor).toBe('alice');
+    // Audited from the door it came in by (issue 13): the SSH front door and the client's address.
+    expect(starts.at(-1)).toMatchObject({ channel: 'ssh', source: '127.0.0.1' });
     const ends = await fx.audit('session.end');
     await expect.poll(async () => (await fx.audit('session.end')).length).toBeGreaterThan(ends.length - 1);
+    await expect.poll(async () => (await fx.audit('session.end')).filter((e) => e.actor === 'alice').map((e) => e.channel)).toEqual(['ssh']);
   });
 
   it('hands over the exit status only after the last byte of a bulk download, and then lets the client go', async () => {

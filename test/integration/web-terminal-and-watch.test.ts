@@ -108,6 +108,9 @@ describe('the web console\'s terminal, watch, events and replay', () => {
     expect(cast.body).toContain('web-42');
     expect((await fx.audit('recording.viewed')).some((e) => e.actor === 'sally')).toBe(true);
     expect((await fx.audit('session.watched')).some((e) => e.actor === 'sally')).toBe(true);
+    // Each entry from the door it came in by (issue 13): the browser's terminal and watch are web, from the client's address.
+    expect((await fx.audit('session.start')).filter((e) => e.actor === 'wendy').map((e) => [e.channel, e.source])).toContainEqual(['web', '127.0.0.1']);
+    expect((await fx.audit('session.watched')).filter((e) => e.actor === 'sally').every((e) => e.channel === 'web')).toBe(true);
   });
 
   it('refuses what it must: a cross-site socket, a vendor watching, a device without a grant, no cookie', async () => {

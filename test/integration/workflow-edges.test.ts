@@ -39,6 +39,10 @@ const ok = (r: CliResult, what: string): CliResult => {
 };
 const day = (offsetDays: number): string => new Date(Date.now() + offsetDays * 86_400_000).toISOString().slice(0, 10);
 const byActor = (entries: AuditEntry[], actor: string, type: string): AuditEntry[] => entries.filter((e) => e.actor === actor && e.type === type);
+const secretOf = (out: string): string => new URL(/otpauth:\/\/\S+/.exec(out)?.[0] ?? 'otpauth://totp/x').searchParams.get('secret') as string;
+/** `--actor NAME --actor-credentials-stdin` and what goes on standard input: the password, the next TOTP code, then `rest` (e.g. a --password-stdin secret). */
+const proven = async (totp: TotpSource, who: { name: string; password: string; totpSecret: string }, args: string[], rest = ''): Promise<[string[], string]> =>
+  [['--actor', who.name, '--actor-credentials-stdin', ...args], `${who.password}\n${await totp.code(who.totpSecret)}\n${rest}`];
 
 describe('a vendor whose confidentiality agreement lapsed, or whose account expired (R-5.3a, R-5.3d)', () => {
   let fx: GatewayFixture;
@@ -46,12 +50,19 @@ describe('a vendor whose confidentiality agreement lapsed, or whose account expi
   const users: Record<string, TestUser> = {};
   const totp = new TotpSource();
   const signIn = (name: string): Promise<ApiClient> => signedIn(fx.gw.web.port, users[name] as TestUser, totp);
+  /** The CLI as that person, proven as an operator would: password and next TOTP code on standard input. */
+  const cliAs = async (name: string, args: string[]): Promise<CliResult> => {
+    const u = users[name] as TestUser;
+    return fx.cli(['--actor', name, '--actor-credentials-stdin', ...args], `${u.password}\n${await totp.code(u.totpSecret)}\n`);
+  };
   const ask = (c: ApiClient, workOrder: string, durationMinutes = 60) =>
     c.post<RequestBody & ApiError>('/api/requests', { devices: ['mon-2'], protocols: ['ssh'], purpose: 'Read the alarm log', workOrder, from: now(), durationMinutes });
 
   beforeAll(async () => {
     ({ fx, device } = await startGatewayWithDevice('mon-2'));
+    // Two admins: each proves two CLI commands with the next two TOTP steps, and none waits for a third.
     users.adm = await fx.addUser('adm', ['admin']);
+    users.adm2 = await fx.addUser('adm2', ['admin']);
     await Promise.all(['nina', 'exa'].map(async (name) => {
       users[name] = await fx.addUser(name);
       // A grant from before the change: what refuses the session below is the NDA or the expiry, not a missing grant.
@@ -67,7 +78,7 @@ describe('a vendor whose confidentiality agreement lapsed, or whose account expi
     const nina = users.nina as TestUser;
     const api = await signIn('nina');
     // As an admin types it: the dates on the paper, which ended yesterday.
-    const lapse = ok(await fx.cli(['user', 'nda', 'nina', '--nda-signed', day(-366), '--nda-expires', day(-1), '--nda-ref', 'NDA-2025-007', '--actor', 'adm', '--json']), 'user nda');
+    const lapse = ok(await cliAs('adm', ['user', 'nda', 'nina', '--nda-signed', day(-366), '--nda-expires', day(-1), '--nda-ref', 'NDA-2025-007', '--json']), 'user nda');
     const recorded = json<{ name: string; nda: { expiresAt: string; reference: string } }>(lapse);
     expect(recorded).toMatchObject({ name: 'nina', nda: { reference: 'NDA-2025-007' } });
     expect(Date.parse(recorded.nda.expiresAt)).toBeLessThan(Date.now());
@@ -90,7 +101,7 @@ describe('a vendor whose confidentiality agreement lapsed, or whose account expi
     expect(byActor(audit, 'nina', 'session.start')).toEqual([]);
 
     // The same browser session, once the agreement is renewed: the refusal was the agreement's.
-    ok(await fx.cli(['user', 'nda', 'nina', '--nda-signed', 'now', '--nda-expires', '+365d', '--nda-ref', 'NDA-2026-112', '--actor', 'adm']), 'user nda (renewal)');
+    ok(await cliAs('adm', ['user', 'nda', 'nina', '--nda-signed', 'now', '--nda-expires', '+365d', '--nda-ref', 'NDA-2026-112']), 'user nda (renewal)');
     const renewed = await ask(api, 'WO-NDA-2');
     expect(renewed.status, JSON.stringify(renewed.body)).toBe(201);
     expect(renewed.body.status).toBe('pending');
@@ -99,14 +110,14 @@ describe('a vendor whose confidentiality agreement lapsed, or whose account expi
   it('refuses a request that outlasts the account, then everything once an admin lets the account expire', async () => {
     const exa = users.exa as TestUser;
     const api = await signIn('exa');
-    ok(await fx.cli(['user', 'set', 'exa', '--expires', '+30m', '--actor', 'adm']), 'user set --expires +30m');
+    ok(await cliAs('adm2', ['user', 'set', 'exa', '--expires', '+30m']), 'user set --expires +30m');
     const tooLong = await ask(api, 'WO-EXP-1', 60);
     expect(tooLong.status).toBe(403);
     expect(tooLong.body.error.code).toBe('ACCOUNT_EXPIRES_TOO_SOON');
     expect(tooLong.body.error.message).toContain('Your account expires before the requested window ends');
     expect(tooLong.body.error.detail).toMatch(/^the account exa expires at .*, before the window ends at .*\(R-5\.3d\)/);
 
-    const expire = ok(await fx.cli(['user', 'set', 'exa', '--expires', 'now', '--actor', 'adm', '--json']), 'user set --expires now');
+    const expire = ok(await cliAs('adm2', ['user', 'set', 'exa', '--expires', 'now', '--json']), 'user set --expires now');
     expect(Date.parse(json<{ expiresAt: string }>(expire).expiresAt)).toBeLessThan(Date.now());
 
     // The browser session signed in before is gone, and signing in again says why.
@@ -115,11 +126,11 @@ describe('a vendor whose confidentiality agreement lapsed, or whose account expi
     expect(again.status).toBe(403);
     expect(again.body.error).toMatchObject({ code: 'ACCOUNT_EXPIRED', message: 'The account has expired.', detail: expect.stringMatching(/\(account exa expired at [\d\-T:.]+Z\)$/) });
 
-    // Through the CLI runbook too (no sign-in there: the request check itself refuses).
-    const cli = await fx.cli(['request', 'create', '--actor', 'exa', '--device', 'mon-2', '--protocol', 'ssh', '--purpose', 'Read the alarm log', '--work-order', 'WO-EXP-2', '--from', 'now', '--duration', '30m', '--json']);
+    // Through the CLI runbook too: proving --actor exa is a sign-in, and it refuses the expired account.
+    const cli = await cliAs('exa', ['request', 'create', '--device', 'mon-2', '--protocol', 'ssh', '--purpose', 'Read the alarm log', '--work-order', 'WO-EXP-2', '--from', 'now', '--duration', '30m', '--json']);
     expect(cli.code).toBe(1);
     expect(json<ApiError>(cli).error.code).toBe('ACCOUNT_EXPIRED');
-    expect(cli.stderr).toMatch(/the account exa expired at .*\(R-5\.3d\)/);
+    expect(cli.stderr).toMatch(/--actor exa was not proven: The account has expired\. \(account exa expired at [\d\-T:.]+Z\)/);
 
     const s = await runSsh({ port: fx.sshPort, login: 'exa#mon-2', password: exa.password, totpSecret: exa.totpSecret, command: 'echo reached-device' });
     expect(s.stdout).toBe('');
@@ -128,10 +139,10 @@ describe('a vendor whose confidentiality agreement lapsed, or whose account expi
     expect(s.stderr).toMatch(/The account has expired\. \(account exa expired at [\d\-T:.]+Z\) \[ACCOUNT_EXPIRED\]/);
 
     const audit = await fx.audit();
-    expect(byActor(audit, 'adm', 'user.updated').map((e) => e.data.user)).toEqual(['exa', 'exa']);
-    expect(byActor(audit, 'exa', 'request.refused').map((e) => [e.code, e.data.workOrder])).toEqual([['ACCOUNT_EXPIRES_TOO_SOON', 'WO-EXP-1'], ['ACCOUNT_EXPIRED', 'WO-EXP-2']]);
-    // One refused sign-in from the browser, one from OpenSSH.
-    expect(byActor(audit, 'exa', 'login.refused').map((e) => e.code)).toEqual(['ACCOUNT_EXPIRED', 'ACCOUNT_EXPIRED']);
+    expect(byActor(audit, 'adm2', 'user.updated').map((e) => [e.data.user, e.channel])).toEqual([['exa', 'cli'], ['exa', 'cli']]);
+    expect(byActor(audit, 'exa', 'request.refused').map((e) => [e.code, e.data.workOrder])).toEqual([['ACCOUNT_EXPIRES_TOO_SOON', 'WO-EXP-1']]);
+    // One refused sign-in from the browser, one from the CLI, one from OpenSSH: each says its door.
+    expect(byActor(audit, 'exa', 'login.refused').map((e) => [e.code, e.channel])).toEqual([['ACCOUNT_EXPIRED', 'web'], ['ACCOUNT_EXPIRED', 'cli'], ['ACCOUNT_EXPIRED', 'ssh']]);
     expect(byActor(audit, 'exa', 'login.ok')).toHaveLength(1);
     expect(byActor(audit, 'exa', 'session.start')).toEqual([]);
   });
@@ -165,9 +176,17 @@ default_profile = "diag"
   const api: Record<string, ApiClient> = {};
   const totp = new TotpSource();
   const approve = (who: string, id: string) => (api[who] as ApiClient).post<ApprovalBody & ApiError>(`/api/requests/${id}/approve`, {});
-  /** The vendor's application through the CLI runbook: the vendor's TOTP steps are kept for OpenSSH. */
-  const askAsVela = async (workOrder: string): Promise<RequestBody> =>
-    json<RequestBody>(ok(await fx.cli(['request', 'create', '--actor', 'vela', '--device', 'lab-1', '--protocol', 'ssh', '--purpose', 'Recalibrate the analyser', '--work-order', workOrder, '--from', 'now', '--duration', '1h', '--json']), 'request create'));
+  /** The CLI as that person, proven as an operator would: password and next TOTP code on standard input. */
+  const cliAs = async (name: string, args: string[]): Promise<CliResult> => {
+    const u = users[name] as TestUser;
+    return fx.cli(['--actor', name, '--actor-credentials-stdin', ...args], `${u.password}\n${await totp.code(u.totpSecret)}\n`);
+  };
+  /**
+   * A vendor's application through the CLI runbook. Proving --actor takes one of the vendor's TOTP
+   * steps, so vela (who also signs in with OpenSSH) applies once and other vendors apply otherwise.
+   */
+  const askAs = async (vendor: string, workOrder: string): Promise<RequestBody> =>
+    json<RequestBody>(ok(await cliAs(vendor, ['request', 'create', '--device', 'lab-1', '--protocol', 'ssh', '--purpose', 'Recalibrate the analyser', '--work-order', workOrder, '--from', 'now', '--duration', '1h', '--json']), 'request create'));
   const ssh = async (command: string) => {
     const u = users.vela as TestUser;
     return runSsh({ port: fx.sshPort, login: 'vela#lab-1', password: u.password, totpCode: await totp.code(u.totpSecret), command });
@@ -177,7 +196,7 @@ default_profile = "diag"
     device = await startDeviceSshd();
     fx = await startGatewayFixture(TIGHTENED);
     await fx.addDevice('lab-1', device, 1);
-    for (const [name, roles] of [['vela', ['vendor']], ['appr', ['approver']], ['dm', ['device_manager']], ['sec', ['security']], ['both', ['security', 'device_manager']]] as const) {
+    for (const [name, roles] of [['vela', ['vendor']], ['velb', ['vendor']], ['velc', ['vendor']], ['appr', ['approver']], ['dm', ['device_manager']], ['sec', ['security']], ['both', ['security', 'device_manager']]] as const) {
       users[name] = await fx.addUser(name, [...roles]);
     }
     for (const name of ['appr', 'dm', 'sec', 'both']) {
@@ -196,12 +215,12 @@ default_profile = "diag"
     const policy = await (api.sec as ApiClient).get<{ levels: Array<{ level: number; approvals: string[][]; longestWindowMinutes: number }> }>('/api/policy');
     expect(policy.body.levels[0]).toMatchObject({ level: 1, approvals: [['approver', 'device_manager'], ['security']], longestWindowMinutes: 240 });
     expect(fx.logs.filter((l) => l.includes('approval rule looser than the default'))).toEqual([]);
-    const long = await fx.cli(['request', 'create', '--actor', 'vela', '--device', 'lab-1', '--protocol', 'ssh', '--purpose', 'x', '--work-order', 'WO-L', '--from', 'now', '--duration', '5h', '--json']);
+    const long = await cliAs('velb', ['request', 'create', '--device', 'lab-1', '--protocol', 'ssh', '--purpose', 'x', '--work-order', 'WO-L', '--from', 'now', '--duration', '5h', '--json']);
     expect(json<ApiError>(long).error.code).toBe('WINDOW_TOO_LONG');
   });
 
   it('needs both configured approvals on a level-1 device: one leaves it pending, the second from a named role grants it', async () => {
-    const r = await askAsVela('WO-L1-1');
+    const r = await askAs('vela', 'WO-L1-1');
     expect(r).toMatchObject({ level: 1, status: 'pending', stillNeeded: [['approver', 'device_manager'], ['security']], effective: { profile: 'full' } });
 
     const first = await approve('appr', r.id);
@@ -232,7 +251,7 @@ default_profile = "diag"
   });
 
   it('counts one person holding both roles once, refuses their second approval, and matches a later approver around them', async () => {
-    const r = await askAsVela('WO-L1-2');
+    const r = await askAs('velc', 'WO-L1-2');
     const first = await approve('both', r.id);
     expect(first.body).toMatchObject({ approved: false, grants: [] });
     expect(first.body.request.stillNeeded).toHaveLength(1);
@@ -240,10 +259,10 @@ default_profile = "diag"
     expect(again.body.error.code).toBe('DUPLICATE_APPROVAL');
     expect((await (api.sec as ApiClient).get<RequestBody>(`/api/requests/${r.id}`)).body.status).toBe('pending');
     // A plain approver can only fill the first approval: the matching moves `both` to security.
-    const last = json<{ status: string; grants: string[]; approvals: Array<{ by: string }> }>(ok(await fx.cli(['request', 'approve', r.id, '--actor', 'appr', '--json']), 'request approve'));
+    const last = json<{ status: string; grants: string[]; approvals: Array<{ by: string }> }>(ok(await cliAs('appr', ['request', 'approve', r.id, '--json']), 'request approve'));
     expect(last).toMatchObject({ status: 'approved', approvals: [{ by: 'both' }, { by: 'appr' }] });
     expect(last.grants).toHaveLength(1);
-    expect((await fx.gw.runtime.store.getGrant(last.grants[0] as string))).toMatchObject({ user: 'vela', device: 'lab-1', requestId: r.id });
+    expect((await fx.gw.runtime.store.getGrant(last.grants[0] as string))).toMatchObject({ user: 'velc', device: 'lab-1', requestId: r.id });
   });
 
   it('refuses the requester approving their own request, through the API and the CLI (S-1.3)', async () => {
@@ -252,7 +271,7 @@ default_profile = "diag"
     const viaApi = await approve('both', own.body.id);
     expect(viaApi.status).toBe(403);
     expect(viaApi.body.error.code).toBe('SELF_APPROVAL');
-    const viaCli = await fx.cli(['request', 'approve', own.body.id, '--actor', 'both', '--json']);
+    const viaCli = await cliAs('both', ['request', 'approve', own.body.id, '--json']);
     expect(viaCli.code).toBe(1);
     expect(json<ApiError>(viaCli).error.code).toBe('SELF_APPROVAL');
     expect(viaCli.stderr).toContain('both made request');
@@ -262,8 +281,9 @@ default_profile = "diag"
   });
 
   it('gives no direct grant on a level-1 device once its rule needs two people', async () => {
-    for (const actor of [[], ['--actor', 'dm']]) {
-      const r = await fx.cli(['grant', 'add', '--user', 'vela', '--device', 'lab-1', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', ...actor, '--json']);
+    for (const actor of [null, 'dm']) {
+      const args = ['grant', 'add', '--user', 'vela', '--device', 'lab-1', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', '--json'];
+      const r = actor ? await cliAs(actor, args) : await fx.cli(args);
       expect(r.code, r.stderr).toBe(1);
       expect(json<ApiError>(r).error.code).toBe('DIRECT_GRANT_NOT_ALLOWED');
       expect(r.stderr).toContain('level 1 devices need 2 approvals from distinct people');
@@ -277,20 +297,30 @@ default_profile = "diag"
  * a second admin confirms. The second admin (`erin`) is asked by the first and confirmed by the
  * host operator, which only a single-admin install allows.
  */
-async function addStaff(cli: (args: string[], stdin?: string) => Promise<CliResult>, people: Array<[string, string]>): Promise<void> {
+type Person = { name: string; password: string; totpSecret: string };
+
+/**
+ * Staff the README's way (S-1.3): a second admin (erin) first, asked by the proven admin and
+ * confirmed by the host operator (a single-admin install's one exception); then each person asked
+ * by the admin and confirmed by erin, every named actor proven. Returns everyone added, erin too.
+ */
+async function addStaff(cli: (args: string[], stdin?: string) => Promise<CliResult>, totp: TotpSource, admin: Person, people: Array<[string, string]>): Promise<Record<string, Person>> {
+  const added: Record<string, Person> = {};
   const ask = async (name: string, role: string): Promise<string> => {
-    const r = await cli(['user', 'add', name, '--role', role, '--actor', 'admin', '--password-stdin', '--json'], `${name} long passphrase\n`);
+    const r = await cli(...await proven(totp, admin, ['user', 'add', name, '--role', role, '--password-stdin', '--json'], `${name} long passphrase\n`));
     expect(r.code, `user add ${name}: ${r.stderr}`).toBe(0);
-    const change = (JSON.parse(r.stdout) as { pendingChange: { id: string } | null }).pendingChange;
-    expect(change, `user add ${name} --role ${role} waits for a second admin`).not.toBeNull();
-    return (change as { id: string }).id;
+    const body = JSON.parse(r.stdout) as { otpauthUri: string; pendingChange: { id: string } | null };
+    expect(body.pendingChange, `user add ${name} --role ${role} waits for a second admin`).not.toBeNull();
+    added[name] = { name, password: `${name} long passphrase`, totpSecret: secretOf(body.otpauthUri) };
+    return (body.pendingChange as { id: string }).id;
   };
   const erin = await cli(['user', 'confirm-role-change', await ask('erin', 'admin')]);
   expect(erin.code, `host operator confirms the second admin: ${erin.stderr}`).toBe(0);
   for (const [name, role] of people) {
-    const confirmed = await cli(['user', 'confirm-role-change', await ask(name, role), '--actor', 'erin']);
+    const confirmed = await cli(...await proven(totp, added.erin as Person, ['user', 'confirm-role-change', await ask(name, role)]));
     expect(confirmed.code, `erin confirms ${name}: ${confirmed.stderr}`).toBe(0);
   }
+  return added;
 }
 
 async function servedGateway(configText: string): Promise<{ dir: string; configFile: string; cli: (args: string[], stdin?: string) => Promise<CliResult>; gw: GatewayProcess; init: CliResult }> {
@@ -345,27 +375,36 @@ default_profile = "diag"
     ]);
   });
 
-  it('then enforces the looser rule: one device manager grants a level-3 request', async () => {
-    const { cli } = served;
+  it('then enforces the looser rule: one device manager grants a level-3 request, and the CLI warns whoever applies it', async () => {
+    const { cli, init } = served;
+    const totp = new TotpSource();
+    const admin = { name: 'admin', password: 'a long admin passphrase', totpSecret: secretOf(init.stdout) };
     // Staff may ask too (no organisation or NDA needed): a security officer asks, a device manager decides.
-    const [device] = await Promise.all([
-      cli(['device', 'add', 'ct-9', '--host', '127.0.0.1', '--protocol', 'ssh', '--udi', 'UDI-ct-9', ...CLASS_OF_LEVEL[3]]),
-      addStaff(cli, [['sue', 'security'], ['dmo', 'device_manager']]),
-    ]);
-    ok(device as CliResult, 'device add');
-    const r = json<RequestBody>(ok(await cli(['request', 'create', '--actor', 'sue', '--device', 'ct-9', '--protocol', 'ssh', '--purpose', 'p', '--work-order', 'WO-9', '--from', 'now', '--duration', '90m', '--json']), 'request create'));
+    // Privileged roles: asked by the proven admin, confirmed by a second proven admin (S-1.3).
+    const people = await addStaff(cli, totp, admin, [['sue', 'security'], ['dmo', 'device_manager']]);
+    ok(await cli(['device', 'add', 'ct-9', '--host', '127.0.0.1', '--protocol', 'ssh', '--udi', 'UDI-ct-9', ...CLASS_OF_LEVEL[3]]), 'device add');
+    const created = ok(await cli(...await proven(totp, people.sue as typeof admin, ['request', 'create', '--device', 'ct-9', '--protocol', 'ssh', '--purpose', 'p', '--work-order', 'WO-9', '--from', 'now', '--duration', '90m', '--json'])), 'request create');
+    const r = json<RequestBody>(created);
     expect(r).toMatchObject({ level: 3, stillNeeded: [['device_manager']] });
-    const a = json<{ status: string; grants: string[] }>(ok(await cli(['request', 'approve', r.id, '--actor', 'dmo', '--json']), 'request approve'));
+    // The same words serve logs at start-up, on stderr of the command that applies the rule.
+    expect(created.stderr).toContain('portcullis: warning: approval rule for level 3: 1 approval(s) needed where the default needs 2, which weakens R-5.3c');
+    const approved = ok(await cli(...await proven(totp, people.dmo as typeof admin, ['request', 'approve', r.id, '--json'])), 'request approve');
+    const a = json<{ status: string; grants: string[] }>(approved);
     expect(a.status).toBe('approved');
     expect(a.grants).toHaveLength(1);
+    expect(approved.stderr).toContain('which weakens R-5.3c');
+    expect(approved.stderr).not.toContain('level 2');
   });
 });
 
 describe('the README quick-start, "From nothing to a recorded session", command by command', () => {
   let device: DeviceSshd;
   let served: Awaited<ReturnType<typeof servedGateway>>;
-  let alice: { password: string; totpSecret: string };
+  let alice: { name: string; password: string; totpSecret: string };
+  const staff: Record<string, { name: string; password: string; totpSecret: string }> = {};
   let requestId = '';
+  // The README's prompts for a password and TOTP code on the terminal are answered on standard input here.
+  const totp = new TotpSource();
 
   beforeAll(async () => {
     device = await startDeviceSshd();
@@ -392,11 +431,13 @@ describe('the README quick-start, "From nothing to a recorded session", command 
     const a = json<{ name: string; org: string; nda: { reference: string }; otpauthUri: string }>(ok(await cli(['user', 'add', 'alice', '--role', 'vendor', '--org', 'siemens',
       '--nda-signed', day(-30), '--nda-expires', day(300), '--nda-ref', 'NDA-2026-031', '--expires', day(300), '--password-stdin', '--json'], 'their long passphrase\n'), 'user add alice'));
     expect(a).toMatchObject({ name: 'alice', org: 'siemens', nda: { reference: 'NDA-2026-031' } });
-    alice = { password: 'their long passphrase', totpSecret: new URL(a.otpauthUri).searchParams.get('secret') as string };
-    // README: a second admin (erin), then dora and sam, each asked by admin and confirmed by erin (S-1.3).
-    await addStaff(cli, [['dora', 'device_manager'], ['sam', 'security']]);
-    const staff = json<Array<{ name: string; roles: string[] }>>(ok(await cli(['user', 'list', '--json']), 'user list'));
-    expect(staff.filter((u) => u.name !== 'alice').map((u) => [u.name, u.roles])).toEqual([['admin', ['admin']], ['dora', ['device_manager']], ['erin', ['admin']], ['sam', ['security']]]);
+    alice = { name: 'alice', password: 'their long passphrase', totpSecret: secretOf(a.otpauthUri) };
+    // README: a second admin (erin), then dora and sam, each asked by admin and confirmed by erin (S-1.3),
+    // every named actor proven (password and the next TOTP code on standard input).
+    const admin = { name: 'admin', password: 'a long admin passphrase', totpSecret: secretOf(served.init.stdout) };
+    Object.assign(staff, await addStaff(served.cli, totp, admin, [['dora', 'device_manager'], ['sam', 'security']]));
+    const listed = json<Array<{ name: string; roles: string[] }>>(ok(await served.cli(['user', 'list', '--json']), 'user list'));
+    expect(listed.filter((u) => u.name !== 'alice').map((u) => [u.name, u.roles])).toEqual([['admin', ['admin']], ['dora', ['device_manager']], ['erin', ['admin']], ['sam', ['security']]]);
   });
 
   it('3. the device: registered with its classification (level 3), credential vaulted, host key pinned', async () => {
@@ -416,15 +457,15 @@ describe('the README quick-start, "From nothing to a recorded session", command 
 
   it('4. the vendor asks; device management narrows and approves, security approves and the grant is created', async () => {
     const { cli } = served;
-    const r = json<RequestBody>(ok(await cli(['request', 'create', '--actor', 'alice', '--device', 'ct-01', '--protocol', 'ssh', '--purpose', 'Replace the tube calibration table',
-      '--work-order', 'WO-4711', '--from', 'now', '--duration', '90m', '--json']), 'request create'));
+    const r = json<RequestBody>(ok(await cli(...await proven(totp, alice, ['request', 'create', '--device', 'ct-01', '--protocol', 'ssh', '--purpose', 'Replace the tube calibration table',
+      '--work-order', 'WO-4711', '--from', 'now', '--duration', '90m', '--json'])), 'request create'));
     expect(r.id).toMatch(/^r-[0-9a-f]{8}$/);
     expect(r).toMatchObject({ level: 3, status: 'pending', stillNeeded: [['device_manager'], ['security']], effective: { profile: 'diagnostics' } });
     requestId = r.id;
     const t0 = Date.now();
-    const first = json<RequestBody>(ok(await cli(['request', 'approve', r.id, '--actor', 'dora', '--until', '+45m', '--comment', 'calibration only', '--json']), 'approve (dora)'));
+    const first = json<RequestBody>(ok(await cli(...await proven(totp, staff.dora as typeof alice, ['request', 'approve', r.id, '--until', '+45m', '--comment', 'calibration only', '--json'])), 'approve (dora)'));
     expect(first).toMatchObject({ status: 'pending', stillNeeded: [['security']] });
-    const last = json<{ status: string; grants: string[] }>(ok(await cli(['request', 'approve', r.id, '--actor', 'sam', '--json']), 'approve (sam)'));
+    const last = json<{ status: string; grants: string[] }>(ok(await cli(...await proven(totp, staff.sam as typeof alice, ['request', 'approve', r.id, '--json'])), 'approve (sam)'));
     expect(last.status).toBe('approved');
     expect(last.grants).toHaveLength(1);
     const grants = json<Array<{ id: string; user: string; device: string; until: string; profile: string }>>(ok(await cli(['grant', 'list', '--json']), 'grant list'));
@@ -435,7 +476,7 @@ describe('the README quick-start, "From nothing to a recorded session", command 
   });
 
   it('5. the vendor connects with plain OpenSSH (Password, then TOTP code)', async () => {
-    const s = await runSsh({ port: served.gw.sshPort, login: 'alice#ct-01', password: alice.password, totpSecret: alice.totpSecret, command: 'uname -a' });
+    const s = await runSsh({ port: served.gw.sshPort, login: 'alice#ct-01', password: alice.password, totpCode: await totp.code(alice.totpSecret), command: 'uname -a' });
     expect(s.code, s.stderr).toBe(0);
     expect(s.stdout).toMatch(/^Linux /);
     expect(s.prompts.map((p) => p.replace(/^\([^)]*\) /, ''))).toEqual(['Password: ', 'TOTP code: ']);

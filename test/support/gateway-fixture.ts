@@ -11,6 +11,7 @@ import { createLogger } from '../../gateway/log/logger.js';
 import { startGateway, type RunningGateway } from '../../gateway/server.js';
 import type { AuditEntry } from '../../gateway/store/store.js';
 import type { Role } from '../../policy/types.js';
+import { TotpSource } from './api-client.js';
 import { startDeviceSshd, type DeviceSshd } from './device-sshd.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -24,8 +25,10 @@ export interface CliResult {
 
 export function runCli(args: string[], opts: { config?: string; stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
+    // detached: a session of its own, without a controlling terminal, as under a service or in CI; the CLI
+    // then cannot ask for an --actor's password on /dev/tty of whoever runs the tests.
     const child = spawn(process.execPath, [CLI, ...args, ...(opts.config ? ['--config', opts.config] : [])], {
-      env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'], detached: true,
     });
     let stdout = '';
     let stderr = '';
@@ -85,12 +88,22 @@ export interface GatewayFixture {
   sshPort: number;
   logs: string[];
   cli(args: string[], stdin?: string): Promise<CliResult>;
+  /**
+   * The CLI as a proven person, as an operator would run it: `--actor NAME --actor-credentials-stdin`
+   * with the password and the person's next unused TOTP code (from oathtool) on the first two lines
+   * of standard input, and `stdin` (a secret for --password-stdin) after them.
+   */
+  cliAs(who: TestUser, args: string[], stdin?: string): Promise<CliResult>;
+  /** The fixture's TOTP codes: each person's move forward, one per time step (the gateway accepts each step once). */
+  totp: TotpSource;
   addUser(name: string, roles?: Role[]): Promise<TestUser>;
   /** Registers the sshd as a device (level 2 unless said), stores its key credential and pins its host key, all through the CLI. */
   addDevice(name: string, device: DeviceSshd, level?: 1 | 2 | 3): Promise<void>;
   /**
    * A grant through the CLI (SSH unless said). File transfer (which opens the desktop clipboard)
-   * off unless said: `upload`, `download`, or `fileTransfer` for both (R-6.3e).
+   * off unless said: `upload`, `download`, or `fileTransfer` for both (R-6.3e). By the host operator;
+   * with file transfer (a named person's decision) by a new device manager made for it, so that
+   * grants in a row never wait for a TOTP step.
    */
   grant(user: string, device: string, from: string, until: string, opts?: { protocol?: 'ssh' | 'vnc' | 'rdp'; fileTransfer?: boolean; upload?: boolean; download?: boolean }): Promise<string>;
   audit(type?: string): Promise<AuditEntry[]>;
@@ -124,8 +137,12 @@ export async function startGatewayFixture(extraToml = ''): Promise<GatewayFixtur
     await confirmRoleChange(gw.runtime, (pendingChange as { id: string }).id, 'local:fixture');
     return 'admin2';
   })());
-  return {
-    dir, configFile, config, gw, sshPort: gw.ssh.port, logs, cli,
+  const totp = new TotpSource();
+  const cliAs = async (who: TestUser, args: string[], stdin?: string): Promise<CliResult> =>
+    cli(['--actor', who.name, '--actor-credentials-stdin', ...args], `${who.password}\n${await totp.code(who.totpSecret)}\n${stdin ?? ''}`);
+  let grantors = 0;
+  const fx: GatewayFixture = {
+    dir, configFile, config, gw, sshPort: gw.ssh.port, logs, cli, cliAs, totp,
     async addUser(name, roles = ['vendor']) {
       const password = `pw-${name}-correct-horse`;
       // Vendors work for an organisation under a confidentiality agreement (R-5.3a); staff do not.
@@ -148,8 +165,9 @@ export async function startGatewayFixture(extraToml = ''): Promise<GatewayFixtur
       }
     },
     async grant(user, device, from, until, opts = {}) {
-      const r = await cli(['grant', 'add', '--user', user, '--device', device, '--protocol', opts.protocol ?? 'ssh', '--from', from, '--until', until, ...(opts.fileTransfer ? ['--file-transfer'] : []),
-        ...(opts.upload ? ['--upload'] : []), ...(opts.download ? ['--download'] : []), '--json']);
+      const transfer = [...(opts.fileTransfer ? ['--file-transfer'] : []), ...(opts.upload ? ['--upload'] : []), ...(opts.download ? ['--download'] : [])];
+      const args = ['grant', 'add', '--user', user, '--device', device, '--protocol', opts.protocol ?? 'ssh', '--from', from, '--until', until, ...transfer, '--json'];
+      const r = transfer.length > 0 ? await cliAs(await fx.addUser(`grantor-${++grantors}`, ['device_manager']), args) : await cli(args);
       if (r.code !== 0) throw new Error(`grant add failed: ${r.stderr}`);
       return (JSON.parse(r.stdout) as { id: string }).id;
     },
@@ -161,6 +179,7 @@ export async function startGatewayFixture(extraToml = ''): Promise<GatewayFixtur
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return fx;
 }
 
 /**

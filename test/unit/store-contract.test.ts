@@ -499,6 +499,25 @@ describe.each(BACKENDS)('Store contract: %s', (_name, open) => {
     expect(seqs(await store.listAudit({ order: 'desc', afterSeq: 2497, limit: 10 }))).toEqual([2500, 2499, 2498]);
   });
 
+  it('keeps each entry\'s channel and source under the hash chain, filters by channel, and still verifies entries written without them', async () => {
+    // An entry from before channels were recorded (a draft without them), then entries from three doors.
+    await store.appendAudit({ type: 'login.ok', actor: 'old', outcome: 'ok', code: null, data: {} }, T);
+    await store.appendAudit({ type: 'login.ok', actor: 'vic', outcome: 'ok', code: null, data: {}, channel: 'web', source: '10.0.0.7' }, T + 1);
+    await store.appendAudit({ type: 'grant.created', actor: 'dora', outcome: 'ok', code: null, data: {}, channel: 'cli', source: 'root' }, T + 2);
+    await store.appendAudit({ type: 'session.start', actor: 'vic', outcome: 'ok', code: null, data: {}, channel: 'ssh', source: '10.0.0.7' }, T + 3);
+    const all = await store.listAudit({});
+    expect(all.map((e) => [e.actor, e.channel, e.source])).toEqual([['old', null, null], ['vic', 'web', '10.0.0.7'], ['dora', 'cli', 'root'], ['vic', 'ssh', '10.0.0.7']]);
+    const v = new ChainVerifier();
+    for (const e of all) expect(v.check(e)).toBeNull();
+    // The hash covers them: a channel changed after the fact (cli claimed to be web) breaks the chain there.
+    const forged = all.map((e) => (e.actor === 'dora' ? { ...e, channel: 'web' } : e));
+    const fv = new ChainVerifier();
+    expect(forged.map((e) => fv.check(e)?.seq ?? null).find((x) => x !== null)).toBe(3);
+    expect((await store.listAudit({ channel: 'cli' })).map((e) => e.actor)).toEqual(['dora']);
+    expect((await store.listAudit({ channel: 'ssh', actor: 'vic' })).map((e) => e.type)).toEqual(['session.start']);
+    expect(await store.listAudit({ channel: 'sso' })).toEqual([]);
+  });
+
   it('makes a retried append with the same id a no-op that returns the first entry', async () => {
     const draft = { type: 'session.end', actor: 'erin', outcome: 'info' as const, code: null, data: { session: 's1' } };
     const a = await store.appendAudit(draft, T, 'dedup-1');

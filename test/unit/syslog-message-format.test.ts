@@ -15,7 +15,7 @@ import { makeTestCa } from '../support/rsyslog.js';
 const FORMAT: SyslogFormat = { facility: 10, hostname: 'gw-a', appName: 'portcullis', sdId: 'portcullis@32473', maxBytes: 8192 };
 const entry = (over: Partial<AuditEntry> = {}): AuditEntry => ({
   seq: 42, ts: '2026-12-06T09:30:00.123Z', type: 'login.failed', actor: 'mallory', outcome: 'denied', code: 'AUTH_FAILED',
-  data: { address: '10.0.0.9', user: 'vera' }, prevHash: 'a'.repeat(64), hash: 'b'.repeat(64), ...over,
+  data: { address: '10.0.0.9', user: 'vera' }, channel: null, source: null, prevHash: 'a'.repeat(64), hash: 'b'.repeat(64), ...over,
 });
 const BOM = '\uFEFF';
 

@@ -5,6 +5,7 @@ import type { SessionBroker } from '../../gateway/broker/session-broker.js';
 import type { Runtime } from '../../gateway/runtime.js';
 import { StoreUnavailableError } from '../../gateway/store/store.js';
 import { InputError } from '../../gateway/identity/users.js';
+import { runWithAuditContext } from '../../gateway/audit/audit-context.js';
 import { ApiError, openApiDocument } from './api-route.js';
 import { registerAlerts } from './alerts-api.js';
 import { registerAuth } from './auth-api.js';
@@ -54,6 +55,11 @@ export async function buildWebApp(rt: Runtime, broker: SessionBroker): Promise<F
     for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push({ method: m, url: r.url });
   });
   app.decorate('registeredRoutes', routes);
+  // The web's front door: every audit entry this request causes says so, with the client's
+  // address; auth-api.ts narrows the channel once it knows how the caller signed in.
+  app.addHook('onRequest', (req, _reply, done) => {
+    runWithAuditContext({ channel: 'web', source: req.ip }, done);
+  });
   app.addHook('onSend', async (_req, reply) => {
     reply.header('strict-transport-security', 'max-age=31536000');
     reply.header('x-content-type-options', 'nosniff');

@@ -1,3 +1,4 @@
+import { currentAuditContext, webChannel } from '../../gateway/audit/audit-context.js';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -75,11 +76,15 @@ export function registerAuth(app: FastifyInstance, rt: Runtime, sockets: WebSock
     // A bearer request is the token's alone (the cookie, if any, is ignored) and needs no CSRF
     // token: a page on another site cannot set the Authorization header (no CORS is offered).
     const token = bearerToken(req);
+    const door = currentAuditContext();
     if (token !== null) {
+      // Everything this request does is the token's (its use and its refusals too).
+      if (door) door.channel = 'token';
       req.principal = await bearer(req, token);
       return;
     }
     req.principal = await sessionOf(req);
+    if (door) door.channel = webChannel(req.principal?.session ?? null);
     const access = req.routeOptions.config.access;
     if (access && access !== 'public' && req.principal && !SAFE_METHODS.has(req.method)) {
       const sent = req.headers['x-csrf-token'];

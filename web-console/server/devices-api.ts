@@ -4,7 +4,7 @@ import { CONTACTS, EFFECTS, SEVERITIES, USAGE_FORMS } from '../../policy/device-
 import { PROTOCOLS } from '../../policy/types.js';
 import { InputError } from '../../gateway/identity/users.js';
 import {
-  DATA_WIPING, decommissionDevice, deviceView, exportDevicesCsv, importDevicesCsv, quarantineDevice, recordSecurityCheck, registerDevice, vendorDeviceView,
+  correctDevice, DATA_WIPING, decommissionDevice, deviceView, exportDevicesCsv, importDevicesCsv, quarantineDevice, recordSecurityCheck, registerDevice, vendorDeviceView,
 } from '../../gateway/inventory/devices.js';
 import type { Runtime } from '../../gateway/runtime.js';
 import { isoTime, nameParam, permits, route } from './api-route.js';
@@ -78,6 +78,25 @@ export function registerDevices(app: FastifyInstance, rt: Runtime): void {
     }),
     response: deviceSchema,
   }, async ({ body, principal }) => deviceView(await registerDevice(rt, body, principal.user.name)));
+
+  route(app, {
+    method: 'PATCH', url: '/api/devices/:name', access: 'device.manage', tags: ['devices'],
+    summary: 'Correct a device\'s identity or classification; a new level is audited and every live grant on the device is decided again (one the new level would not give is revoked, its sessions end)',
+    params: z.object({ name: nameParam }),
+    body: z.object({
+      host: z.string().min(1).max(253).optional(), udi: z.string().min(1).max(64).optional(), ip: optionalText, mac: optionalText, type: optionalText,
+      manufacturer: optionalText, model: optionalText, department: optionalText, location: optionalText,
+      usageForm: z.enum(USAGE_FORMS).optional(), contact: z.enum(CONTACTS).optional(), severity: z.enum(SEVERITIES).nullable().optional(), effect: z.enum(EFFECTS).nullable().optional(),
+    }).refine((b) => Object.keys(b).length > 0, { message: 'name at least one field to correct' }),
+    response: deviceSchema.extend({
+      levelFrom: z.number(),
+      changed: z.record(z.string(), z.object({ from: z.unknown(), to: z.unknown() })),
+      grantsRevoked: z.array(z.object({ grant: z.string(), user: z.string(), code: z.string(), reason: z.string() })),
+    }),
+  }, async ({ params, body, principal }) => {
+    const r = await correctDevice(rt, params.name, body, principal.user.name);
+    return { ...deviceView(r.device), levelFrom: r.level.from, changed: r.changed, grantsRevoked: r.grantsRevoked };
+  });
 
   route(app, {
     method: 'POST', url: '/api/devices/import', access: 'device.manage', tags: ['devices'],

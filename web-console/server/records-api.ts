@@ -1,3 +1,4 @@
+import { AUDIT_CHANNELS } from '../../gateway/audit/audit-context.js';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { describeProfile } from '../../policy/command-policy.js';
@@ -29,6 +30,8 @@ const toQuery = (q: z.output<typeof recordQuery>): MaintenanceQuery => ({
 
 const auditSchema = z.object({
   seq: z.number(), ts: z.string(), type: z.string(), actor: z.string(), outcome: z.string(), code: z.string().nullable(), data: z.record(z.string(), z.unknown()),
+  channel: z.string().nullable().describe('web, ssh, cli, token, sso or system; null on entries from before channels were recorded'),
+  source: z.string().nullable().describe('the client address, or the OS user of a CLI run'),
   prevHash: z.string(), hash: z.string(),
 }).meta({ id: 'AuditEntry' });
 
@@ -50,17 +53,18 @@ export function registerRecords(app: FastifyInstance, rt: Runtime): void {
 
   route(app, {
     method: 'GET', url: '/api/audit', access: 'audit.read', tags: ['audit'],
-    summary: 'Audit entries in chain order after a sequence number, or newest first (order=desc) before one; filtered by type, actor, outcome, time (from/to, inclusive) and a literal text in the data',
+    summary: 'Audit entries in chain order after a sequence number, or newest first (order=desc) before one; filtered by type, actor, outcome, channel, time (from/to, inclusive) and a literal text in the data',
     query: z.object({
       after: z.coerce.number().int().min(0).default(0), before: z.coerce.number().int().min(1).optional(), order: z.enum(['asc', 'desc']).default('asc'),
       limit: z.coerce.number().int().min(1).max(5000).default(500), type: z.string().max(64).optional(),
-      actor: z.string().min(1).max(128).optional(), outcome: z.enum(['ok', 'denied', 'info']).optional(),
+      actor: z.string().min(1).max(128).optional(), outcome: z.enum(['ok', 'denied', 'info']).optional(), channel: z.enum(AUDIT_CHANNELS).optional(),
       from: isoTime.optional(), to: isoTime.optional(), text: z.string().min(1).max(200).optional(),
     }),
     response: z.object({ entries: z.array(auditSchema) }),
   }, async ({ query: q }) => ({
     entries: await rt.store.listAudit({
       afterSeq: q.after, ...(q.before !== undefined ? { beforeSeq: q.before } : {}), order: q.order, limit: q.limit, ...(q.type ? { type: q.type } : {}), ...(q.actor ? { actor: q.actor } : {}), ...(q.outcome ? { outcome: q.outcome } : {}),
+      ...(q.channel ? { channel: q.channel } : {}),
       // Stored times are ISO UTC strings, which order as the instants do.
       ...(q.from !== undefined ? { since: new Date(q.from).toISOString() } : {}), ...(q.to !== undefined ? { until: new Date(q.to).toISOString() } : {}),
       ...(q.text ? { text: q.text } : {}),

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { ErrorCode } from '../../policy/error-codes.js';
 import type { LiveSession, SessionBroker, SessionEnding } from '../../gateway/broker/session-broker.js';
 import type { Runtime } from '../../gateway/runtime.js';
+import { bindEmitterToAuditContext, currentAuditContext, runWithAuditContext, webChannel } from '../../gateway/audit/audit-context.js';
 import { ApiError, authorize, declareRoute, type Principal } from './api-route.js';
 import { WebTerminalChannel } from './web-terminal-channel.js';
 import type { WebSocketSessions } from './web-session-keeper.js';
@@ -17,6 +18,17 @@ const END_CODES: Record<string, ErrorCode | null> = {
   killed: 'SESSION_KILLED', grant_ended: 'GRANT_EXPIRED', idle_timeout: null, recording_failed: 'RECORDING_FAILED', gateway_shutdown: null,
   client_closed: null, device_closed: null, command_denied: 'COMMAND_DENIED', error: 'DEVICE_UNREACHABLE', interrupted: null, access_revoked: null,
 };
+
+/**
+ * A WebSocket's messages arrive from its TCP socket, outside the request that opened it: the
+ * socket is bound to that request's audit context (web, or sso for an SSO session; the client's
+ * address), so what a terminal or desktop does later is audited from the door it came in by.
+ */
+function atWebDoor<T>(socket: WebSocket, req: FastifyRequest, fn: () => T): T {
+  const door = currentAuditContext() ?? { channel: webChannel(req.principal?.session ?? null), source: req.ip };
+  bindEmitterToAuditContext(socket, door);
+  return runWithAuditContext(door, fn);
+}
 
 export function endCode(e: SessionEnding): string | null {
   const fromNotice = e.notice ? /\[([A-Z_]+)\]\s*$/.exec(e.notice.trim())?.[1] : undefined;
@@ -99,7 +111,7 @@ export function registerTerminals(app: FastifyInstance, rt: Runtime, broker: Ses
   app.route({
     method: 'GET', url: '/api/terminal', config: { access: 'session.connect' }, preHandler: guard('session.connect'), handler: notUpgraded,
     wsHandler: (socket: WebSocket, req: FastifyRequest) => {
-      void openTerminal(socket, req).catch((err: Error) => {
+      void atWebDoor(socket, req, () => openTerminal(socket, req)).catch((err: Error) => {
         rt.log.error('web terminal failed', { error: err.message });
         sendJson(socket, { type: 'end', code: 'INTERNAL', message: 'The gateway could not open the session.' });
         socket.close();
@@ -114,7 +126,7 @@ export function registerTerminals(app: FastifyInstance, rt: Runtime, broker: Ses
   app.route({
     method: 'GET', url: '/api/desktop', config: { access: 'session.connect' }, preHandler: guard('session.connect'), handler: notUpgraded,
     wsHandler: (socket: WebSocket, req: FastifyRequest) => {
-      void openDesktop(socket, req).catch((err: Error) => {
+      void atWebDoor(socket, req, () => openDesktop(socket, req)).catch((err: Error) => {
         rt.log.error('web desktop failed', { error: err.message });
         sendJson(socket, { type: 'end', code: 'INTERNAL', message: 'The gateway could not open the session.' });
         socket.close();
@@ -186,7 +198,7 @@ export function registerTerminals(app: FastifyInstance, rt: Runtime, broker: Ses
   app.route({
     method: 'GET', url: '/api/sessions/:id/watch', config: { access: 'session.watch' }, preHandler: guard('session.watch'), handler: notUpgraded,
     wsHandler: (socket: WebSocket, req: FastifyRequest) => {
-      void watch(socket, req).catch((err: Error) => {
+      void atWebDoor(socket, req, () => watch(socket, req)).catch((err: Error) => {
         rt.log.error('watch failed', { error: err.message });
         // Most likely the cluster bus (Redis) did not answer the subscription: say so, never just drop.
         sendJson(socket, { type: 'end', code: 'STORE_UNAVAILABLE', reason: null, message: 'The gateway could not start watching this session (its cluster bus did not answer). Try again in a moment.' });

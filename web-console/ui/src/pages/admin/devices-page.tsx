@@ -19,14 +19,20 @@ import { useStore } from '../../state/store.js';
 
 const DATA_WIPING = ['completed', 'not-required', 'pending'] as const;
 
-function RegisterDialog({ onClose }: { onClose: (name: string | null) => void }) {
+/**
+ * Registers a device, or (given `device`) corrects one registered with a wrong identity or
+ * classification (PATCH: protocols, ports and the name stay; a new level re-decides its grants).
+ */
+function RegisterDialog({ onClose, device }: { onClose: (name: string | null) => void; device?: Device }) {
   const i18n = useI18n();
   const { t } = i18n;
   const fid = useId();
   const id = (k: string): string => `${fid}-${k}`;
+  const c0 = device?.classification;
   const [f, setF] = useState({
-    name: '', host: '', udi: '', ip: '', mac: '', type: '', manufacturer: '', model: '', department: '', location: '',
-    contact: 'body' as 'body' | 'none', usageForm: 'diagnosis-monitoring', severity: 'harm', effect: 'indirect',
+    name: device?.name ?? '', host: device?.host ?? '', udi: device?.udi ?? '', ip: device?.ip ?? '', mac: device?.mac ?? '', type: device?.type ?? '',
+    manufacturer: device?.manufacturer ?? '', model: device?.model ?? '', department: device?.department ?? '', location: device?.location ?? '',
+    contact: (c0?.contact ?? 'body') as 'body' | 'none', usageForm: c0?.usageForm ?? 'diagnosis-monitoring', severity: c0?.severity ?? 'harm', effect: c0?.effect ?? 'indirect',
   });
   const [protocols, setProtocols] = useState<string[]>(['ssh']);
   const [ports, setPorts] = useState<Record<string, string>>({ ssh: '22', vnc: '5900', rdp: '3389' });
@@ -53,6 +59,15 @@ function RegisterDialog({ onClose }: { onClose: (name: string | null) => void })
     setError(null);
     const opt = (v: string): string | null => v.trim() || null;
     try {
+      if (device) {
+        await api.patch(`/api/devices/${encodeURIComponent(device.name)}`, {
+          host: f.host.trim(), udi: f.udi.trim(), ip: opt(f.ip), mac: opt(f.mac), type: opt(f.type), manufacturer: opt(f.manufacturer), model: opt(f.model),
+          department: opt(f.department), location: opt(f.location), usageForm: f.usageForm, contact: f.contact,
+          severity: f.contact === 'body' ? f.severity : null, effect: f.contact === 'body' ? null : f.effect,
+        });
+        onClose(device.name);
+        return;
+      }
       await api.post('/api/devices', {
         name: f.name, host: f.host.trim(), protocols, udi: f.udi.trim(),
         ports: Object.fromEntries(protocols.map((p) => [p, Number(ports[p])]).filter(([, n]) => Number.isInteger(n) && (n as number) > 0)),
@@ -68,12 +83,12 @@ function RegisterDialog({ onClose }: { onClose: (name: string | null) => void })
 
   const text = (k: 'name' | 'host' | 'udi' | 'ip' | 'mac' | 'type' | 'manufacturer' | 'model' | 'department' | 'location', label: string, required = false) => (
     <Field id={id(k)} label={label} required={required}>
-      <input id={id(k)} value={f[k]} required={required} maxLength={k === 'host' ? 253 : 100} onInput={set(k)} />
+      <input id={id(k)} value={f[k]} required={required} maxLength={k === 'host' ? 253 : 100} onInput={set(k)} disabled={device !== undefined && k === 'name'} />
     </Field>
   );
 
   return (
-    <ModalDialog title={t('devices.register')} onClose={() => onClose(null)} wide>
+    <ModalDialog title={device ? t('devices.correctTitle', { device: device.name }) : t('devices.register')} onClose={() => onClose(null)} wide>
       <form class="form" onSubmit={(e) => void submit(e)} noValidate>
         <div class="form-row">
           {text('name', t('devices.name'), true)}
@@ -84,7 +99,7 @@ function RegisterDialog({ onClose }: { onClose: (name: string | null) => void })
           {text('ip', t('devices.ip'))}
           {text('mac', t('devices.mac'))}
         </div>
-        <fieldset class="fieldset">
+        {!device && <fieldset class="fieldset">
           <legend>{t('devices.protocolsPorts')}</legend>
           <div class="form-row">
             {PROTOCOLS.map((p) => (
@@ -100,7 +115,7 @@ function RegisterDialog({ onClose }: { onClose: (name: string | null) => void })
               </div>
             ))}
           </div>
-        </fieldset>
+        </fieldset>}
         <div class="form-row">
           {text('type', t('devices.type'))}
           {text('manufacturer', t('devices.manufacturer'))}
@@ -144,11 +159,14 @@ function RegisterDialog({ onClose }: { onClose: (name: string | null) => void })
           <p class="computed-level" aria-live="polite">
             {level.allow ? <>{t('devices.computedLevel')} <LevelBadge level={level.value} /></> : <span class="field-error">{t('devices.classInvalid')}</span>}
           </p>
+          {device && level.allow && level.value !== device.level && (
+            <Notice kind="warning">{t('devices.levelChangeWarning', { from: device.level, to: level.value })}</Notice>
+          )}
         </fieldset>
         {problem && <p class="field-error" role="alert">{problem}</p>}
         {error !== null && <ErrorNote error={error} />}
         <div class="actions">
-          <button type="submit" class="btn btn-primary" disabled={busy}>{busy ? t('common.working') : t('devices.register')}</button>
+          <button type="submit" class="btn btn-primary" disabled={busy}>{busy ? t('common.working') : device ? t('devices.correct') : t('devices.register')}</button>
           <button type="button" class="btn" onClick={() => onClose(null)}>{t('common.cancel')}</button>
         </div>
       </form>
@@ -404,7 +422,7 @@ function DeviceDetails({ name, onClose }: { name: string; onClose: () => void })
 
 type Dialog =
   | { kind: 'register' } | { kind: 'import' } | { kind: 'details'; device: string } | { kind: 'credential'; device: string }
-  | { kind: 'check'; device: string } | { kind: 'decommission'; device: string };
+  | { kind: 'check'; device: string } | { kind: 'decommission'; device: string } | { kind: 'correct'; device: Device };
 
 export default function DevicesPage() {
   const i18n = useI18n();
@@ -488,6 +506,9 @@ export default function DevicesPage() {
                       {manage && d.state !== 'decommissioned' && (
                         <button type="button" class="btn btn-small" onClick={() => setDialog({ kind: 'credential', device: d.name })}>{t('devices.setCredential')}</button>
                       )}
+                      {manage && d.state !== 'decommissioned' && (
+                        <button type="button" class="btn btn-small" onClick={() => setDialog({ kind: 'correct', device: d })}>{t('devices.correct')}</button>
+                      )}
                       {allowed(roles, 'device.quarantine') && d.state === 'active' && (
                         <ActionButton label={t('devices.quarantine')} title={t('devices.quarantineTitle', { device: d.name })} body={t('devices.quarantineBody')}
                           confirmLabel={t('devices.quarantine')} reason={{ label: t('common.reason'), required: true, maxLength: 500 }}
@@ -510,6 +531,7 @@ export default function DevicesPage() {
       </ResourceView>
       {dialog?.kind === 'register' && <RegisterDialog onClose={(name) => done(t('devices.registered', { device: name ?? '' }))(name)} />}
       {dialog?.kind === 'import' && <ImportDialog onClose={(list) => done(t('devices.imported', { n: list?.length ?? 0 }))(list)} />}
+      {dialog?.kind === 'correct' && <RegisterDialog device={dialog.device} onClose={(name) => done(t('devices.corrected', { device: name ?? '' }))(name)} />}
       {dialog?.kind === 'details' && <DeviceDetails name={dialog.device} onClose={() => setDialog(null)} />}
       {dialog?.kind === 'credential' && <CredentialDialog device={dialog.device} onClose={done(t('devices.credentialSaved', { device: dialog.device }))} />}
       {dialog?.kind === 'check' && <SecurityCheckDialog device={dialog.device} onClose={done(t('devices.checkRecorded', { device: dialog.device }))} />}
