@@ -531,8 +531,15 @@ describe('desktop enforcement and clean-up', () => {
 
     await vendorOn('vnc-ok', 'vnc');
     const b = await desktop('vnc-ok', 'vnc');
-    expect((await fx.cli(['user', 'disable', vendor])).code).toBe(0);
-    await b.sock.closed;
+    // In use while the CLI runs (it can take longer than the 4 s idle limit on a loaded machine,
+    // and an idle desktop would end for that reason first).
+    const inUse = setInterval(() => b.browser.send(pointerEventMsg(0, 14, 14)), 500);
+    try {
+      expect((await fx.cli(['user', 'disable', vendor])).code).toBe(0);
+      await b.sock.closed;
+    } finally {
+      clearInterval(inUse);
+    }
     expect(b.ended()).toMatchObject({ reason: 'access_revoked' });
   }, 120_000);
 
@@ -556,9 +563,14 @@ describe('desktop enforcement and clean-up', () => {
 
     await vendorOn('rdp-ok', 'rdp');
     const e = await desktop('rdp-ok', 'rdp');
+    const inUse = setInterval(() => e.browser.send(pointerEventMsg(0, 10, 10)), 500);
     expect(xfreerdpFor(rdp.port)).toHaveLength(1);
-    await fx.gw.stop();
-    await e.sock.closed;
+    try {
+      await fx.gw.stop();
+      await e.sock.closed;
+    } finally {
+      clearInterval(inUse);
+    }
     expect(e.ended()).toMatchObject({ reason: 'gateway_shutdown' });
     expect(xfreerdpFor(rdp.port)).toEqual([]);
   }, 120_000);
