@@ -228,6 +228,7 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     position INTEGER NOT NULL,
     holder TEXT,
     lease_until INTEGER NOT NULL
+  );
   `,
   // 9: alerts (issue 14): the console's alert list with acknowledgements, the counting windows and
   // claims (suppression, leases) the nodes share, and the scheduled integrity check's last anchor.

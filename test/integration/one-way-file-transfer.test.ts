@@ -7,7 +7,7 @@ import { createRequest } from '../../gateway/access/requests.js';
 import type { AuditEntry, UserRecord } from '../../gateway/store/store.js';
 import { signedIn, TotpSource, type ApiClient } from '../support/api-client.js';
 import { startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
-import { startGatewayFixture, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
+import { runCli, startGatewayFixture, type CliResult, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
 import { runTransfer } from '../support/ssh-client.js';
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -223,15 +223,18 @@ describe('upload-only and download-only grants, with the real OpenSSH sftp and s
       expect(r.code, r.stderr).toBe(0);
       return JSON.parse(r.stdout) as T;
     };
-    const base = ['request', 'create', '--actor', vic.name, '--device', 'pump-7', '--protocol', 'ssh', '--purpose', 'Swap the log card', '--work-order', 'WO-DIR-3', '--from', 'now', '--duration', '30m', '--json'];
-    const both = json<{ id: string; requested: { upload: boolean; download: boolean } }>(await fx.cli([...base, '--upload', '--download']));
+    // vic proves who he is once, for a token: three requests in a row need no three TOTP steps.
+    const token = json<{ secret: string }>(await fx.cliAs(vic, ['token', 'create', '--name', 'dir', '--scope', 'request.create', '--expires', '+1d', '--json'])).secret;
+    const asVic = (args: string[]): Promise<CliResult> => runCli(args, { config: fx.configFile, env: { PORTCULLIS_TOKEN: token } });
+    const base = ['request', 'create', '--device', 'pump-7', '--protocol', 'ssh', '--purpose', 'Swap the log card', '--work-order', 'WO-DIR-3', '--from', 'now', '--duration', '30m', '--json'];
+    const both = json<{ id: string; requested: { upload: boolean; download: boolean } }>(await asVic([...base, '--upload', '--download']));
     expect(both.requested).toMatchObject({ upload: true, download: true });
-    const approved = json<{ effective: { upload: boolean; download: boolean }; grants: string[] }>(await fx.cli(['request', 'approve', both.id, '--actor', dm.name, '--no-download', '--json']));
+    const approved = json<{ effective: { upload: boolean; download: boolean }; grants: string[] }>(await fx.cliAs(dm, ['request', 'approve', both.id, '--no-download', '--json']));
     expect(approved.effective).toMatchObject({ upload: true, download: false });
     expect(await fx.gw.runtime.store.getGrant(approved.grants[0] as string)).toMatchObject({ allowUpload: true, allowDownload: false });
-    const old = json<{ requested: { upload: boolean; download: boolean } }>(await fx.cli([...base, '--file-transfer']));
+    const old = json<{ requested: { upload: boolean; download: boolean } }>(await asVic([...base, '--file-transfer']));
     expect(old.requested).toMatchObject({ upload: true, download: true });
-    const none = json<{ requested: { upload: boolean; download: boolean } }>(await fx.cli(base));
+    const none = json<{ requested: { upload: boolean; download: boolean } }>(await asVic(base));
     expect(none.requested).toMatchObject({ upload: false, download: false });
   });
 

@@ -7,7 +7,7 @@ import { verifyWebhookSignature } from '../../gateway/notify/webhook.js';
 import type { AuditEntry } from '../../gateway/store/store.js';
 import { signedIn, TotpSource, type ApiClient } from '../support/api-client.js';
 import type { DeviceSshd } from '../support/device-sshd.js';
-import { startGatewayFixture, startGatewayWithDevice, TEST_POLICY_TOML, type CliResult, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
+import { runCli, startGatewayFixture, startGatewayWithDevice, TEST_POLICY_TOML, type CliResult, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
 
 /**
  * Issue 13, "separation of duties that holds" (S-1.3, R-5.3c), from the side of the people who
@@ -206,7 +206,10 @@ describe('separation of duties through the API (S-1.3)', () => {
     expect((await audit('request.approval_refused')).filter((e) => e.actor === 'dora').map((e) => [e.code, e.data.request])).toEqual([['DECIDER_ROLE_CHANGE_PENDING', r.body.id]]);
     expect((await audit('request.denial_refused')).filter((e) => e.actor === 'dora').map((e) => e.code)).toEqual(['DECIDER_ROLE_CHANGE_PENDING']);
     // Nor a direct grant, which is its grantor's one approval.
-    const grant = await fx.cli(['grant', 'add', '--user', 'vera', '--device', 'mon-2', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', '--actor', 'dora', '--json']);
+    const doraUser = users.dora as TestUser;
+    // dora proves who she is with the next TOTP step of this file's own codes (each works once).
+    const grant = await fx.cli(['--actor', 'dora', '--actor-credentials-stdin', 'grant', 'add', '--user', 'vera', '--device', 'mon-2', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', '--json'],
+      `${doraUser.password}\n${await totp.code(doraUser.totpSecret)}\n`);
     refusedWith(grant, 'DECIDER_ROLE_CHANGE_PENDING');
     expect((await audit('grant.refused')).filter((e) => e.actor === 'dora').map((e) => e.code)).toEqual(['DECIDER_ROLE_CHANGE_PENDING']);
     // Once the change is settled, dora decides again.
@@ -267,13 +270,31 @@ describe('separation of duties through the CLI (S-1.3)', () => {
   afterAll(async () => {
     await fx?.stop();
   });
-  /** As the named person (the CLI's proof of who that is comes with the CLI's own change). */
-  const as = (actor: string | null, args: string[], stdin?: string): Promise<CliResult> => fx.cli([...args, ...(actor ? ['--actor', actor] : []), '--json'], stdin);
+  const people: Record<string, TestUser> = {};
+  const tokens: Record<string, string> = {};
+  /**
+   * As the named person, proven: by a token of theirs, made once with their password and TOTP code
+   * (a code works once per 30-second step; a token as often as its scope allows). Null: the host operator.
+   */
+  const as = async (actor: string | null, args: string[], stdin?: string): Promise<CliResult> => {
+    if (actor === null) return fx.cli([...args, '--json'], stdin);
+    if (tokens[actor] === undefined) {
+      const who = actor === 'admin' ? fx.admin : (people[actor] as TestUser);
+      const made = await fx.cliAs(who, ['token', 'create', '--name', 'sod', '--scope', 'user.manage', '--scope', 'user.read', '--expires', '+1d', '--json']);
+      tokens[actor] = json<{ secret: string }>(ok(made, `a token for ${actor}`)).secret;
+    }
+    return runCli([...args, '--json'], { config: fx.configFile, ...(stdin !== undefined ? { stdin } : {}), env: { PORTCULLIS_TOKEN: tokens[actor] as string } });
+  };
+  /** Someone `user add` made here: their password, and the TOTP secret in the answer's enrolment URI. */
+  const added = (name: string, password: string, body: { otpauthUri?: string }): void => {
+    people[name] = { name, password, totpSecret: new URL(body.otpauthUri ?? 'otpauth://totp/x').searchParams.get('secret') ?? '' };
+  };
 
   it('bootstraps a fresh install: the first admin asks for a second admin, the host operator confirms that one only', async () => {
     // The host operator cannot give a privileged role at all.
-    refusedWith(await as(null, ['user', 'add', 'dora', '--role', 'device_manager', '--password-stdin'], 'dora long passphrase'), 'ROLE_CHANGE_NEEDS_ADMIN');
-    const erin = json<{ roles: string[]; pendingChange: RoleChange }>(ok(await as('admin', ['user', 'add', 'erin', '--role', 'admin', '--password-stdin'], 'erin long passphrase'), 'user add erin'));
+    refusedWith(await as(null, ['user', 'add', 'dora', '--role', 'device_manager', '--password-stdin'], 'dora long passphrase'), 'PERSON_REQUIRED');
+    const erin = json<{ roles: string[]; pendingChange: RoleChange; otpauthUri: string }>(ok(await as('admin', ['user', 'add', 'erin', '--role', 'admin', '--password-stdin'], 'erin long passphrase'), 'user add erin'));
+    added('erin', 'erin long passphrase', erin);
     expect(erin).toMatchObject({ roles: [], pendingChange: { added: ['admin'], requestedBy: 'admin' } });
     // The first admin cannot confirm their own ask; on a single-admin install the host operator may.
     refusedWith(await as('admin', ['user', 'confirm-role-change', erin.pendingChange.id]), 'ROLE_CHANGE_SELF_CONFIRM');
@@ -283,7 +304,8 @@ describe('separation of duties through the CLI (S-1.3)', () => {
     expect(entry).toMatchObject({ actor: expect.stringMatching(/^local:/), data: { user: 'erin', bootstrap: true } });
 
     // Two admins now: the host operator's stand-in is over.
-    const fred = json<{ pendingChange: RoleChange }>(ok(await as('admin', ['user', 'add', 'fred', '--role', 'admin', '--password-stdin'], 'fred long passphrase'), 'user add fred'));
+    const fred = json<{ pendingChange: RoleChange; otpauthUri: string }>(ok(await as('admin', ['user', 'add', 'fred', '--role', 'admin', '--password-stdin'], 'fred long passphrase'), 'user add fred'));
+    added('fred', 'fred long passphrase', fred);
     refusedWith(await as(null, ['user', 'confirm-role-change', fred.pendingChange.id]), 'ROLE_CHANGE_NEEDS_ADMIN');
     expect((await fx.audit('role_change.confirm_refused')).map((e) => e.code)).toEqual(['ROLE_CHANGE_SELF_CONFIRM', 'ROLE_CHANGE_NEEDS_ADMIN']);
     ok(await as('erin', ['user', 'confirm-role-change', fred.pendingChange.id]), 'erin confirms fred');

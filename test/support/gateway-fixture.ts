@@ -81,6 +81,8 @@ export interface TestUser {
 }
 
 export interface GatewayFixture {
+  /** `init`'s first admin, with what proves them (password, TOTP secret). */
+  admin: TestUser;
   dir: string;
   configFile: string;
   config: GatewayConfig;
@@ -121,7 +123,8 @@ export async function startGatewayFixture(extraToml = ''): Promise<GatewayFixtur
   const config = loadConfig(configFile);
   const logs: string[] = [];
   const log = createLogger('debug', (line) => logs.push(line));
-  await initialize(config, { adminPassword: 'initial-admin-password', log });
+  const init = await initialize(config, { adminPassword: 'initial-admin-password', log });
+  const admin: TestUser = { name: 'admin', password: 'initial-admin-password', totpSecret: new URL(init.admin?.otpauthUri ?? 'otpauth://totp/x').searchParams.get('secret') ?? '' };
   const gw = await startGateway(config, { log });
   await gw.runtime.store.createOrg({ name: 'test-vendor', displayName: 'Test Vendor GmbH', contact: null, createdAt: Date.now() });
   const cli = (args: string[], stdin?: string): Promise<CliResult> => runCli(args, { config: configFile, ...(stdin !== undefined ? { stdin } : {}) });
@@ -142,7 +145,7 @@ export async function startGatewayFixture(extraToml = ''): Promise<GatewayFixtur
     cli(['--actor', who.name, '--actor-credentials-stdin', ...args], `${who.password}\n${await totp.code(who.totpSecret)}\n${stdin ?? ''}`);
   let grantors = 0;
   const fx: GatewayFixture = {
-    dir, configFile, config, gw, sshPort: gw.ssh.port, logs, cli, cliAs, totp,
+    admin, dir, configFile, config, gw, sshPort: gw.ssh.port, logs, cli, cliAs, totp,
     async addUser(name, roles = ['vendor']) {
       const password = `pw-${name}-correct-horse`;
       // Vendors work for an organisation under a confidentiality agreement (R-5.3a); staff do not.
