@@ -13,10 +13,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { decideCommand } from '../../policy/command-policy.js';
 import type { Role } from '../../policy/types.js';
-import { loadConfig } from '../../gateway/config/load.js';
-import { createUser } from '../../gateway/identity/users.js';
-import { createLogger } from '../../gateway/log/logger.js';
-import { openRuntime } from '../../gateway/runtime.js';
 import { parseCommandLine, preloadShellParser } from '../../gateway/mediation/shell-parse.js';
 import { ApiClient, TotpSource } from '../support/api-client.js';
 import { startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
@@ -24,6 +20,7 @@ import { CLASS_OF_LEVEL, runCli } from '../support/gateway-fixture.js';
 import { spawnGateway, type GatewayProcess } from '../support/gateway-process.js';
 import { openTestRedisStore, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
 import { runSsh } from '../support/ssh-client.js';
+import { staffInProcess } from '../support/staff-in-process.js';
 import { fmt, median, percentile, ratio, table } from './bench-lib.js';
 
 const RUNS = Math.max(3, Number(process.env.BENCH_CLUSTER_RUNS) || 10);
@@ -69,20 +66,9 @@ async function main(): Promise<void> {
     const users: Array<{ name: string; password: string; secret: string; grant: string }> = [];
     const addUser = async (name: string, role: string, profile?: string) => {
       const password = `pw-${name}-correct-horse`;
-      let uri: string;
-      if (role === 'vendor') {
-        const out = await cli(['user', 'add', name, '--role', role, '--org', 'bench', '--nda-signed=-1d', '--nda-expires=+365d', '--password-stdin', '--json'], password);
-        uri = (JSON.parse(out) as { otpauthUri: string }).otpauthUri;
-      } else {
-        // A privileged role is an admin's decision, which the host operator's CLI may not make (issue 13).
-        const rt = await openRuntime(loadConfig(configA), { log: createLogger('warn') });
-        try {
-          uri = (await createUser(rt, { name, roles: [role as Role], org: null, password, expiresAt: null, nda: null }, 'bench')).otpauthUri as string;
-        } finally {
-          await rt.close();
-        }
-      }
-      const secret = new URL(uri).searchParams.get('secret') as string;
+      const secret = role === 'vendor'
+        ? new URL((JSON.parse(await cli(['user', 'add', name, '--role', role, '--org', 'bench', '--nda-signed=-1d', '--nda-expires=+365d', '--password-stdin', '--json'], password)) as { otpauthUri: string }).otpauthUri).searchParams.get('secret') as string
+        : await staffInProcess(configA, name, role as Role, password, 'bench');
       const grant = role === 'vendor'
         ? (JSON.parse(await cli(['grant', 'add', '--user', name, '--device', 'dev', '--protocol', 'ssh', '--from', 'now', '--until', '+2h', ...(profile ? ['--profile', profile] : []), '--json'])) as { id: string }).id
         : '';

@@ -259,7 +259,11 @@ describe('API tokens, attacked through the real API', () => {
     // --help prints the usage and makes nothing.
     const help = await fx.cli(['token', 'create', '--name', 'x', '--scope', 'audit.read', '--expires', '+1d', '--user', 'siem', '--help']);
     expect([help.code, help.stdout.includes('token create --name N')]).toEqual([0, true]);
-    json(await fx.cli(['service-account', 'add', 'siem', '--role', 'security', '--json']));
+    // A privileged role on a service account is a named admin's to give (S-1.3), not the host operator's.
+    const byOperator = await fx.cli(['service-account', 'add', 'siem', '--role', 'security', '--json']);
+    expect(byOperator.code).not.toBe(0);
+    expect(byOperator.stdout + byOperator.stderr).toContain('PERSON_REQUIRED');
+    json(await fx.cliAs(fx.admin, ['service-account', 'add', 'siem', '--role', 'security', '--json']));
     // The host operator has no tokens of its own.
     const own = await fx.cli(['token', 'create', '--name', 'mine', '--scope', 'audit.read', '--expires', '+30d']);
     expect(own.code).not.toBe(0);

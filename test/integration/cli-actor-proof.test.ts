@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyPassword } from '../../gateway/identity/password.js';
 import type { AuditEntry } from '../../gateway/store/store.js';
 import { ApiClient, oathtoolCode } from '../support/api-client.js';
 import { CLASS_OF_LEVEL, CLI, runCli, startGatewayFixture, type CliResult, type GatewayFixture, type TestUser } from '../support/gateway-fixture.js';
@@ -154,10 +155,13 @@ describe('a CLI --actor is a claim until it is proven', () => {
     const ada = people.ada as TestUser;
     const r = await fx.cliAs(ada, ['user', 'add', 'sec-new', '--role', 'security', '--password-stdin', '--json'], 'the new officer passphrase\n');
     expect(r.code, r.stderr).toBe(0);
-    expect((await fx.audit('user.created')).at(-1)).toMatchObject({ actor: 'ada', channel: 'cli', data: { user: 'sec-new', roles: ['security'] } });
+    expect((await fx.audit('user.created')).at(-1)).toMatchObject({ actor: 'ada', channel: 'cli', data: { user: 'sec-new' } });
+    // The privileged role waits for a second admin (S-1.3), asked by the proven ada.
+    expect((await fx.audit('role_change.requested')).at(-1)).toMatchObject({ actor: 'ada', channel: 'cli', data: { user: 'sec-new', added: ['security'] } });
     // The third line became the new account's password (and neither line 1 nor 2 did).
-    const secret = new URL(json<{ otpauthUri: string }>(r).otpauthUri).searchParams.get('secret') as string;
-    expect((await new ApiClient(fx.gw.web.port).login('sec-new', 'the new officer passphrase', { code: await fx.totp.code(secret) })).status).toBe(200);
+    const stored = (await fx.gw.runtime.store.getUser('sec-new'))?.passwordHash ?? '';
+    expect(await verifyPassword('the new officer passphrase', stored)).toBe(true);
+    expect(await verifyPassword(ada.password, stored)).toBe(false);
     // A proof without the secret after it is refused before anything is done.
     const missing = await fx.cliAs(ada, ['user', 'password', 'sec-new', '--password-stdin']);
     expect(missing.code).toBe(2);

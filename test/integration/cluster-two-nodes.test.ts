@@ -2,10 +2,6 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../gateway/config/load.js';
-import { createUser } from '../../gateway/identity/users.js';
-import { createLogger } from '../../gateway/log/logger.js';
-import { openRuntime } from '../../gateway/runtime.js';
 import type { Role } from '../../policy/types.js';
 import { ApiClient, oathtoolCode } from '../support/api-client.js';
 import { startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
@@ -13,6 +9,7 @@ import { CLASS_OF_LEVEL, runCli, TEST_POLICY_TOML, type CliResult } from '../sup
 import { spawnGateway, type GatewayProcess } from '../support/gateway-process.js';
 import { openTestRedisStore, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
 import { interactiveSsh, runSsh, type SshRun } from '../support/ssh-client.js';
+import { staffInProcess } from '../support/staff-in-process.js';
 import { openSocket } from '../support/web-socket.js';
 
 /**
@@ -57,20 +54,9 @@ describe('two gateway nodes on one Redis', () => {
   };
   const addUser = async (name: string, role = 'vendor'): Promise<User> => {
     const password = `pw-${name}-correct-horse`;
-    let uri: string;
-    if (role === 'vendor') {
-      const r = await cli(['user', 'add', name, '--role', role, '--org', 'test-vendor', '--nda-signed=-1d', '--nda-expires=+365d', '--password-stdin', '--json'], password);
-      uri = (JSON.parse(r.stdout) as { otpauthUri: string }).otpauthUri;
-    } else {
-      // A privileged role is an admin's decision, which the host operator's CLI may not make; set up here as the fixture does.
-      const rt = await openRuntime(loadConfig(configA), { log: createLogger('warn') });
-      try {
-        uri = (await createUser(rt, { name, roles: [role as Role], org: null, password, expiresAt: null, nda: null }, 'test')).otpauthUri as string;
-      } finally {
-        await rt.close();
-      }
-    }
-    return { name, password, secret: new URL(uri).searchParams.get('secret') as string };
+    if (role !== 'vendor') return { name, password, secret: await staffInProcess(configA, name, role as Role, password) };
+    const r = await cli(['user', 'add', name, '--role', role, '--org', 'test-vendor', '--nda-signed=-1d', '--nda-expires=+365d', '--password-stdin', '--json'], password);
+    return { name, password, secret: new URL((JSON.parse(r.stdout) as { otpauthUri: string }).otpauthUri).searchParams.get('secret') as string };
   };
   const grant = (user: string) => cli(['grant', 'add', '--user', user, '--device', 'ct-01', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', '--json']);
 

@@ -8,6 +8,8 @@ import { CLASS_OF_LEVEL, runCli, TEST_POLICY_TOML, type CliResult } from '../sup
 import { spawnGateway, type GatewayProcess } from '../support/gateway-process.js';
 import { openTestRedisStore, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
 import { runSsh } from '../support/ssh-client.js';
+import { staffInProcess } from '../support/staff-in-process.js';
+import type { Role } from '../../policy/types.js';
 
 /**
  * Issue 14 item 5 across a cluster (R-A.5b): security on node B kills a session node A holds,
@@ -46,8 +48,8 @@ describe('a kill that sticks, across two nodes', () => {
   };
   const addUser = async (name: string, role: string): Promise<{ name: string; password: string; secret: string }> => {
     const password = `pw-${name}-correct-horse`;
-    const vendor = role === 'vendor' ? ['--org', 'test-vendor', '--nda-signed=-1d', '--nda-expires=+365d'] : [];
-    const r = await cli(['user', 'add', name, '--role', role, ...vendor, '--password-stdin', '--json'], password);
+    if (role !== 'vendor') return { name, password, secret: await staffInProcess(configA, name, role as Role, password) };
+    const r = await cli(['user', 'add', name, '--role', role, '--org', 'test-vendor', '--nda-signed=-1d', '--nda-expires=+365d', '--password-stdin', '--json'], password);
     return { name, password, secret: new URL((JSON.parse(r.stdout) as { otpauthUri: string }).otpauthUri).searchParams.get('secret') as string };
   };
 

@@ -8,6 +8,12 @@ import { RateLimit } from '../../gateway/limits/rate-limit.js';
 import type { Runtime } from '../../gateway/runtime.js';
 import { ApiError, declareRoute, route } from './api-route.js';
 import { meSchema, readCookie, startWebSession } from './auth-api.js';
+import { bearerToken } from './bearer-auth.js';
+
+/** A sign-in is a person at a browser: an API token never starts or finishes one. */
+function noToken(req: FastifyRequest): void {
+  if (bearerToken(req) !== null) throw new ApiError('TOKEN_NOT_ACCEPTED');
+}
 
 const FLOW_COOKIE = 'pc_sso_flow';
 const PENDING_COOKIE = 'pc_sso_pending';
@@ -87,6 +93,7 @@ export function registerSso(app: FastifyInstance, rt: Runtime, client: OidcClien
     summary: "Begins a single sign-on: redirects (303) to the identity provider with state, nonce and a PKCE challenge",
   });
   app.get('/api/auth/sso/start', async (req, reply) => {
+    noToken(req);
     const c = configured();
     await limited(req, 'unknown');
     try {
@@ -104,6 +111,7 @@ export function registerSso(app: FastifyInstance, rt: Runtime, client: OidcClien
     summary: "The identity provider's answer (the redirect URL to register there): verified, then signed in, or on to the TOTP step; redirects (303) to the console",
   });
   app.get(SSO_CALLBACK_PATH, async (req, reply) => {
+    noToken(req);
     const c = configured();
     await limited(req, 'unknown');
     // The flow is used once, whatever the outcome.
