@@ -71,7 +71,8 @@ describe('Redis goes away mid-session and comes back', () => {
     expect(apiLogin.status).toBe(503);
     expect(apiLogin.body.error?.code).toBe('STORE_UNAVAILABLE');
     const spoolDir = path.join(fx.config.dataDir, 'spool');
-    expect(readdirSync(spoolDir).some((f) => readFileSync(path.join(spoolDir, f), 'utf8').includes('"endSession"'))).toBe(true);
+    // The session's end reaches the spool once the gateway has closed it, which follows the client's exit.
+    await expect.poll(() => readdirSync(spoolDir).some((f) => readFileSync(path.join(spoolDir, f), 'utf8').includes('"endSession"')), { timeout: 30_000 }).toBe(true);
 
     // The node reconnects by itself.
     await redis.start();

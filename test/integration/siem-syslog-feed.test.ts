@@ -128,7 +128,10 @@ describe('the SIEM feed over syslog (R-A.5c)', () => {
         return (await chainNow()).every((e) => seen.has(e.seq));
       }, 'every entry after the restart');
       const chain = await chainNow();
-      const all = tls();
+      // What the chain held when read; an entry appended since (an alert raised in the background)
+      // may already be at the receiver, and is no part of this comparison.
+      const last = chain[chain.length - 1]?.seq ?? 0;
+      const all = tls().filter((r) => Number(r.sd.seq) <= last);
       checkAgainstChain(all, chain);
       // In order: the stream up to the stop, then one resend from an earlier seq onwards.
       const seqs = all.map((r) => Number(r.sd.seq));
@@ -150,7 +153,9 @@ describe('the SIEM feed over syslog (R-A.5c)', () => {
       expect(all.filter((r) => r.msgid === 'login.failed').every((r) => r.pri === LOCAL3 * 8 + 4)).toBe(true);
       await until(() => feed?.status.backlog === 0, 'the backlog to drain');
       const cursor = await fx.gw.runtime.store.claimExport('syslog', 'a-test-reader', Date.now(), 1);
-      expect(cursor.position).toBe(chain[chain.length - 1]?.seq);
+      // Everything checked above is delivered; entries the gateway appended since (an alert raised
+      // from the refused sign-ins, in the background) may be too, so the position is at least there.
+      expect(cursor.position).toBeGreaterThanOrEqual(chain[chain.length - 1]?.seq ?? Number.POSITIVE_INFINITY);
     } finally {
       await fx.stop();
       await device.stop();
