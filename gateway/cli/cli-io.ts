@@ -113,8 +113,9 @@ export async function askTerminalHidden(question: string): Promise<string | null
     return null;
   }
   const input = new tty.ReadStream(fd);
-  writeSync(fd, question);
+  // Echo off before the prompt shows: whatever is typed once it is visible is never echoed.
   input.setRawMode(true);
+  writeSync(fd, question);
   return new Promise<string>((resolve, reject) => {
     let text = '';
     const finish = (err: Error | null): void => {
