@@ -1,15 +1,9 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Role } from '../../policy/types.js';
 import { ApiClient, oathtoolCode } from '../support/api-client.js';
-import { startDeviceSshd, type DeviceSshd } from '../support/device-sshd.js';
-import { CLASS_OF_LEVEL, runCli, TEST_POLICY_TOML, type CliResult } from '../support/gateway-fixture.js';
-import { spawnGateway, type GatewayProcess } from '../support/gateway-process.js';
-import { openTestRedisStore, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
+import type { CliResult } from '../support/gateway-fixture.js';
+import type { GatewayProcess } from '../support/gateway-process.js';
 import { interactiveSsh, runSsh, type SshRun } from '../support/ssh-client.js';
-import { staffInProcess } from '../support/staff-in-process.js';
+import { startTwoNodes, type NodeUser, type TwoNodes } from '../support/two-nodes.js';
 import { openSocket } from '../support/web-socket.js';
 
 /**
@@ -17,79 +11,26 @@ import { openSocket } from '../support/web-socket.js';
  * session the other holds, security state is shared, and a node that dies has its sessions
  * marked interrupted. Real processes, real Redis, real OpenSSH on both sides.
  */
-const dir = mkdtempSync(path.join(os.tmpdir(), 'pc-cluster-'));
-const prefix = uniquePrefix();
-
-function nodeConfig(node: string): string {
-  const file = path.join(dir, `${node}.toml`);
-  writeFileSync(file, [
-    `data_dir = "./${node}"`,
-    '[ssh]', 'listen = "127.0.0.1:0"', 'host_key = "./shared/ssh_host_ed25519_key"',
-    '[web]', 'listen = "127.0.0.1:0"', 'tls_cert = "./shared/web-tls.crt"', 'tls_key = "./shared/web-tls.key"',
-    '[store]', 'backend = "redis"', `url = "${TEST_REDIS_URL}"`, `prefix = "${prefix}"`,
-    '[cluster]', `node_id = "${node}"`, 'heartbeat_interval = "250ms"', 'node_timeout = "2s"',
-    '[vault]', 'master_key = "./shared/master.key"',
-    '[recordings]', 'path = "./shared/recordings"',
-    '[log]', 'level = "debug"', TEST_POLICY_TOML,
-  ].join('\n'));
-  return file;
-}
-
-interface User { name: string; password: string; secret: string }
-
 // What these tests assert is that a kill, revoke, disable or lock made on one node ends a session
 // on another, with the reason. How fast (R-5.3d: within a second) is measured by the cluster bench
 // (`npm run bench`, test/bench/cluster.ts) against a same-node kill in the same run: a timed
 // assertion here would only measure how loaded the machine running the suite is.
 describe('two gateway nodes on one Redis', () => {
-  let device: DeviceSshd;
+  let nodes: TwoNodes;
   let a: GatewayProcess;
   let b: GatewayProcess;
-  const configA = nodeConfig('gw-a');
-  const configB = nodeConfig('gw-b');
-  const cli = async (args: string[], stdin?: string): Promise<CliResult> => {
-    const r = await runCli(args, { config: configA, ...(stdin !== undefined ? { stdin } : {}) });
-    if (r.code !== 0) throw new Error(`portcullis ${args.join(' ')}: ${r.stderr}`);
-    return r;
-  };
-  const addUser = async (name: string, role = 'vendor'): Promise<User> => {
-    const password = `pw-${name}-correct-horse`;
-    if (role !== 'vendor') return { name, password, secret: await staffInProcess(configA, name, role as Role, password) };
-    const r = await cli(['user', 'add', name, '--role', role, '--org', 'test-vendor', '--nda-signed=-1d', '--nda-expires=+365d', '--password-stdin', '--json'], password);
-    return { name, password, secret: new URL((JSON.parse(r.stdout) as { otpauthUri: string }).otpauthUri).searchParams.get('secret') as string };
-  };
-  const grant = (user: string) => cli(['grant', 'add', '--user', user, '--device', 'ct-01', '--protocol', 'ssh', '--from', 'now', '--until', '+1h', '--json']);
-
-  /** An SSH session through a node, resolved once the device has answered (it stays open until ended). */
-  function openSession(node: GatewayProcess, u: User): { started: Promise<void>; done: Promise<SshRun> } {
-    let ready: () => void = () => undefined;
-    const started = new Promise<void>((r) => { ready = r; });
-    const done = runSsh({
-      port: node.sshPort, login: `${u.name}#ct-01`, password: u.password, totpSecret: u.secret, command: 'echo session-up; sleep 60', timeoutMs: 90_000,
-      onStdout: (chunk) => { if (chunk.includes('session-up')) ready(); },
-    });
-    return { started, done };
-  }
-
+  // The heartbeat is fast so that a node that dies is noticed within the test (node_timeout).
   beforeAll(async () => {
-    mkdirSync(path.join(dir, 'shared'), { recursive: true });
-    await cli(['init', '--password-stdin'], 'initial-admin-password');
-    await cli(['org', 'add', 'test-vendor', '--display-name', 'Test Vendor GmbH']);
-    device = await startDeviceSshd();
-    await cli(['device', 'add', 'ct-01', '--host', '127.0.0.1', '--port', String(device.port), '--protocol', 'ssh', '--udi', 'UDI-ct-01', ...CLASS_OF_LEVEL[2]]);
-    await cli(['device', 'credential', 'ct-01', '--username', 'root', '--key-file', device.clientKeyFile]);
-    await cli(['device', 'trust', 'ct-01']);
-    [a, b] = await Promise.all([spawnGateway(configA), spawnGateway(configB)]);
+    nodes = await startTwoNodes({ tag: 'cluster', extraToml: ['heartbeat_interval = "250ms"', 'node_timeout = "2s"', '[log]', 'level = "debug"'] });
+    ({ a, b } = nodes);
   });
   afterAll(async () => {
-    await a?.stop();
-    await b?.stop();
-    await device?.stop();
-    const s = await openTestRedisStore(prefix);
-    await s.dropAll();
-    await s.close();
-    rmSync(dir, { recursive: true, force: true });
+    await nodes?.stop();
   });
+  const addUser = (name: string, role?: string): Promise<NodeUser> => nodes.addUser(name, role);
+  const grant = (user: string): Promise<CliResult> => nodes.grant(user);
+  const openSession = (node: GatewayProcess, u: NodeUser): { started: Promise<void>; done: Promise<SshRun> } => nodes.openSession(node, u);
+  const cli = (args: string[], stdin?: string): Promise<CliResult> => nodes.cli(args, stdin);
 
   it('lists the live sessions of both nodes in one list, each with its node', async () => {
     const vic = await addUser('vic');
