@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ChainVerifier } from './audit/audit-chain.js';
 import type { GatewayConfig } from './config/load.js';
-import type { Store } from './store/store.js';
+import type { AuditEntry, Store } from './store/store.js';
 
 export interface VerifyReport {
   ok: boolean;
@@ -36,34 +36,70 @@ export function parseAnchor(text: string): ChainAnchor | null {
   return m ? { seq: Number(m[1]), hash: m[2] as string } : null;
 }
 
-export async function verifyAll(config: GatewayConfig, store: Store, anchors: readonly ChainAnchor[] = []): Promise<VerifyReport> {
-  const problems: string[] = [];
-  const chain = new ChainVerifier();
-  const sealed = new Map<string, { sha256: string; size: number }>();
-  const wanted = new Set(anchors.map((a) => a.seq));
-  const seen = new Map<number, string>();
-  let after = 0;
-  let broken = false;
+/** A recording's seal as the audit chain holds it. */
+interface Seal {
+  sha256: string;
+  size: number;
+}
+
+interface ChainWalk {
+  verifier: ChainVerifier;
+  /** The recordings sealed in the part walked, by id. */
+  sealed: Map<string, Seal>;
+  /** The last entry that checked out (`from` when none did). */
+  last: ChainAnchor | null;
+  /** The first broken link, said as a problem; null when the chain held to its end. */
+  problem: string | null;
+}
+
+/** Walks the chain after `from` (its start when null), checking every link, up to the first broken one. */
+async function walkChain(store: Store, from: ChainAnchor | null, each: (e: AuditEntry) => void = () => undefined): Promise<ChainWalk> {
+  const verifier = new ChainVerifier(from);
+  const sealed = new Map<string, Seal>();
+  let last = from;
+  let after = from?.seq ?? 0;
   for (;;) {
     const page = await store.listAudit({ afterSeq: after, limit: 2000 });
-    if (page.length === 0) break;
+    if (page.length === 0) return { verifier, sealed, last, problem: null };
     for (const e of page) {
-      const problem = chain.check(e);
-      if (problem) {
-        problems.push(`audit entry ${problem.seq}: ${problem.reason}`);
-        broken = true;
-        break;
-      }
-      if (wanted.has(e.seq)) seen.set(e.seq, e.hash);
+      const problem = verifier.check(e);
+      if (problem) return { verifier, sealed, last, problem: `audit entry ${problem.seq}: ${problem.reason}` };
+      last = { seq: e.seq, hash: e.hash };
+      each(e);
       if (e.type === 'recording.sealed') sealed.set(String(e.data.recording), { sha256: String(e.data.sha256), size: Number(e.data.size) });
     }
-    if (broken) break;
     after = (page[page.length - 1] as { seq: number }).seq;
   }
+}
+
+/** A seal in the chain whose recording vanished from the index is evidence removed. */
+function sealsMissingFromIndex(sealed: ReadonlyMap<string, Seal>, indexed: { has(id: string): boolean }): string[] {
+  return [...sealed.keys()].filter((id) => !indexed.has(id)).map((id) => `recording ${id}: sealed in the audit chain but missing from the recordings index`);
+}
+
+/** A recording's file hashed against the value it must have: null when it matches, else the problem. */
+async function fileProblem(id: string, file: string, expected: string | null): Promise<string | null> {
+  let actual: string;
+  try {
+    actual = await sha256File(file);
+  } catch (err) {
+    return `recording ${id} (${file}): cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+  }
+  return actual === expected ? null : `recording ${id} (${file}): SHA-256 does not match the sealed value (the file was changed)`;
+}
+
+export async function verifyAll(config: GatewayConfig, store: Store, anchors: readonly ChainAnchor[] = []): Promise<VerifyReport> {
+  const problems: string[] = [];
+  const wanted = new Set(anchors.map((a) => a.seq));
+  const seen = new Map<number, string>();
+  const walk = await walkChain(store, null, (e) => {
+    if (wanted.has(e.seq)) seen.set(e.seq, e.hash);
+  });
+  if (walk.problem) problems.push(walk.problem);
 
   // Anchors kept outside the store (the SIEM's copy of the audit log lines) catch what the
   // chain alone cannot: a cut-off tail, or a chain re-hashed from an edited entry onwards.
-  if (!broken) {
+  if (!walk.problem) {
     for (const a of anchors) {
       const h = seen.get(a.seq);
       if (h === undefined) problems.push(`audit entry ${a.seq}: missing, but anchored outside the store (the chain was cut off)`);
@@ -74,31 +110,21 @@ export async function verifyAll(config: GatewayConfig, store: Store, anchors: re
   let verified = 0;
   const unsealed: string[] = [];
   const recordings = await store.listRecordings();
-  const indexed = new Set(recordings.map((r) => r.id));
-  // A seal in the chain whose recording vanished from the index is evidence removed.
-  for (const id of sealed.keys()) {
-    if (!indexed.has(id)) problems.push(`recording ${id}: sealed in the audit chain but missing from the recordings index`);
-  }
+  problems.push(...sealsMissingFromIndex(walk.sealed, new Set(recordings.map((r) => r.id))));
   for (const rec of recordings) {
     const file = path.join(config.paths.recordings, rec.path);
-    const seal = sealed.get(rec.id);
+    const seal = walk.sealed.get(rec.id);
     if (!seal) {
       if (rec.sealedAt !== null) problems.push(`recording ${rec.id} (${file}): marked sealed but its seal is not in the audit chain`);
       else unsealed.push(rec.id);
       continue;
     }
-    let actual: string;
-    try {
-      actual = await sha256File(file);
-    } catch (err) {
-      problems.push(`recording ${rec.id} (${file}): cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-      continue;
-    }
-    if (actual !== seal.sha256) problems.push(`recording ${rec.id} (${file}): SHA-256 does not match the sealed value (the file was changed)`);
+    const problem = await fileProblem(rec.id, file, seal.sha256);
+    if (problem) problems.push(problem);
     else if (rec.sha256 !== null && rec.sha256 !== seal.sha256) problems.push(`recording ${rec.id}: the recordings index disagrees with the audit chain`);
     else verified += 1;
   }
-  return { ok: problems.length === 0, auditEntries: chain.count, recordingsVerified: verified, recordingsUnsealed: unsealed, problems };
+  return { ok: problems.length === 0, auditEntries: walk.verifier.count, recordingsVerified: verified, recordingsUnsealed: unsealed, problems };
 }
 
 export interface IncrementReport {
@@ -126,36 +152,15 @@ export async function verifyIncrement(config: GatewayConfig, store: Store, from:
     else if (at.hash !== from.hash) problems.push(`audit entry ${from.seq}: differs from the anchor verified before (the chain was rewritten)`);
     if (problems.length > 0) return { ok: false, anchor: null, from, auditEntries: 0, recordingsVerified: 0, problems };
   }
-  const chain = new ChainVerifier(from);
-  const sealedNow = new Map<string, { sha256: string; size: number }>();
-  let anchor = from;
-  let after = from?.seq ?? 0;
-  for (;;) {
-    const page = await store.listAudit({ afterSeq: after, limit: 2000 });
-    if (page.length === 0) break;
-    let broken = false;
-    for (const e of page) {
-      const problem = chain.check(e);
-      if (problem) {
-        problems.push(`audit entry ${problem.seq}: ${problem.reason}`);
-        broken = true;
-        break;
-      }
-      anchor = { seq: e.seq, hash: e.hash };
-      if (e.type === 'recording.sealed') sealedNow.set(String(e.data.recording), { sha256: String(e.data.sha256), size: Number(e.data.size) });
-    }
-    if (broken) break;
-    after = (page[page.length - 1] as { seq: number }).seq;
-  }
+  const walk = await walkChain(store, from);
+  if (walk.problem) problems.push(walk.problem);
 
   let verified = 0;
   const recordings = new Map((await store.listRecordings()).map((r) => [r.id, r]));
-  for (const id of sealedNow.keys()) {
-    if (!recordings.has(id)) problems.push(`recording ${id}: sealed in the audit chain but missing from the recordings index`);
-  }
+  problems.push(...sealsMissingFromIndex(walk.sealed, recordings));
   for (const rec of recordings.values()) {
     const file = path.join(config.paths.recordings, rec.path);
-    const seal = sealedNow.get(rec.id);
+    const seal = walk.sealed.get(rec.id);
     if (!seal && rec.sha256 === null) continue;
     if (!seal) {
       // Sealed before this increment: re-hashed only when its file changed since the last run.
@@ -166,17 +171,10 @@ export async function verifyIncrement(config: GatewayConfig, store: Store, from:
       }
       if (st.mtimeMs <= since && st.size === rec.size) continue;
     }
-    let actual: string;
-    try {
-      actual = await sha256File(file);
-    } catch (err) {
-      problems.push(`recording ${rec.id} (${file}): cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-      continue;
-    }
-    const expected = seal?.sha256 ?? rec.sha256;
-    if (actual !== expected) problems.push(`recording ${rec.id} (${file}): SHA-256 does not match the sealed value (the file was changed)`);
+    const problem = await fileProblem(rec.id, file, seal?.sha256 ?? rec.sha256);
+    if (problem) problems.push(problem);
     else if (seal && rec.sha256 !== seal.sha256) problems.push(`recording ${rec.id}: the recordings index disagrees with the audit chain`);
     else verified += 1;
   }
-  return { ok: problems.length === 0, anchor: problems.length === 0 ? anchor : null, from, auditEntries: chain.count, recordingsVerified: verified, problems };
+  return { ok: problems.length === 0, anchor: problems.length === 0 ? walk.last : null, from, auditEntries: walk.verifier.count, recordingsVerified: verified, problems };
 }
