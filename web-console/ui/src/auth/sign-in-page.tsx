@@ -1,3 +1,4 @@
+import type { Ref } from 'preact';
 import { useEffect, useId, useRef, useState } from 'preact/hooks';
 import { ApiFailure } from '../api/api-client.js';
 import type { Enrolment, SsoState } from '../api/api-types.js';
@@ -7,6 +8,19 @@ import { ErrorNote, Notice } from '../components/status-views.js';
 import { useI18n } from '../i18n/i18n.js';
 import { LanguageMenu } from '../i18n/language-menu.js';
 import { cancelSso, confirmEnrolment, signIn, ssoSecondFactor, ssoState, type SignedOutReason } from './auth-state.js';
+
+/**
+ * A TOTP code's input, the same for sign-in, single sign-on's second factor and enrolment: digits
+ * (spaces allowed, as apps group them), the browser's one-time-code autofill, its hint read out.
+ */
+function TotpInput({ id, name, value, onValue, required = false, inputRef }: {
+  id: string; name: string; value: string; onValue: (v: string) => void; required?: boolean; inputRef?: Ref<HTMLInputElement>;
+}) {
+  return (
+    <input ref={inputRef} id={id} name={name} inputMode="numeric" autocomplete="one-time-code" required={required} pattern="[0-9 ]{6,8}" maxLength={9}
+      aria-describedby={`${id}-hint`} value={value} onInput={(e) => onValue(e.currentTarget.value)} />
+  );
+}
 
 /** The secret in groups of four, as authenticator apps show it when typed by hand. */
 const grouped = (secret: string): string => secret.replace(/(.{4})(?=.)/g, '$1 ');
@@ -109,8 +123,7 @@ function SignInForm({ reason, sso, ssoError, onEnrol }: {
             onInput={(e) => setPassword(e.currentTarget.value)} />
         </Field>
         <Field id={ids.totp} label={t('signIn.totp')} hint={t('signIn.totpHint')}>
-          <input id={ids.totp} name="totp" inputMode="numeric" autocomplete="one-time-code" pattern="[0-9 ]{6,8}" maxLength={9}
-            aria-describedby={`${ids.totp}-hint`} value={totp} onInput={(e) => setTotp(e.currentTarget.value)} />
+          <TotpInput id={ids.totp} name="totp" value={totp} onValue={setTotp} />
         </Field>
         <button type="submit" class="btn btn-primary btn-block" disabled={busy}>
           {busy ? t('signIn.busy') : t('signIn.submit')}
@@ -152,8 +165,7 @@ function SsoTotpForm({ user, onEnrol, onCancel }: { user: string; onEnrol: (e: E
       {error !== null && <ErrorNote error={error} />}
       <form class="form" onSubmit={(e) => void submit(e)}>
         <Field id={codeId} label={t('signIn.totp')} hint={t('signIn.totpHint')}>
-          <input ref={first} id={codeId} name="totp" inputMode="numeric" autocomplete="one-time-code" pattern="[0-9 ]{6,8}" maxLength={9}
-            aria-describedby={`${codeId}-hint`} value={code} onInput={(e) => setCode(e.currentTarget.value)} />
+          <TotpInput inputRef={first} id={codeId} name="totp" value={code} onValue={setCode} />
         </Field>
         <div class="actions">
           <button type="submit" class="btn btn-primary" disabled={busy}>
@@ -219,8 +231,7 @@ function EnrolForm({ enrolment, viaSso, onCancel }: { enrolment: Enrolment['enro
       {error !== null && <ErrorNote error={error} />}
       <form class="form" onSubmit={(e) => void submit(e)}>
         <Field id={codeId} label={t('enrol.code')} hint={t('enrol.codeHint')} required>
-          <input id={codeId} name="enrol-code" inputMode="numeric" autocomplete="one-time-code" required pattern="[0-9 ]{6,8}" maxLength={9}
-            aria-describedby={`${codeId}-hint`} value={code} onInput={(e) => setCode(e.currentTarget.value)} />
+          <TotpInput id={codeId} name="enrol-code" value={code} onValue={setCode} required />
         </Field>
         <div class="actions">
           <button type="submit" class="btn btn-primary" disabled={busy}>
