@@ -264,7 +264,8 @@ describe('the web console in Chromium', () => {
     await correct.getByLabel('Location').fill('CT room B2-014');
     await correct.getByRole('button', { name: 'Correct' }).click();
     await admin.getByText(`Device ${DEVICE} was corrected.`).waitFor({ timeout: WAIT });
-    expect(await admin.locator(`tr[data-device="${DEVICE}"]`).innerText()).toContain('CT room B2-014');
+    // The notice comes with the answer; the list is read again after it.
+    await expect.poll(async () => admin.locator(`tr[data-device="${DEVICE}"]`).innerText(), { timeout: WAIT }).toContain('CT room B2-014');
     expect((await fx.audit('device.updated')).at(-1)).toMatchObject({ actor: 'adam', channel: 'web', data: { device: DEVICE, changed: { location: { to: 'CT room B2-014' } } } });
 
     await admin.getByLabel('Language').selectOption('zh-CN');
